@@ -1,0 +1,343 @@
+"""The synthetic dataset format (Parquet, schema v1): the contract between generators and metrics.
+
+A dataset is a folder of `part-00000.parquet, part-00001.parquet, …` plus `_manifest.json`.
+Long format, one row per bar (see ARCHITECTURE.md). Part k always holds the sequence ids
+[k·P, (k+1)·P) for the part size P fixed by the run, so an interrupted run resumes by writing
+only the parts that are missing, and shards of one run (other processes or machines) can write
+disjoint parts of the same folder. A part is written to a temporary name and renamed, so a
+crash never leaves half a part behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kronos_synth.data.errors import InputError
+
+SCHEMA_VERSION = 1
+METADATA_KEY = b"kronos_synth"
+MANIFEST = "_manifest.json"
+BAR_COLUMNS = ("open", "high", "low", "close", "volume", "amount")
+
+ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("sequence_id", pa.int64(), nullable=False),
+        pa.field("step", pa.int32(), nullable=False),
+        pa.field("timestamp", pa.timestamp("ns")),
+        *[pa.field(c, pa.float64()) for c in BAR_COLUMNS],
+        pa.field("symbol", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("context_end", pa.timestamp("ns")),
+    ]
+)
+
+# Settings that may differ between two invocations of the same run (they do not change the data).
+_VOLATILE_KEYS = {"created_at", "toolkit_version", "device", "dtype_note", "wall_time_s", "part_index",
+                  "sequence_range", "workers"}
+
+
+class SyntheticDataError(InputError):
+    """A synthetic dataset (folder or file) that cannot be read, or an output folder of another run."""
+
+
+def run_key(metadata: dict[str, Any]) -> str:
+    """Hash of the settings that decide the data; two runs with the same key write the same bytes."""
+    stable = {k: v for k, v in metadata.items() if k not in _VOLATILE_KEYS}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def sequences_to_frame(
+    values: np.ndarray,
+    timestamps: np.ndarray,
+    sequence_ids: np.ndarray,
+    symbols: np.ndarray | str = "",
+    context_end: np.ndarray | None = None,
+    first_step: int = 0,
+) -> pd.DataFrame:
+    """(n, T, 6) bars + (n, T) timestamps → the long schema-v1 frame (one row per bar)."""
+    values = np.asarray(values, dtype=np.float64)
+    n, t, f = values.shape
+    if f != len(BAR_COLUMNS):
+        raise ValueError(f"expected {len(BAR_COLUMNS)} features {BAR_COLUMNS}, got {f}")
+    ts = np.asarray(timestamps, dtype="datetime64[ns]")
+    if ts.shape != (n, t):
+        raise ValueError(f"timestamps shape {ts.shape} does not match bars {(n, t)}")
+    sym = np.broadcast_to(np.asarray(symbols, dtype=object), (n,))
+    ctx = (np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]") if context_end is None
+           else np.asarray(context_end, dtype="datetime64[ns]"))
+    frame = {
+        "sequence_id": np.repeat(np.asarray(sequence_ids, dtype=np.int64), t),
+        "step": np.tile(np.arange(first_step, first_step + t, dtype=np.int32), n),
+        "timestamp": ts.reshape(-1),
+    }
+    for j, c in enumerate(BAR_COLUMNS):
+        frame[c] = values[:, :, j].reshape(-1)
+    frame["symbol"] = pd.Categorical(np.repeat(sym, t).astype(str))
+    frame["context_end"] = np.repeat(ctx, t)
+    return pd.DataFrame(frame)
+
+
+def _to_table(frame: pd.DataFrame, metadata: dict[str, Any]) -> pa.Table:
+    missing = [f.name for f in ARROW_SCHEMA if f.name not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks schema-v1 columns {missing}")
+    cols = []
+    for f in ARROW_SCHEMA:
+        col = frame[f.name]
+        if f.name == "symbol":
+            arr = pa.array(col.astype(str).to_numpy(dtype=object), type=pa.string()).dictionary_encode()
+            arr = arr.cast(f.type)
+        elif pa.types.is_timestamp(f.type):
+            arr = pa.array(np.asarray(col, dtype="datetime64[ns]"), type=f.type)
+        else:
+            arr = pa.array(np.asarray(col), type=f.type)
+        cols.append(arr)
+    table = pa.Table.from_arrays(cols, schema=ARROW_SCHEMA)
+    meta = {METADATA_KEY: json.dumps(metadata, sort_keys=True, default=str).encode()}
+    return table.replace_schema_metadata(meta)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class PartInfo:
+    index: int
+    file: str
+    rows: int
+    sequences: int
+    first_sequence_id: int
+    last_sequence_id: int
+
+
+class ParquetSequenceWriter:
+    """Writes a schema-v1 dataset part by part; resumes a run that was interrupted.
+
+    `metadata` are the run's settings (generator, model ids and hashes, sampling settings, seed, freq,
+    lookback, horizon, …). Opening a folder that holds parts of a run with other settings raises
+    `SyntheticDataError`; opening one of the same run lets the caller skip the parts already written
+    (`pending_parts`).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, *, n: int, sequences_per_part: int,
+                 metadata: dict[str, Any]) -> None:
+        if n <= 0:
+            raise InputError(f"--n must be a positive number of sequences, got {n}")
+        if sequences_per_part <= 0:
+            raise ValueError("sequences_per_part must be positive")
+        self.out_dir = Path(out_dir)
+        self.n, self.part_size = int(n), int(sequences_per_part)
+        self.metadata = {
+            **metadata,
+            "schema_version": SCHEMA_VERSION,
+            "n": self.n,
+            "sequences_per_part": self.part_size,
+        }
+        self.metadata.setdefault("toolkit_version", _toolkit_version())
+        self.metadata.setdefault("created_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.key = run_key(self.metadata)
+        self.parts: dict[int, PartInfo] = {}
+        self._open()
+
+    @property
+    def n_parts(self) -> int:
+        return -(-self.n // self.part_size)
+
+    def part_range(self, index: int) -> tuple[int, int]:
+        """Sequence ids [start, stop) that part `index` holds."""
+        start = index * self.part_size
+        return start, min(self.n, start + self.part_size)
+
+    def pending_parts(self) -> list[int]:
+        return [k for k in range(self.n_parts) if k not in self.parts]
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending_parts()
+
+    def _open(self) -> None:
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise SyntheticDataError(f"{self.out_dir}: exists and is not a folder — pass a folder path to --out")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        manifest_path = self.out_dir / MANIFEST
+        if manifest_path.exists():
+            try:
+                manifest = json.loads(manifest_path.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise SyntheticDataError(f"{manifest_path}: unreadable manifest ({e}) — use a new --out folder") from e
+            if manifest.get("run_key") != self.key:
+                raise SyntheticDataError(
+                    f"{self.out_dir}: holds a different run (other settings) — pass a new --out folder, "
+                    "or delete this one to start over")
+            # A manifest lists what was complete when it was written; trust only parts still on disk.
+            for p in manifest.get("parts", []):
+                if (self.out_dir / p["file"]).exists():
+                    self.parts[p["index"]] = PartInfo(**p)
+        elif any(self.out_dir.glob("part-*.parquet")):
+            raise SyntheticDataError(
+                f"{self.out_dir}: holds parquet parts without a {MANIFEST} — pass a new --out folder")
+        # Parts written by other shards after the manifest: adopt them if they carry our run key.
+        for path in sorted(self.out_dir.glob("part-*.parquet")):
+            index = int(path.stem.split("-")[1])
+            if index in self.parts:
+                continue
+            meta = read_part_metadata(path)
+            if meta.get("run_key") != self.key:
+                raise SyntheticDataError(f"{path}: belongs to a different run — pass a new --out folder")
+            md = pq.read_metadata(path)
+            start, stop = self.part_range(index)
+            self.parts[index] = PartInfo(index, path.name, md.num_rows, stop - start, start, stop - 1)
+        self._write_manifest()
+
+    def write_part(self, index: int, frame: pd.DataFrame, extra_metadata: dict[str, Any] | None = None) -> PartInfo:
+        """Write part `index` (must hold exactly its sequence ids) atomically and record it."""
+        start, stop = self.part_range(index)
+        ids = np.unique(frame["sequence_id"].to_numpy())
+        if len(ids) != stop - start or ids[0] != start or ids[-1] != stop - 1:
+            raise ValueError(f"part {index} must hold sequence ids {start}..{stop - 1}")
+        # created_at stays in the manifest only, so the same seed gives byte-identical parts.
+        meta = {k: v for k, v in self.metadata.items() if k != "created_at"}
+        meta.update(extra_metadata or {}, run_key=self.key, part_index=index, sequence_range=[start, stop])
+        table = _to_table(frame.sort_values(["sequence_id", "step"], kind="stable"), meta)
+        name = f"part-{index:05d}.parquet"
+        tmp = self.out_dir / f".{name}.tmp-{os.getpid()}"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, self.out_dir / name)
+        info = PartInfo(index, name, table.num_rows, stop - start, start, stop - 1)
+        self.parts[index] = info
+        self._write_manifest()
+        return info
+
+    def _write_manifest(self) -> None:
+        parts = [vars(self.parts[k]) for k in sorted(self.parts)]
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "run_key": self.key,
+            "n": self.n,
+            "sequences_per_part": self.part_size,
+            "complete": self.complete,
+            "rows": int(sum(p["rows"] for p in parts)),
+            "sequences": int(sum(p["sequences"] for p in parts)),
+            "parts": parts,
+            "metadata": self.metadata,
+        }
+        _atomic_write_text(self.out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+
+
+def _toolkit_version() -> str:
+    from kronos_synth import __version__
+
+    return __version__
+
+
+def read_part_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The `kronos_synth` JSON metadata of one part file ({} when absent)."""
+    schema = pq.read_schema(path)
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+@dataclass
+class SyntheticDataset:
+    """A schema-v1 dataset read back: the long frame, the run metadata and the manifest."""
+
+    frame: pd.DataFrame
+    metadata: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def n_sequences(self) -> int:
+        return int(self.frame["sequence_id"].nunique())
+
+    def generated(self) -> pd.DataFrame:
+        """Only the generated bars (step ≥ 0), without context bars."""
+        return self.frame[self.frame["step"] >= 0]
+
+    def to_array(self, features: tuple[str, ...] = BAR_COLUMNS, *, include_context: bool = False) -> np.ndarray:
+        """(n, H, F) array of bars in sequence-id order; all sequences must have the same length."""
+        df = self.frame if include_context else self.generated()
+        df = df.sort_values(["sequence_id", "step"], kind="stable")
+        counts = df.groupby("sequence_id", sort=True).size().to_numpy()
+        if len(counts) == 0:
+            raise SyntheticDataError(f"{self.path}: holds no generated bars")
+        if (counts != counts[0]).any():
+            raise SyntheticDataError(
+                f"{self.path}: sequences have different lengths ({counts.min()}..{counts.max()} bars) — "
+                "metrics need equal-length sequences")
+        return df.loc[:, list(features)].to_numpy(dtype=np.float64).reshape(len(counts), counts[0], len(features))
+
+    def sequence_frames(self) -> Iterator[tuple[int, pd.DataFrame]]:
+        for sid, g in self.generated().groupby("sequence_id", sort=True):
+            yield int(sid), g
+
+
+def _part_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SyntheticDataError(f"{path}: no such file or folder — pass a dataset folder written by "
+                                 "`kronos-synth generate` or `baseline sample`")
+    files = sorted(path.glob("part-*.parquet")) or sorted(path.glob("*.parquet"))
+    if not files:
+        raise SyntheticDataError(f"{path}: holds no .parquet parts — is this a synthetic dataset folder?")
+    return files
+
+
+def read_synthetic(path: str | os.PathLike, *, require_complete: bool = True) -> SyntheticDataset:
+    """Read and validate a schema-v1 dataset (folder or single part file)."""
+    path = Path(path)
+    files = _part_files(path)
+    manifest: dict[str, Any] = {}
+    if path.is_dir() and (path / MANIFEST).exists():
+        manifest = json.loads((path / MANIFEST).read_text())
+        if require_complete and not manifest.get("complete", False):
+            raise SyntheticDataError(
+                f"{path}: the run is incomplete ({manifest.get('sequences', 0)} of {manifest.get('n')} "
+                "sequences) — rerun the same command to finish it")
+        listed = {p["file"] for p in manifest.get("parts", [])}
+        files = [f for f in files if f.name in listed]
+    tables = []
+    for f in files:
+        try:
+            t = pq.read_table(f)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise SyntheticDataError(f"{f}: not a readable Parquet file ({e})") from e
+        missing = [c.name for c in ARROW_SCHEMA if c.name not in t.column_names]
+        if missing:
+            raise SyntheticDataError(f"{f}: column '{missing[0]}' is missing — not a schema-v1 synthetic dataset")
+        tables.append(t.select([c.name for c in ARROW_SCHEMA]))
+    table = pa.concat_tables(tables, promote_options="permissive")
+    metadata = read_part_metadata(files[0])
+    version = metadata.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise SyntheticDataError(f"{files[0]}: schema_version {version} is not supported (this toolkit reads "
+                                 f"{SCHEMA_VERSION})")
+    frame = table.to_pandas()
+    frame["symbol"] = frame["symbol"].astype(str)
+    for c in BAR_COLUMNS:
+        bad = ~np.isfinite(frame[c].to_numpy())
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise SyntheticDataError(f"{path}: column '{c}', row {i}: non-finite value in synthetic data")
+    dup = frame.duplicated(["sequence_id", "step"])
+    if dup.any():
+        i = int(np.argmax(dup.to_numpy()))
+        raise SyntheticDataError(f"{path}: row {i}: sequence {frame['sequence_id'].iloc[i]} step "
+                                 f"{frame['step'].iloc[i]} appears twice")
+    frame = frame.sort_values(["sequence_id", "step"], kind="stable").reset_index(drop=True)
+    return SyntheticDataset(frame=frame, metadata=metadata, manifest=manifest, path=str(path))
