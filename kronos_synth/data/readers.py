@@ -1,0 +1,274 @@
+"""Read K-line files (CSV, CSV.gz, Parquet) into the canonical, validated K-line frame.
+
+Canonical frame: `symbol, timestamps, open, high, low, close, volume, amount`, sorted by symbol
+then time (file order is kept within a symbol: unsorted time is an error, not something we fix).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import zipfile
+
+import numpy as np
+import pandas as pd
+
+from kronos_synth.data.errors import KlineDataError
+from kronos_synth.data.schema import (
+    COLUMN_ALIASES,
+    FEATURES,
+    KLINE_COLUMNS,
+    PRICE_COLUMNS,
+    SYMBOL,
+    TIMESTAMP_ALIASES,
+    TIMESTAMPS,
+)
+from kronos_synth.data.validation import ValidationReport, require_rows, validate_klines
+
+__all__ = [
+    "read_klines",
+    "inspect_klines",
+    "load_klines",
+    "to_klines",
+    "validate_klines",
+    "require_rows",
+    "file_stem",
+]
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def file_stem(path: str) -> str:
+    """File name without folder and K-line suffix: `data/BTCUSDT_15m.csv.gz` → `BTCUSDT_15m`."""
+    name = os.path.basename(path)
+    for suffix in sorted(_CSV_SUFFIXES + _PARQUET_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return os.path.splitext(name)[0]
+
+
+def _read_raw(path: str) -> pd.DataFrame:
+    """The file as pandas reads it, with every IO/format problem turned into one KlineDataError."""
+    lower = path.lower()
+    if not os.path.exists(path):
+        raise KlineDataError("file not found", file=path, hint="check the path")
+    if os.path.isdir(path):
+        raise KlineDataError("is a folder, not a file", file=path, hint="pass a file or a glob like 'dir/*.csv'")
+    if os.path.getsize(path) == 0:
+        raise KlineDataError("file is empty", file=path)
+    try:
+        if lower.endswith(_PARQUET_SUFFIXES):
+            raw = pd.read_parquet(path)
+            if not isinstance(raw.index, pd.RangeIndex):
+                # A frame saved with a DatetimeIndex keeps its dates in the index.
+                raw = raw.reset_index()
+            return raw
+        if lower.endswith(_CSV_SUFFIXES):
+            sep = "\t" if lower.endswith(".tsv") else ","
+            return pd.read_csv(path, sep=sep)
+    except pd.errors.EmptyDataError:
+        raise KlineDataError("file is empty", file=path) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, zipfile.BadZipFile) as e:
+        kind = "Parquet" if lower.endswith(_PARQUET_SUFFIXES) else "CSV"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KlineDataError(f"cannot read as {kind}: {first}", file=path, hint="is the file corrupt?") from None
+    except Exception as e:  # pyarrow raises its own types (ArrowInvalid, …)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KlineDataError(f"cannot read file: {first}", file=path, hint="is the file corrupt?") from None
+    raise KlineDataError(
+        "unknown file type", file=path, hint="use .csv, .csv.gz or .parquet"
+    )
+
+
+def _map_columns(raw: pd.DataFrame, file: str | None) -> dict[str, str]:
+    """canonical name → raw column name, from case-insensitive aliases."""
+    by_lower: dict[str, str] = {}
+    for col in raw.columns:
+        by_lower.setdefault(str(col).strip().lower(), col)
+    mapping: dict[str, str] = {}
+    for alias in TIMESTAMP_ALIASES:
+        if alias in by_lower:
+            mapping[TIMESTAMPS] = by_lower[alias]
+            break
+    else:
+        # backtesting-style CSVs keep dates in an unnamed first (index) column.
+        first = raw.columns[0] if len(raw.columns) else None
+        name = str(first).strip().lower() if first is not None else ""
+        if first is not None and (name == "" or name.startswith("unnamed") or name == "index"):
+            mapping[TIMESTAMPS] = first
+    for canon, aliases in COLUMN_ALIASES.items():
+        for alias in aliases:
+            if alias in by_lower:
+                mapping[canon] = by_lower[alias]
+                break
+    return mapping
+
+
+def _parse_timestamps(values: pd.Series, file: str | None, column: str) -> pd.Series:
+    """datetime64[ns], tz-naive (UTC wall time when the source carried a zone)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values
+        if getattr(ts.dt, "tz", None) is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_numeric_dtype(values):
+        # Epoch numbers: pick the unit from the magnitude (Binance uses milliseconds).
+        v = pd.to_numeric(values, errors="coerce")
+        mag = float(np.nanmedian(np.abs(v.to_numpy(dtype=np.float64)))) if v.notna().any() else 0.0
+        unit = "ns" if mag > 1e17 else "us" if mag > 1e14 else "ms" if mag > 1e11 else "s"
+        ts = pd.to_datetime(v, unit=unit, errors="coerce")
+    else:
+        text = values.astype("string")
+        ts = pd.to_datetime(text, utc=True, errors="coerce")
+        bad = ts.isna() & text.notna()
+        if bad.any():  # the format was inferred from the first row; retry row by row
+            ts = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+        ts = ts.dt.tz_localize(None)
+    ts = ts.astype("datetime64[ns]")
+    bad = ts.isna().to_numpy() & values.notna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise KlineDataError(
+            f"cannot parse timestamp {values.iloc[row]!r}", file=file, column=column, row=row,
+            hint="use ISO dates like 2024-01-31 or 2024-01-31 09:30:00",
+        )
+    return ts.reset_index(drop=True)
+
+
+def _to_float(values: pd.Series, file: str | None, column: str) -> np.ndarray:
+    num = pd.to_numeric(values, errors="coerce")
+    bad = num.isna().to_numpy() & values.notna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise KlineDataError(
+            f"not a number: {values.iloc[row]!r}", file=file, column=column, row=row,
+            hint="remove text or thousands separators from numeric columns",
+        )
+    return num.to_numpy(dtype=np.float64)
+
+
+def _klines_and_report(
+    raw: pd.DataFrame, *, file: str | None, strict: bool, symbol: str | None
+) -> tuple[pd.DataFrame, ValidationReport]:
+    if len(raw) == 0:
+        raise KlineDataError("no data rows", file=file, hint="the file has only a header")
+    cols = _map_columns(raw, file)
+    missing = [c for c in (TIMESTAMPS, *PRICE_COLUMNS) if c not in cols]
+    if missing:
+        found = ", ".join(str(c) for c in raw.columns) or "none"
+        raise KlineDataError(
+            f"required column missing (found: {found})",
+            file=file,
+            column=missing[0],
+            hint="need timestamps (or timestamp/date/datetime/time or an unnamed date index), "
+            "open, high, low, close",
+        )
+    out: dict[str, object] = {}
+    if SYMBOL in cols:
+        sym = raw[cols[SYMBOL]]
+        row = np.flatnonzero(sym.isna().to_numpy())
+        if row.size:
+            raise KlineDataError("symbol is missing", file=file, column=str(cols[SYMBOL]), row=int(row[0]))
+        out[SYMBOL] = sym.astype(str).str.strip().to_numpy()
+    else:
+        out[SYMBOL] = np.full(len(raw), symbol if symbol is not None else (file_stem(file) if file else ""))
+    out[TIMESTAMPS] = _parse_timestamps(raw[cols[TIMESTAMPS]].reset_index(drop=True), file, str(cols[TIMESTAMPS]))
+    for c in PRICE_COLUMNS:
+        out[c] = _to_float(raw[cols[c]], file, str(cols[c]))
+    # The reference rule: no volume → volume 0 (and amount 0 unless given);
+    # volume without amount → amount = volume × mean(open, high, low, close).
+    if "volume" in cols:
+        out["volume"] = _to_float(raw[cols["volume"]], file, str(cols["volume"]))
+    else:
+        out["volume"] = np.zeros(len(raw))
+    if "amount" in cols:
+        out["amount"] = _to_float(raw[cols["amount"]], file, str(cols["amount"]))
+    elif "volume" in cols:
+        mean_price = (out["open"] + out["high"] + out["low"] + out["close"]) / 4.0
+        out["amount"] = out["volume"] * mean_price
+    else:
+        out["amount"] = np.zeros(len(raw))
+    df = pd.DataFrame(out, columns=list(KLINE_COLUMNS))
+    # Validate in file order so row numbers are the file's data rows.
+    try:
+        report = validate_klines(df, file=file, strict=strict)
+    except KlineDataError as e:
+        if e.column in cols and str(cols[e.column]) != e.column:  # name the column as the file does
+            raise KlineDataError(e.reason, file=file, column=str(cols[e.column]), row=e.row, hint=e.hint) from None
+        raise
+    df = df.sort_values(SYMBOL, kind="stable", ignore_index=True)
+    df[SYMBOL] = df[SYMBOL].astype(str)
+    df[list(FEATURES)] = df[list(FEATURES)].astype(np.float64)
+    return df, report
+
+
+def to_klines(
+    raw: pd.DataFrame, *, file: str | None = None, strict: bool = False, symbol: str | None = None
+) -> pd.DataFrame:
+    """Turn any OHLCV DataFrame (aliases, DatetimeIndex, strings …) into a validated K-line frame.
+
+    `symbol` names a single-asset frame that has no symbol column (default: file stem or "").
+    """
+    if not isinstance(raw.index, pd.RangeIndex):
+        raw = raw.reset_index()
+    return _klines_and_report(raw, file=file, strict=strict, symbol=symbol)[0]
+
+
+def _expand(path: str) -> list[str]:
+    if any(ch in path for ch in "*?["):
+        files = sorted(glob.glob(path))
+        if not files:
+            raise KlineDataError("no file matches the pattern", file=path)
+        return files
+    return [path]
+
+
+def inspect_klines(path: str, *, strict: bool = False) -> tuple[pd.DataFrame, list[ValidationReport]]:
+    """`read_klines` plus the validation report of every file read."""
+    frames, reports = [], []
+    files = _expand(path)
+    for f in files:
+        df, report = _klines_and_report(_read_raw(f), file=f, strict=strict, symbol=None)
+        frames.append(df)
+        reports.append(report)
+    if len(frames) == 1:
+        return frames[0], reports
+    seen: dict[str, str] = {}
+    for f, df in zip(files, frames, strict=True):
+        for s in df[SYMBOL].unique():
+            if s in seen:
+                raise KlineDataError(
+                    f"symbol {s} also appears in {seen[s]}", file=f, column=SYMBOL,
+                    hint="one file per symbol, or give each file its own symbol column",
+                )
+            seen[s] = f
+    df = pd.concat(frames, ignore_index=True).sort_values(SYMBOL, kind="stable", ignore_index=True)
+    return df, reports
+
+
+def read_klines(path: str, *, strict: bool = False) -> pd.DataFrame:
+    """Read one K-line file (CSV, CSV.gz, Parquet) or a glob of them into a validated K-line frame.
+
+    A file without a `symbol` column gets symbol = file stem. Bad input raises `KlineDataError`
+    naming file, column and first offending row.
+
+    Example:
+        >>> df = read_klines("BTCUSDT_15m.csv")  # doctest: +SKIP
+    """
+    return inspect_klines(path, strict=strict)[0]
+
+
+def load_klines(source: str, *, strict: bool = False) -> pd.DataFrame:
+    """A file path (or glob) or an embedded dataset name (see `list_datasets`) → K-line frame."""
+    from kronos_synth.data.datasets import dataset_names, load_dataset
+
+    names = dataset_names()
+    if source in names:
+        return load_dataset(source)
+    if os.path.exists(source) or any(ch in source for ch in "*?["):
+        return read_klines(source, strict=strict)
+    raise KlineDataError(
+        "no such file and no embedded dataset of that name",
+        file=source,
+        hint=f"embedded datasets: {', '.join(names)}",
+    )

@@ -1,0 +1,35 @@
+"""Picking the K-lines a command works on: a file, an embedded dataset, or the default for a frequency,
+aggregated to the requested bar size when the source is finer."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from kronos_synth.data.datasets import default_dataset_for, list_datasets
+from kronos_synth.data.errors import InputError
+from kronos_synth.data.frequency import get_preset, infer_frequency
+from kronos_synth.data.readers import load_klines
+from kronos_synth.data.resample import resample_klines
+
+
+def klines_for(freq: str, data: str | None = None, *, strict: bool = False) -> tuple[pd.DataFrame, str]:
+    """K-lines at `freq` from `data` (file path or embedded dataset name), or from the embedded
+    dataset of that frequency when `data` is None. Returns the frame and a label naming the source."""
+    preset = get_preset(freq)
+    if data is None:
+        data = default_dataset_for(preset.name)
+        if data is None:
+            have = ", ".join(f"{d.name} ({d.frequency})" for d in list_datasets())
+            raise InputError(
+                f"no embedded dataset has {preset.name} bars (embedded: {have}) — pass your own with "
+                f"--data FILE.csv (columns timestamps, open, high, low, close[, volume, amount])")
+    frame = load_klines(data, strict=strict)
+    source = infer_frequency(frame)
+    if source.timedelta > preset.timedelta:
+        raise InputError(
+            f"{data}: has {source.name} bars, coarser than --freq {preset.name} — pass finer data or "
+            f"--freq {source.name}")
+    if source.timedelta < preset.timedelta:
+        frame = resample_klines(frame, preset)
+        data = f"{data} (resampled {source.name} → {preset.name})"
+    return frame, data

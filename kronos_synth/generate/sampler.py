@@ -1,0 +1,118 @@
+"""KV-cached batched autoregressive sampling of Kronos tokens.
+
+The reference recomputes the whole window at every step and averages paths; here each step costs
+one token per sequence (per-layer K/V caches, preallocated), every path is kept, and every draw comes
+from the counter-based generator in `rng.py`, so a sequence's tokens depend only on
+(weights, context, seed, sequence id) — never on the batch it was sampled in.
+
+Sampling order: temperature, then top-k, then top-p (both filters when both are set; the reference
+ignores top-p whenever top-k > 0). A draw is an inverse-CDF lookup of one uniform in the filtered
+distribution sorted by probability, so top_k=1 is exactly greedy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kronos_synth.generate.rng import counter_uniform
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Paper defaults for synthetic data: temperature 1.0, top-p 0.95, no top-k."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+
+    def __post_init__(self) -> None:
+        from kronos_synth.data.errors import InputError
+
+        if not self.temperature > 0:
+            raise InputError(f"--temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise InputError(f"--top-k must be ≥ 0 (0 = off), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise InputError(f"--top-p must be in (0, 1], got {self.top_p}")
+
+
+def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: SamplingConfig) -> torch.Tensor:
+    """logits (B, V), uniforms (B,) in [0, 1) → token ids (B,) int64."""
+    logits = logits.float() / cfg.temperature
+    # Sorting once serves top-k, top-p and the inverse-CDF draw. Stable, so ties break by token id.
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+    probs = torch.softmax(sorted_logits, dim=-1)  # (B, V) descending
+    keep = torch.ones_like(probs, dtype=torch.bool)
+    if cfg.top_k > 0:
+        keep[:, cfg.top_k:] = False
+        probs = probs * keep
+        probs = probs / probs.sum(-1, keepdim=True)
+    if cfg.top_p < 1.0:
+        # Keep the smallest prefix whose mass reaches top_p (the token that crosses it stays).
+        before = torch.cumsum(probs, dim=-1) - probs
+        keep &= before < cfg.top_p
+        keep[:, 0] = True
+        probs = probs * keep
+    cdf = torch.cumsum(probs.double(), dim=-1)
+    u = torch.from_numpy(uniforms).to(cdf.device).unsqueeze(-1) * cdf[:, -1:]
+    pos = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1)
+    # Guard against landing on a zero-probability tail slot through rounding.
+    n_kept = keep.sum(-1, keepdim=True) - 1
+    pos = torch.minimum(pos, n_kept)
+    return order.gather(-1, pos).squeeze(-1)
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: torch.nn.Module,
+    s1_context: torch.Tensor,
+    s2_context: torch.Tensor,
+    stamps: torch.Tensor,
+    horizon: int,
+    cfg: SamplingConfig,
+    *,
+    seed: int,
+    sequence_ids: np.ndarray,
+    max_context: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Continue token contexts by `horizon` steps.
+
+    s1_context, s2_context: (B, L) int64 ids; stamps: (B, L + horizon, 5) time features of context and
+    future bars. Returns generated (s1, s2) ids, each (B, horizon). The draw for step i is
+    `counter_uniform(seed, sequence_ids, i, stream)` with stream 0 for s1 and 1 for s2.
+    """
+    b, L = s1_context.shape
+    if stamps.shape[:2] != (b, L + horizon):
+        raise ValueError(f"stamps must be (B, L + horizon, 5) = {(b, L + horizon, 5)}, got {tuple(stamps.shape)}")
+    device = s1_context.device
+    dtype = next(model.parameters()).dtype
+    s1_all = torch.cat([s1_context, s1_context.new_zeros(b, horizon)], dim=1)  # (B, L + H)
+    s2_all = torch.cat([s2_context, s2_context.new_zeros(b, horizon)], dim=1)
+    cache = model.init_cache(b, min(L + horizon, max_context), device=device, dtype=dtype)
+
+    def feed(start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, ctx = model.decode_s1_cached(s1_all[:, start:end], s2_all[:, start:end], stamps[:, start:end], cache)
+        return logits[:, -1], ctx[:, -1:]  # (B, V1), (B, 1, D)
+
+    def prefill(end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # (Re)fill the cache with the last `max_context` tokens before `end` (reference window semantics).
+        cache.reset()
+        return feed(max(0, end - max_context), end)
+
+    s1_logits, context = prefill(L)
+    for i in range(horizon):
+        t = L + i  # position being generated
+        s1 = sample_from_logits(s1_logits, counter_uniform(seed, sequence_ids, i, 0), cfg)
+        s2_logits = model.decode_s2_cached(context, s1.unsqueeze(1), cache)
+        s2 = sample_from_logits(s2_logits.reshape(b, -1), counter_uniform(seed, sequence_ids, i, 1), cfg)
+        s1_all[:, t], s2_all[:, t] = s1, s2
+        if i + 1 == horizon:
+            break
+        if cache.length < cache.max_len:
+            s1_logits, context = feed(t, t + 1)
+        else:
+            s1_logits, context = prefill(t + 1)
+    return s1_all[:, L:], s2_all[:, L:]

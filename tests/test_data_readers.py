@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kronos_synth.data import (
+    FEATURES,
+    KLINE_COLUMNS,
+    KlineDataError,
+    KlineDataWarning,
+    load_klines,
+    read_klines,
+    to_klines,
+    validate_klines,
+    write_klines,
+)
+
+ROWS = [
+    ("2024-01-01", 10.0, 11.0, 9.0, 10.5, 100.0),
+    ("2024-01-02", 10.5, 12.0, 10.0, 11.0, 120.0),
+    ("2024-01-03", 11.0, 11.5, 10.2, 10.8, 90.0),
+]
+
+
+def write_csv(path, header: str, rows) -> str:
+    path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return str(path)
+
+
+def check_contract(df: pd.DataFrame) -> None:
+    assert tuple(df.columns) == KLINE_COLUMNS
+    assert isinstance(df.index, pd.RangeIndex) and df.index.start == 0
+    assert df["timestamps"].dtype == "datetime64[ns]"
+    for col in FEATURES:
+        assert df[col].dtype == np.float64
+    assert df.sort_values(["symbol", "timestamps"]).index.equals(df.index)
+
+
+@pytest.mark.parametrize("ts_name", ["timestamps", "Timestamp", "DATE", "datetime", " time "])
+def test_timestamp_aliases_case_insensitive(tmp_path, ts_name):
+    path = write_csv(tmp_path / "a.csv", f"{ts_name},Open,HIGH,low,Close,Volume", ROWS)
+    df = read_klines(path)
+    check_contract(df)
+    assert list(df["timestamps"].dt.day) == [1, 2, 3]
+    assert df["high"].tolist() == [11.0, 12.0, 11.5]
+
+
+def test_unnamed_index_column_backtesting_style(tmp_path):
+    path = write_csv(tmp_path / "GOOG.csv", ",Open,High,Low,Close,Volume", ROWS)
+    df = read_klines(path)
+    check_contract(df)
+    assert df["timestamps"].iloc[-1] == pd.Timestamp("2024-01-03")
+    assert set(df["symbol"]) == {"GOOG"}  # symbol = file stem
+
+
+def test_amount_rule(tmp_path):
+    # volume without amount → amount = volume × mean(o, h, l, c)
+    df = read_klines(write_csv(tmp_path / "v.csv", "date,open,high,low,close,volume", ROWS))
+    expected = [100 * (10 + 11 + 9 + 10.5) / 4, 120 * (10.5 + 12 + 10 + 11) / 4, 90 * (11 + 11.5 + 10.2 + 10.8) / 4]
+    np.testing.assert_allclose(df["amount"], expected)
+    # no volume → volume 0 and amount 0
+    df = read_klines(write_csv(tmp_path / "nv.csv", "date,open,high,low,close", [r[:5] for r in ROWS]))
+    assert (df["volume"] == 0).all() and (df["amount"] == 0).all()
+    # both given → kept as is
+    df = read_klines(write_csv(tmp_path / "va.csv", "date,open,high,low,close,volume,amount", [(*r, 7.0) for r in ROWS]))
+    assert (df["amount"] == 7.0).all() and df["volume"].tolist() == [100.0, 120.0, 90.0]
+
+
+def test_multi_symbol_file_interleaved(tmp_path):
+    rows = []
+    for d, o, h, lo, c, v in ROWS:
+        rows.append(("BBB", d, o * 2, h * 2, lo * 2, c * 2, v))
+        rows.append(("AAA", d, o, h, lo, c, v))
+    df = read_klines(write_csv(tmp_path / "multi.csv", "symbol,timestamp,open,high,low,close,volume", rows))
+    check_contract(df)
+    assert df["symbol"].tolist() == ["AAA"] * 3 + ["BBB"] * 3
+    assert df.loc[df.symbol == "BBB", "close"].tolist() == [21.0, 22.0, 21.6]
+
+
+def test_multi_symbol_duplicate_is_per_symbol(tmp_path):
+    # the same timestamp in two symbols is fine; twice in one symbol is not
+    rows = [("A", "2024-01-01", 1, 1, 1, 1), ("B", "2024-01-01", 1, 1, 1, 1), ("A", "2024-01-01", 1, 1, 1, 1)]
+    with pytest.raises(KlineDataError) as e:
+        read_klines(write_csv(tmp_path / "dup.csv", "symbol,date,open,high,low,close", rows))
+    assert e.value.row == 2 and e.value.column == "date" and "for symbol A" in str(e.value)
+
+
+def test_parquet_and_csv_gz_round_trip(tmp_path):
+    df = read_klines(write_csv(tmp_path / "x.csv", "date,open,high,low,close,volume", ROWS))
+    for name in ("x.parquet", "x.csv.gz"):
+        out = write_klines(df, str(tmp_path / name))
+        back = read_klines(out)
+        check_contract(back)
+        pd.testing.assert_frame_equal(back, df)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+
+def test_parquet_with_datetime_index_and_tz(tmp_path):
+    idx = pd.date_range("2024-03-01 09:00", periods=3, freq="h", tz="America/New_York", name="Datetime")
+    raw = pd.DataFrame({"Open": [1.0, 2, 3], "High": [2.0, 3, 4], "Low": [0.5, 1, 2], "Close": [1.5, 2.5, 3.5]}, index=idx)
+    raw.to_parquet(tmp_path / "tz.parquet")
+    df = read_klines(str(tmp_path / "tz.parquet"))
+    check_contract(df)
+    assert df["timestamps"].iloc[0] == pd.Timestamp("2024-03-01 14:00")  # UTC wall time, tz-naive
+
+
+def test_utc_offset_strings_and_epoch_ms():
+    raw = pd.DataFrame(
+        {"timestamp": ["2025-04-03 17:15:00+00:00", "2025-04-03 17:30:00+02:00"], "open": [1.0, 1], "high": [1.0, 1],
+         "low": [1.0, 1], "close": [1.0, 1]}
+    )
+    with pytest.raises(KlineDataError, match="not sorted"):  # 17:30+02:00 is 15:30 UTC
+        to_klines(raw)
+    raw["timestamp"] = [1743700500000, 1743701400000]  # Binance-style epoch milliseconds
+    df = to_klines(raw, symbol="BTC")
+    assert df["timestamps"].tolist() == [pd.Timestamp("2025-04-03 17:15"), pd.Timestamp("2025-04-03 17:30")]
+    assert df["symbol"].tolist() == ["BTC", "BTC"]
+
+
+def test_not_covering_warns_and_counts():
+    with pytest.warns(KlineDataWarning):
+        df = to_klines(pd.DataFrame({"date": ["2024-01-01", "2024-01-02"], "open": [1.0, 1.0],
+                                     "high": [1.2, 1.1],
+                                     "low": [0.9, 0.95], "close": [1.1, 1.15]}))
+    with pytest.warns(KlineDataWarning, match="row 1"):
+        report = validate_klines(df)
+    assert report.ohlc_not_covering == 1 and report.first_not_covering_row == 1
+    with pytest.raises(KlineDataError, match="do not cover"):
+        validate_klines(df, strict=True)
+
+
+def test_glob_reads_many_files_with_stem_symbols(tmp_path):
+    write_csv(tmp_path / "AAA_1d.csv", "date,open,high,low,close", [r[:5] for r in ROWS])
+    write_csv(tmp_path / "BBB_1d.csv", "date,open,high,low,close", [r[:5] for r in ROWS[:2]])
+    df = read_klines(str(tmp_path / "*_1d.csv"))
+    check_contract(df)
+    assert df.groupby("symbol").size().to_dict() == {"AAA_1d": 3, "BBB_1d": 2}
+
+
+def test_load_klines_path_or_dataset(tmp_path):
+    path = write_csv(tmp_path / "p.csv", "date,open,high,low,close", [r[:5] for r in ROWS])
+    assert len(load_klines(path)) == 3
+    assert len(load_klines("goog-daily")) > 2000
+    with pytest.raises(KlineDataError, match="embedded datasets: sp500-daily"):
+        load_klines(str(tmp_path / "missing.csv"))
+
+
+def test_crypto_file_reads_clean(crypto_dir):
+    df = read_klines(os.path.join(crypto_dir, "BTCUSDT_15m.csv"))
+    check_contract(df)
+    assert len(df) == 8640 and (df["amount"] > 0).all()
+    assert (df["timestamps"].diff().dropna() == pd.Timedelta("15min")).all()

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from kronos_synth.data.errors import InputError
+from kronos_synth.generate.rng import counter_permutation, counter_uniform
+from kronos_synth.generate.sampler import SamplingConfig, sample_from_logits
+
+
+def test_counter_uniform_depends_only_on_its_counter():
+    ids = np.arange(1000)
+    u = counter_uniform(7, ids, step=3, stream=1)
+    # the same id gives the same draw alone, in another batch, in another order
+    assert counter_uniform(7, np.array([123]), 3, 1)[0] == u[123]
+    rev = counter_uniform(7, ids[::-1], 3, 1)
+    np.testing.assert_array_equal(rev[::-1], u)
+    # every counter word matters
+    assert not np.array_equal(u, counter_uniform(8, ids, 3, 1))
+    assert not np.array_equal(u, counter_uniform(7, ids, 4, 1))
+    assert not np.array_equal(u, counter_uniform(7, ids, 3, 0))
+    # and the draws look uniform
+    big = counter_uniform(0, np.arange(200_000), 0, 0)
+    assert big.min() >= 0 and big.max() < 1
+    assert abs(big.mean() - 0.5) < 0.005 and abs(big.var() - 1 / 12) < 0.002
+    hist, _ = np.histogram(big, bins=20, range=(0, 1))
+    assert hist.min() > 9500 and hist.max() < 10500
+    # neighbouring ids are not correlated
+    assert abs(np.corrcoef(big[:-1], big[1:])[0, 1]) < 0.01
+
+
+def test_counter_permutation_is_a_permutation():
+    p = counter_permutation(5, 100, stream=9)
+    assert sorted(p.tolist()) == list(range(100))
+    assert not np.array_equal(p, np.arange(100))
+    np.testing.assert_array_equal(p, counter_permutation(5, 100, stream=9))
+
+
+def test_top_k_one_is_greedy():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 1024, generator=g)
+    u = counter_uniform(0, np.arange(64), 0, 0)
+    ids = sample_from_logits(logits, u, SamplingConfig(temperature=1.0, top_k=1, top_p=1.0))
+    assert torch.equal(ids, logits.argmax(-1))
+
+
+def _empirical(logits, cfg, n=200_000):
+    u = counter_uniform(1, np.arange(n), 0, 0)
+    ids = sample_from_logits(logits.expand(n, -1), u, cfg)
+    return np.bincount(ids.numpy(), minlength=logits.shape[-1]) / n
+
+
+def test_draws_follow_the_tempered_distribution():
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]])
+    for temp in (0.7, 1.0, 1.5):
+        freq = _empirical(logits, SamplingConfig(temperature=temp, top_k=0, top_p=1.0))
+        expect = torch.softmax(logits[0] / temp, -1).numpy()
+        np.testing.assert_allclose(freq, expect, atol=0.004)
+
+
+def test_top_p_keeps_the_nucleus_and_renormalizes():
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.06, 0.04]]))
+    freq = _empirical(logits, SamplingConfig(temperature=1.0, top_k=0, top_p=0.8))
+    # nucleus: 0.5 + 0.25 = 0.75 < 0.8, so the token that crosses (0.15) stays; the rest never drawn
+    assert freq[3] == 0 and freq[4] == 0
+    np.testing.assert_allclose(freq[:3], np.array([0.5, 0.25, 0.15]) / 0.9, atol=0.004)
+
+
+def test_top_k_and_top_p_both_apply():
+    logits = torch.log(torch.tensor([[0.4, 0.3, 0.2, 0.1]]))
+    freq = _empirical(logits, SamplingConfig(temperature=1.0, top_k=3, top_p=0.5))
+    # top-k keeps 3 (renormalized 0.444, 0.333, 0.222); top-p 0.5 then keeps the first two
+    assert freq[2] == 0 and freq[3] == 0
+    np.testing.assert_allclose(freq[:2], np.array([4, 3]) / 7, atol=0.004)
+
+
+@pytest.mark.parametrize("kw", [{"temperature": 0}, {"top_k": -1}, {"top_p": 0}, {"top_p": 1.5}])
+def test_bad_sampling_settings_are_input_errors(kw):
+    with pytest.raises(InputError):
+        SamplingConfig(**kw)
