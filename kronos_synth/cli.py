@@ -27,6 +27,10 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps bad input to exit 2 with one line, never a traceback."""
+    import warnings
+
+    # Warnings (e.g. bars whose high/low do not cover open/close) as one line each on stderr.
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
         rv = cli.main(args=argv, prog_name="kronos-synth", standalone_mode=False)
     except click.exceptions.Abort:
@@ -185,6 +189,58 @@ def datasets_export(name: str, out: str) -> None:
 
 
 # --- generate ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--n", "n", type=int, required=True, help="Number of synthetic sequences.")
+@click.option("--freq", required=True, help="Bar frequency preset: 1min 5min 15min 30min 1h 4h daily weekly.")
+@click.option("--data", default=None, help="K-line file (CSV/Parquet) or embedded dataset name.")
+@click.option("--dataset", default=None, help="Embedded dataset name (see `datasets list`).")
+@click.option("--model", default=None, help="Predictor: hub id (NeoQuasar/Kronos-small) or folder. "
+              "Default: the embedded model.")
+@click.option("--tokenizer", default=None, help="Tokenizer: hub id or folder (default: the model's own).")
+@click.option("--lookback", type=int, default=None, help="Context bars (default: the frequency preset).")
+@click.option("--horizon", type=int, default=None, help="Generated bars (default: the frequency preset).")
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--top-p", type=float, default=0.95, show_default=True)
+@click.option("--top-k", type=int, default=0, show_default=True, help="0 = off.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", type=click.Choice(["train", "test", "all"]), default="train", show_default=True,
+              help="Period the real contexts come from.")
+@click.option("--contexts-per-symbol", type=int, default=None, help="Evenly spaced contexts per symbol "
+              "(default: every window).")
+@click.option("--samples-per-context", type=int, default=1, show_default=True)
+@click.option("--batch-size", type=int, default=512, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--dtype", default="auto", show_default=True, help="auto (bf16 where fast), fp32, bf16.")
+@click.option("--repair", is_flag=True, help="Raise high / lower low to cover open and close; floor volume "
+              "and amount at 0 (raw violation counts are still reported).")
+@click.option("--include-context", is_flag=True, help="Also write the real context bars (steps -L..-1).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def generate(n: int, freq: str, data: str | None, dataset: str | None, model: str | None,
+             tokenizer: str | None, lookback: int | None, horizon: int | None, temperature: float,
+             top_p: float, top_k: int, seed: int, split: str, contexts_per_symbol: int | None,
+             samples_per_context: int, batch_size: int, device: str, dtype: str, repair: bool,
+             include_context: bool, out: str, progress: bool | None) -> None:
+    """Generate synthetic K-line sequences with Kronos into a Parquet dataset (schema v1).
+
+    \b
+    Examples:
+      kronos-synth generate --n 6000 --freq daily --out synth/
+      kronos-synth generate --n 6000 --freq 15min --data BTCUSDT_15m.csv \\
+          --model NeoQuasar/Kronos-small --out synth-btc/
+    """
+    from kronos_synth.generate.api import generate_dataset
+
+    summary = generate_dataset(
+        n=n, freq=freq, data=data, dataset=dataset, model=model, tokenizer=tokenizer, lookback=lookback,
+        horizon=horizon, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, split=split,
+        contexts_per_symbol=contexts_per_symbol, samples_per_context=samples_per_context,
+        batch_size=batch_size, device=device, dtype=dtype, repair=repair, include_context=include_context,
+        out=out, progress=progress, log=lambda line: click.echo(line, err=True))
+    click.echo(summary.line())
+
 
 # --- evaluate ---------------------------------------------------------------------------------
 

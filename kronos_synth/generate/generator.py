@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,7 +250,7 @@ class Generator:
             yield self.batch_frame(ids)[0]
 
     def write(self, out: str | Path, n: int, *, sequences_per_part: int | None = None,
-              progress: bool | None = None) -> GenerationSummary:
+              progress: bool | None = None, on_start: Callable[[], object] | None = None) -> GenerationSummary:
         """Generate n sequences into a schema-v1 folder; resumes a run with the same settings."""
         from tqdm.auto import tqdm
 
@@ -258,6 +258,8 @@ class Generator:
         meta = {k: v for k, v in self.metadata.items() if k not in ("device",)}
         writer = ParquetSequenceWriter(out, n=n, sequences_per_part=part, metadata=meta)
         pending = writer.pending_parts()
+        if on_start is not None:
+            on_start()
         todo = sum(writer.part_range(k)[1] - writer.part_range(k)[0] for k in pending)
         totals: dict[str, int] = {}
         seams: list[np.ndarray] = []

@@ -1,0 +1,223 @@
+"""Transformer pieces shared by the Kronos tokenizer and predictor.
+
+Parameter and buffer names equal the reference release so state dicts load both ways.
+Shapes: B batch, T (query) length, L key length, D d_model, H heads, K head_dim.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROPE_BASE = 10000.0
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight; the normalisation runs in float32 whatever the weight dtype (bf16 safe)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return xf.type_as(x) * self.weight
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: w2(silu(w1 x) * w3 x), no biases."""
+
+    def __init__(self, d_model: int, ff_dim: int, ffn_dropout_p: float = 0.0) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w3 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w2 = nn.Linear(ff_dim, d_model, bias=False)
+        self.ffn_dropout = nn.Dropout(ffn_dropout_p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn_dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
+
+
+def inv_freq(head_dim: int) -> torch.Tensor:
+    """RoPE frequencies 1 / base^(2i/K), float32, (K/2,)."""
+    return 1.0 / (ROPE_BASE ** (torch.arange(0, head_dim, 2).float() / head_dim))
+
+
+def rope_cos_sin(head_dim: int, start: int, length: int, device: torch.device | str | None = None):
+    """cos/sin tables for absolute positions start..start+length-1, float32, each (length, K).
+
+    Computed from the formula rather than from the `inv_freq` buffer so a bf16 model keeps
+    float32 angles (the buffer would be rounded by `model.to(torch.bfloat16)`).
+    """
+    t = torch.arange(start, start + length, device=device, dtype=torch.float32)
+    freqs = torch.outer(t, inv_freq(head_dim).to(device))  # (length, K/2)
+    emb = torch.cat((freqs, freqs), dim=-1)  # rotate-half layout: (length, K)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, H, T, K) by tables (T, K) in float32, return in x's dtype."""
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (xf * cos + rotated * sin).to(x.dtype)
+
+
+class RotaryPositionalEmbedding(nn.Module):
+    """Holds the reference's persistent `inv_freq` buffer (checkpoint compatibility); the
+    angles themselves come from `rope_cos_sin`."""
+
+    def __init__(self, head_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", inv_freq(head_dim))
+
+
+def _split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    B, T, D = x.shape
+    return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)  # (B, H, T, K)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    B, H, T, K = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * K)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
+                     dropout_p: float = 0.0) -> torch.Tensor:
+    """Attention of T queries at absolute positions start.. over L = start + T keys, causal."""
+    T, L = q.shape[-2], k.shape[-2]
+    if start == 0:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=T > 1)
+    if T == 1:  # one new token sees every cached key
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    # bottom-right aligned causal mask (SDPA's is_causal is top-left aligned when T != L)
+    mask = torch.arange(L, device=q.device)[None, :] <= torch.arange(start, L, device=q.device)[:, None]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+
+
+class MultiHeadAttentionWithRoPE(nn.Module):
+    """Causal self-attention with biased projections and RoPE; optional K/V cache."""
+
+    def __init__(self, d_model: int, n_heads: int, attn_dropout_p: float = 0.0,
+                 resid_dropout_p: float = 0.0) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.rotary = RotaryPositionalEmbedding(self.head_dim)
+        self.attn_dropout_p = attn_dropout_p
+        self.resid_dropout = nn.Dropout(resid_dropout_p)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None, start: int = 0) -> torch.Tensor:
+        """x (B, T, D) at positions start..start+T-1 → (B, T, D).
+
+        rope: (cos, sin) for those positions (computed here when None). cache: preallocated
+        (k, v) each (B, H, max_len, K); the new keys/values are written at start..start+T-1 and
+        the queries attend to everything up to there.
+        """
+        B, T, _ = x.shape
+        if rope is None:
+            rope = rope_cos_sin(self.head_dim, start, T, x.device)
+        cos, sin = rope
+        q = apply_rope(_split_heads(self.q_proj(x), self.n_heads), cos, sin)
+        k = apply_rope(_split_heads(self.k_proj(x), self.n_heads), cos, sin)
+        v = _split_heads(self.v_proj(x), self.n_heads)
+        if cache is not None:
+            k_cache, v_cache = cache
+            k_cache[:, :, start:start + T] = k
+            v_cache[:, :, start:start + T] = v
+            k, v = k_cache[:, :, :start + T], v_cache[:, :, :start + T]
+        elif start != 0:
+            raise ValueError("start > 0 needs a cache holding the earlier keys")
+        dropout_p = self.attn_dropout_p if self.training else 0.0
+        y = causal_attention(q, k, v, start, dropout_p)  # (B, H, T, K)
+        return self.resid_dropout(self.out_proj(_merge_heads(y)))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x += attn(norm1(x)); x += ffn(norm2(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, ff_dim: int = 1024, ffn_dropout_p: float = 0.0,
+                 attn_dropout_p: float = 0.0, resid_dropout_p: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(d_model)
+        self.self_attn = MultiHeadAttentionWithRoPE(d_model, n_heads, attn_dropout_p, resid_dropout_p)
+        self.norm2 = RMSNorm(d_model)
+        self.ffn = FeedForward(d_model, ff_dim, ffn_dropout_p)
+
+    def forward(self, x: torch.Tensor, rope=None, cache=None, start: int = 0) -> torch.Tensor:
+        x = x + self.self_attn(self.norm1(x), rope, cache, start)
+        return x + self.ffn(self.norm2(x))
+
+
+class MultiHeadCrossAttentionWithRoPE(nn.Module):
+    """The s2 layer's attention: query from the s1 embedding, keys/values from hidden states.
+
+    Reference semantics, reproduced on purpose: RoPE tables are sized by the *query* length,
+    so a one-token query (inference) gets no rotation at all and attends to the whole window;
+    a full-length query gets positions 0..T-1. The mask is causal only in training mode.
+    """
+
+    def __init__(self, d_model: int, n_heads: int = 4, attn_dropout_p: float = 0.0,
+                 resid_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.rotary = RotaryPositionalEmbedding(self.head_dim)
+        self.attn_dropout_p = attn_dropout_p
+        self.resid_dropout = nn.Dropout(resid_dropout)
+
+    def project_kv(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden (B, L, D) → k, v each (B, H, L, K), unrotated (what the inference path caches)."""
+        return _split_heads(self.k_proj(hidden), self.n_heads), _split_heads(self.v_proj(hidden), self.n_heads)
+
+    def attend(self, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               causal: bool | None = None) -> torch.Tensor:
+        """query (B, T, D) over given k, v (B, H, L, K) → (B, T, D); causal defaults to training."""
+        q = _split_heads(self.q_proj(query), self.n_heads)
+        T = q.shape[-2]
+        if T > 1:  # positions 0..T-1 for queries and keys alike (needs L == T, as in the reference)
+            if k.shape[-2] != T:
+                raise ValueError(f"s2 layer: a {T}-token query needs {T} keys, got {k.shape[-2]}")
+            cos, sin = rope_cos_sin(self.head_dim, 0, T, q.device)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        dropout_p = self.attn_dropout_p if self.training else 0.0
+        causal = self.training if causal is None else causal
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=causal)
+        return self.resid_dropout(self.out_proj(_merge_heads(y)))
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        k, v = _split_heads(self.k_proj(key), self.n_heads), _split_heads(self.v_proj(value), self.n_heads)
+        return self.attend(query, k, v)
+
+
+class DependencyAwareLayer(nn.Module):
+    """s2 conditioning: norm(hidden + cross_attn(query=s1 embedding, kv=hidden)). Always 4 heads."""
+
+    def __init__(self, d_model: int, n_heads: int = 4, attn_dropout_p: float = 0.0,
+                 resid_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.cross_attn = MultiHeadCrossAttentionWithRoPE(d_model, n_heads, attn_dropout_p, resid_dropout)
+        self.norm = RMSNorm(d_model)
+
+    def forward(self, hidden: torch.Tensor, sibling: torch.Tensor) -> torch.Tensor:
+        """hidden (B, L, D), sibling (B, T, D) with T == L or T == 1 (then broadcast over L,
+        as the reference does; its last row is the inference output)."""
+        return self.norm(hidden + self.cross_attn(sibling, hidden, hidden))
+
+    def forward_cached(self, hidden_last: torch.Tensor, sibling: torch.Tensor, k: torch.Tensor,
+                       v: torch.Tensor) -> torch.Tensor:
+        """Inference step: hidden_last (B, 1, D), sibling (B, 1, D), cached unrotated k, v
+        (B, H, L, K) of all hidden states in the window → (B, 1, D)."""
+        return self.norm(hidden_last + self.cross_attn.attend(sibling, k, v, causal=False))

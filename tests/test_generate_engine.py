@@ -1,0 +1,179 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kronos_synth.data.synthetic import ParquetSequenceWriter, read_synthetic
+from kronos_synth.generate.api import generate_dataset
+from kronos_synth.model import Kronos, KronosTokenizer
+
+TOK = dict(d_in=6, d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2, ffn_dropout_p=0.0,
+           attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4, beta=0.05, gamma0=1.0, gamma=1.1,
+           zeta=0.05, group_size=4)
+PRED = dict(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=2, ff_dim=64, ffn_dropout_p=0.0,
+            attn_dropout_p=0.0, resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """A seeded random tokenizer + predictor pair saved as a kronos-synth model folder."""
+    root = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    KronosTokenizer(**TOK).save_pretrained(root / "tokenizer")
+    Kronos(**PRED).save_pretrained(root / "model")
+    return str(root / "model")
+
+
+def _gen(tiny_model, out, **kw):
+    args = dict(n=24, freq="daily", dataset="goog-daily", model=tiny_model, lookback=40, horizon=10,
+                seed=3, dtype="fp32", out=str(out), progress=False)
+    args.update(kw)
+    return generate_dataset(**args)
+
+
+def test_same_seed_same_data_across_batch_sizes(tiny_model, tmp_path):
+    s16 = _gen(tiny_model, tmp_path / "a", batch_size=16, sequences_per_part=10)
+    s256 = _gen(tiny_model, tmp_path / "b", batch_size=256, sequences_per_part=10)
+    a, b = read_synthetic(tmp_path / "a").frame, read_synthetic(tmp_path / "b").frame
+    pd.testing.assert_frame_equal(a, b)
+    assert a["sequence_id"].nunique() == 24 and len(a) == 24 * 10
+    assert s16.sequences == s256.sequences == 24
+    # another seed gives other data
+    _gen(tiny_model, tmp_path / "c", seed=4)
+    c = read_synthetic(tmp_path / "c").frame
+    assert not np.allclose(a["close"].to_numpy(), c["close"].to_numpy())
+
+
+def test_killed_run_resumes_to_exactly_n(tiny_model, tmp_path, monkeypatch):
+    original = ParquetSequenceWriter.write_part
+    calls = {"n": 0}
+
+    def dying_write(self, index, frame, extra_metadata=None):
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the run is killed after its first two parts
+        calls["n"] += 1
+        return original(self, index, frame, extra_metadata)
+
+    monkeypatch.setattr(ParquetSequenceWriter, "write_part", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        _gen(tiny_model, tmp_path / "a", sequences_per_part=5)
+    monkeypatch.setattr(ParquetSequenceWriter, "write_part", original)
+    summary = _gen(tiny_model, tmp_path / "a", sequences_per_part=5)
+    assert summary.parts_skipped == 2 and summary.parts_written == 3
+    resumed = read_synthetic(tmp_path / "a").frame
+    ids = resumed.groupby("sequence_id").size()
+    assert list(ids.index) == list(range(24)) and (ids == 10).all()
+    _gen(tiny_model, tmp_path / "b", sequences_per_part=5)
+    pd.testing.assert_frame_equal(resumed, read_synthetic(tmp_path / "b").frame)
+
+
+def test_output_is_schema_v1_with_calendar_and_context(tiny_model, tmp_path):
+    _gen(tiny_model, tmp_path / "a", include_context=True, repair=True)
+    ds = read_synthetic(tmp_path / "a")
+    f = ds.frame
+    assert ds.metadata["generator"] == "kronos" and ds.metadata["lookback"] == 40
+    assert ds.metadata["temperature"] == 1.0 and ds.metadata["top_p"] == 0.95 and ds.metadata["seed"] == 3
+    assert len(ds.metadata["model_sha256"]) == 64
+    assert f["step"].min() == -40 and f["step"].max() == 9
+    one = f[f["sequence_id"] == 0]
+    ts = pd.DatetimeIndex(one["timestamp"])
+    assert ts.is_monotonic_increasing and (ts.day_of_week < 5).all()  # business days continue
+    gen = one[one["step"] >= 0]
+    assert (gen["timestamp"] > gen["context_end"]).all()
+    last_ctx = one.loc[one["step"] == -1]
+    assert (last_ctx["timestamp"] == last_ctx["context_end"]).all()
+    assert (f["symbol"] == "GOOG").all()
+    # --repair: every bar valid in the output
+    g = ds.generated()
+    assert (g["high"] >= g[["open", "close"]].max(axis=1)).all()
+    assert (g["low"] <= g[["open", "close"]].min(axis=1)).all()
+    assert (g[["volume", "amount"]] >= 0).all().all()
+
+
+def test_dataset_reads_with_duckdb(tiny_model, tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    _gen(tiny_model, tmp_path / "a")
+    con = duckdb.connect()
+    rows = con.execute(
+        f"select count(*), count(distinct sequence_id), min(step), max(step) "
+        f"from read_parquet('{tmp_path / 'a'}/part-*.parquet')").fetchone()
+    assert rows == (240, 24, 0, 9)
+    desc = con.execute(f"describe select * from read_parquet('{tmp_path / 'a'}/part-*.parquet')").fetchall()
+    types = {r[0]: r[1] for r in desc}
+    assert types["sequence_id"] == "BIGINT" and types["step"] == "INTEGER"
+    assert types["timestamp"].startswith("TIMESTAMP") and types["close"] == "DOUBLE"
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "kronos_synth.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+                                        "HOME": str(cwd or "/tmp")})
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--n", "0"], "--n must be a positive"),
+        (["--freq", "13min"], "13min"),
+        (["--lookback", "5000"], "too few rows"),
+        (["--freq", "15min"], "no embedded dataset has 15min bars"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path, extra, needle):
+    args = ["generate", "--n", "4", "--freq", "daily", "--model", tiny_model, "--out", str(tmp_path / "o")]
+    for i in range(0, len(extra), 2):  # override
+        j = args.index(extra[i]) if extra[i] in args else None
+        if j is None:
+            args += extra[i:i + 2]
+        else:
+            args[j + 1] = extra[i + 1]
+    r = _cli(*args, cwd=tmp_path)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and "Traceback" not in r.stderr and needle in lines[0], r.stderr
+
+
+def test_lookback_longer_than_every_clean_segment(tiny_model, tmp_path):
+    # 300 daily bars with a 100 % price jump in the middle: cleaning splits them into two segments of 150
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    close[150:] *= 2.0
+    df = pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=300), "open": close, "high": close * 1.01,
+                       "low": close * 0.99, "close": close, "volume": 1000.0})
+    df.to_csv(tmp_path / "jump.csv", index=False)
+    r = _cli("generate", "--n", "4", "--freq", "daily", "--model", tiny_model, "--data", str(tmp_path / "jump.csv"),
+             "--split", "all", "--lookback", "200", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "jump.csv" in r.stderr and "longer than every clean segment" in r.stderr and "150 bars" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_mismatched_tokenizer_and_foreign_output_folder(tiny_model, tmp_path):
+    torch.manual_seed(1)
+    KronosTokenizer(**{**TOK, "s1_bits": 6, "s2_bits": 6}).save_pretrained(tmp_path / "tok6")
+    r = _cli("generate", "--n", "4", "--freq", "daily", "--model", tiny_model, "--tokenizer",
+             str(tmp_path / "tok6"), "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2 and "s1_bits" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    base = ["generate", "--n", "4", "--freq", "daily", "--lookback", "30", "--horizon", "5", "--model",
+            tiny_model, "--out", str(tmp_path / "run"), "--dtype", "fp32"]
+    first = _cli(*base, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    other = _cli(*base, "--seed", "9", cwd=tmp_path)
+    assert other.returncode == 2 and "different run" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+
+
+def test_bf16_and_fp32_sample_the_same_distribution(tiny_model):
+    model = Kronos.from_pretrained(tiny_model)
+    g = torch.Generator().manual_seed(0)
+    s1 = torch.randint(0, 16, (64, 50), generator=g)
+    s2 = torch.randint(0, 16, (64, 50), generator=g)
+    stamp = torch.zeros(64, 50, 5)
+    with torch.no_grad():
+        p32 = torch.softmax(model.decode_s1(s1, s2, stamp)[0], -1)
+        p16 = torch.softmax(model.to(torch.bfloat16).decode_s1(s1, s2, stamp)[0].float(), -1)
+    tv = 0.5 * (p32 - p16).abs().sum(-1)
+    assert tv.mean() < 0.02 and tv.max() < 0.1
