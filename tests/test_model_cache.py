@@ -118,3 +118,16 @@ def test_cache_works_with_bf16_weights(model):
     # and the bf16 cached path equals the bf16 uncached path closely
     bf_logits, _ = bf.decode_s1(s1, s2, stamp)
     torch.testing.assert_close(logits[:, -1].float(), bf_logits[:, -1].float(), atol=0.06, rtol=0)
+
+
+@torch.no_grad()
+def test_training_forward_sampling_is_seeded(model):
+    s1, s2, stamp, nxt = _tokens(2, 30, seed=6)
+    runs = [model(s1, s2, stamp, generator=torch.Generator().manual_seed(s))[1] for s in (1, 1, 2)]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+    s1_logits, s2_tf = model(s1, s2, stamp, use_teacher_forcing=True, s1_targets=nxt)
+    torch.testing.assert_close(s2_tf, model.decode_s2(model.decode_s1(s1, s2, stamp)[1], nxt))
+    with pytest.raises(ValueError, match="s1_targets"):
+        model(s1, s2, stamp, use_teacher_forcing=True)
+    with pytest.raises(ValueError, match="prefilled"):
+        model.decode_s2_cached(torch.zeros(2, CFG["d_model"]), nxt[:, 0], model.init_cache(2, 8))

@@ -3,6 +3,15 @@
 Input of bar t: fusion(emb_s1·sqrt(D), emb_s2·sqrt(D)) + time embedding of bar t; the logits
 read at position t predict bar t+1. s1 comes from the main stack; s2 from the dependency layer
 conditioned on the (sampled or true) s1 of that next bar.
+
+Incremental decoding (inference; one token per step after a prefill):
+
+    cache = model.init_cache(batch, context)
+    logits, ctx = model.decode_s1_cached(s1, s2, stamp, cache)        # prefill the lookback
+    loop: s1_next ~ logits[:, -1]
+          s2_next ~ model.decode_s2_cached(ctx[:, -1], s1_next, cache)
+          logits, ctx = model.decode_s1_cached(s1_next[:, None], s2_next[:, None], stamp_next, cache)
+          (when cache.free == 0: cache.reset() and prefill the last `context` tokens — reference semantics)
 """
 
 from __future__ import annotations
@@ -210,6 +219,8 @@ class Kronos(CheckpointMixin, nn.Module):
 
         context_last (B, D) or (B, 1, D); s1_ids (B,) or (B, 1) → (B, V2) or (B, 1, V2).
         """
+        if cache.length == 0:
+            raise ValueError("decode_s2_cached needs a prefilled cache (call decode_s1_cached first)")
         squeeze = s1_ids.dim() == 1
         ids = s1_ids.view(-1, 1)
         h = context_last.view(ids.shape[0], 1, -1)

@@ -93,11 +93,13 @@ class KronosTokenizer(CheckpointMixin, nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, half: bool = False):
-        """(B, T, d_in) normalised bars → (s1_ids, s2_ids) each (B, T) when half, else full ids (B, T)."""
+        """(B, T, d_in) normalised bars → (s1_ids, s2_ids) each (B, T) when half, else full ids (B, T).
+
+        Inference only (no gradients); training uses `forward`."""
         zq, _ = self.tokenizer(self._encode_raw(x.to(self.embed.weight.dtype)), with_loss=False)
         return self.tokenizer.ids(zq, half=half)
 
     @torch.no_grad()
     def decode(self, ids, half: bool = False) -> torch.Tensor:
-        """Inverse of `encode`: (s1_ids, s2_ids) when half, else full ids → (B, T, d_in)."""
+        """Inverse of `encode`: (s1_ids, s2_ids) when half, else full ids → (B, T, d_in), no gradients."""
         return self._decode_codes(self.tokenizer.codes(ids, half=half))

@@ -1,0 +1,173 @@
+"""Generation speed: our KV-cached sampler vs the reference `auto_regressive_inference`.
+
+Same seeded random Kronos-small-shaped weights (tokenizer: Kronos-Tokenizer-base shape), same real
+contexts (15-minute BTC bars when ../shared/data is present, else an embedded dataset), lookback 120,
+horizon 96, measured side by side in one process:
+
+  1. reference, batch B (sample_count=1, T=1, top-p 0.95)        → sequences/s
+  2. ours, fp32, the same batch B                                → sequences/s and the ratio
+  3. ours, best setting (bf16 where fast, large batch), n sequences → wall time for n
+
+  python -m evaluation.bench_generate --ref-batch 32 --n 6000 --batch 1024 --out docs/performance.md
+
+Writes a Markdown section to --out (replacing an earlier one) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kronos_synth.generate.device import resolve_dtype
+from kronos_synth.generate.sampler import SamplingConfig, sample_tokens
+from kronos_synth.model import InstanceNorm, Kronos, KronosTokenizer, time_features
+
+HEADING = "## Generation speed vs the reference"
+CRYPTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance" / "BTCUSDT_15m.csv"
+
+
+def _perturb(module: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+
+
+def contexts(n: int, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """n real windows (raw bars) and the timestamps of context + future."""
+    from kronos_synth.data.calendar import SessionCalendar
+    from kronos_synth.data.readers import load_klines
+    from kronos_synth.data.splits import extract_windows
+
+    source = str(CRYPTO) if CRYPTO.exists() else "eurusd-1h"
+    df = load_klines(source)
+    w = extract_windows(df, lookback, stride=1)
+    idx = np.linspace(0, len(w) - 1, n).round().astype(int)
+    cal = SessionCalendar.fit(df["timestamps"])
+    ts = np.concatenate([w.timestamps[idx], cal.next_many(w.timestamps[idx, -1], horizon)], axis=1)
+    return w.values[idx], ts, os.path.basename(source)
+
+
+def ours(tok, model, x, ts, horizon, cfg, batch, dtype) -> float:
+    """Seconds to generate (and decode) len(x) sequences."""
+    m = model if dtype == torch.float32 else _cast(model, dtype)
+    norm = InstanceNorm()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for lo in range(0, len(x), batch):
+            xb = x[lo:lo + batch]
+            stats = norm.fit(xb)
+            s1, s2 = tok.encode(torch.from_numpy(norm.transform(xb, stats)), half=True)
+            stamps = torch.from_numpy(time_features(ts[lo:lo + batch]))
+            g1, g2 = sample_tokens(m, s1, s2, stamps, horizon, cfg, seed=0, sequence_ids=np.arange(lo, lo + len(xb)))
+            z = tok.decode((torch.cat([s1, g1], 1), torch.cat([s2, g2], 1)), half=True)[:, -horizon:]
+            norm.inverse(z.numpy(), stats)
+    return time.perf_counter() - t0
+
+
+_CASTS: dict = {}
+
+
+def _cast(model, dtype):
+    import copy
+
+    key = (id(model), dtype)
+    if key not in _CASTS:
+        _CASTS[key] = copy.deepcopy(model).to(dtype).eval()
+    return _CASTS[key]
+
+
+def reference(ref_tok, ref_model, x, ts, horizon, cfg) -> float:
+    from model.kronos import auto_regressive_inference
+
+    norm = InstanceNorm()
+    stats = norm.fit(x)
+    xn = torch.from_numpy(norm.transform(x, stats))
+    stamps = torch.from_numpy(time_features(ts))
+    lookback = x.shape[1]
+    t0 = time.perf_counter()
+    auto_regressive_inference(ref_tok, ref_model, xn, stamps[:, :lookback], stamps[:, lookback:], 512, horizon,
+                              T=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, sample_count=1)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ref-batch", type=int, default=32)
+    ap.add_argument("--n", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--lookback", type=int, default=120)
+    ap.add_argument("--horizon", type=int, default=96)
+    ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    tok = KronosTokenizer.from_config("Kronos-Tokenizer-base").eval()
+    model = Kronos.from_config("Kronos-small").eval()
+    _perturb(tok, 1), _perturb(model, 2)
+    cfg = SamplingConfig(temperature=1.0, top_k=0, top_p=0.95)
+    x, ts, source = contexts(max(args.n, args.ref_batch), args.lookback, args.horizon)
+    rows = []
+    ref_rate = None
+    if not args.skip_reference:
+        import model as ref_pkg  # PyPI kronos-model-arch
+
+        ref_tok = ref_pkg.KronosTokenizer(**tok.config).eval()
+        ref_model = ref_pkg.Kronos(**model.config).eval()
+        ref_tok.load_state_dict(tok.state_dict()), ref_model.load_state_dict(model.state_dict())
+        t = reference(ref_tok, ref_model, x[:args.ref_batch], ts[:args.ref_batch], args.horizon, cfg)
+        ref_rate = args.ref_batch / t
+        rows.append(("reference auto_regressive_inference", "fp32", args.ref_batch, args.ref_batch, t, ref_rate))
+        print(rows[-1], flush=True)
+    t = ours(tok, model, x[:args.ref_batch], ts[:args.ref_batch], args.horizon, cfg, args.ref_batch, torch.float32)
+    rows.append(("kronos-synth sampler", "fp32", args.ref_batch, args.ref_batch, t, args.ref_batch / t))
+    print(rows[-1], flush=True)
+    fp32_ratio = rows[-1][5] / ref_rate if ref_rate else None
+    best_dtype, note = resolve_dtype("auto", torch.device("cpu"))
+    t = ours(tok, model, x[:args.n], ts[:args.n], args.horizon, cfg, args.batch, best_dtype)
+    rows.append(("kronos-synth sampler", str(best_dtype).replace("torch.", ""), args.batch, args.n, t, args.n / t))
+    print(rows[-1], flush=True)
+    best_ratio = rows[-1][5] / ref_rate if ref_rate else None
+
+    cmd = ("python -m evaluation.bench_generate " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "skip_reference")))
+    lines = [HEADING, "",
+             f"Kronos-small shape (24.7 M parameters, seeded random weights), Kronos-Tokenizer-base shape; "
+             f"lookback {args.lookback} → horizon {args.horizon}; T = 1.0, top-p 0.95; contexts: {source}. "
+             f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads. Measured side by side in one run "
+             f"on {time.strftime('%Y-%m-%d')}:", "",
+             f"    {cmd}", "",
+             "| sampler | dtype | batch | sequences | wall time (s) | sequences/s |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.1f} | {r[5]:.2f} |" for r in rows]
+    lines.append("")
+    if ref_rate:
+        lines.append(f"- fp32 at equal batch size ({args.ref_batch}): **{fp32_ratio:.0f}×** the reference.")
+        lines.append(f"- best setting ({rows[-1][1]}, batch {args.batch}): **{best_ratio:.0f}×** the reference; "
+                     f"{args.n} sequences in **{rows[-1][4] / 60:.1f} minutes** (reference at its measured rate: "
+                     f"{args.n / ref_rate / 3600:.1f} hours).")
+    lines.append(f"- {note}.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        _replace_section(Path(args.out), HEADING, text)
+
+
+def _replace_section(path: Path, heading: str, text: str) -> None:
+    """Replace the `heading` section of a Markdown file (or append it)."""
+    old = path.read_text() if path.exists() else "# Performance\n\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    path.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
