@@ -31,7 +31,8 @@ from kronos_synth.generate.device import resolve_device, resolve_dtype
 from kronos_synth.generate.rng import counter_permutation
 from kronos_synth.generate.sampler import SamplingConfig, sample_tokens
 from kronos_synth.generate.validity import bar_violations, repair_bars
-from kronos_synth.model import InstanceNorm, Kronos, KronosTokenizer, check_compatible, time_features
+from kronos_synth.model import Kronos, KronosTokenizer, check_compatible, time_features
+from kronos_synth.model.representation import Levels, Representation
 from kronos_synth.progress import show_progress
 
 SPLITS = ("train", "test", "all")
@@ -104,6 +105,8 @@ class GenerationSummary:
     repaired: bool = False
     seam_abs_gap_median: float = float("nan")
     out: str = ""
+    engine: str = "local"
+    workers: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,7 +115,37 @@ class GenerationSummary:
         return (f"{self.sequences} sequences, {self.bars} bars in {self.wall_time_s:.1f} s "
                 f"({self.sequences_per_s:.1f} seq/s); raw invalid bars {100 * self.raw_invalid_bar_rate:.2f} %"
                 + (" (repaired in output)" if self.repaired else "")
-                + f"; median |seam gap| {100 * self.seam_abs_gap_median:.3f} %")
+                + f"; median |seam gap| {100 * self.seam_abs_gap_median:.3f} %"
+                + (f" [{self.workers} Ray worker{'s' * (self.workers != 1)}]" if self.engine == "ray" else ""))
+
+
+@dataclass
+class PartStats:
+    """What generating one part adds to the run summary: raw violation counts and seam gaps."""
+
+    violations: dict[str, int] = field(default_factory=dict)
+    seam: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+def summarize_run(*, n: int, horizon: int, generated: int, wall_time_s: float, parts_written: int,
+                  parts_skipped: int, stats: list[PartStats], repaired: bool, out: str, engine: str = "local",
+                  workers: int = 1) -> GenerationSummary:
+    """Fold the per-part stats of one invocation (`generated` new sequences) into its summary."""
+    totals: dict[str, int] = {}
+    for st in stats:
+        for name, c in st.violations.items():
+            totals[name] = totals.get(name, 0) + int(c)
+    generated_bars = generated * horizon
+    invalid = totals.pop("invalid_bars", 0)
+    seams = [st.seam for st in stats if len(st.seam)]
+    return GenerationSummary(
+        sequences=n, bars=n * horizon, wall_time_s=wall_time_s,
+        sequences_per_s=generated / wall_time_s if wall_time_s > 0 else float("nan"),
+        parts_written=parts_written, parts_skipped=parts_skipped,
+        raw_invalid_bar_rate=invalid / generated_bars if generated_bars else 0.0,
+        violations=totals, repaired=repaired,
+        seam_abs_gap_median=float(np.median(np.abs(np.concatenate(seams)))) if seams else float("nan"),
+        out=out, engine=engine, workers=workers)
 
 
 class Generator:
@@ -144,6 +177,7 @@ class Generator:
         dtype: str = "auto",
         repair: bool = False,
         include_context: bool = False,
+        representation: Representation | None = None,
         model_id: str = "",
         tokenizer_id: str = "",
         source: str = "",
@@ -167,7 +201,7 @@ class Generator:
         self.model = model.eval()
         if next(model.parameters()).dtype != self.dtype or next(model.parameters()).device != self.device:
             self.model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval()
-        self.norm = InstanceNorm()
+        self.norm = representation or Levels()
         self.pool = build_context_pool(klines, self.preset, self.lookback, self.horizon, split=split,
                                        test_fraction=test_fraction, contexts_per_symbol=contexts_per_symbol,
                                        source=source or "data")
@@ -191,7 +225,8 @@ class Generator:
             "contexts_per_symbol": contexts_per_symbol,
             "samples_per_context": self.samples_per_context,
             "max_context": self.max_context,
-            "normalization": "instance (reference: lookback mean/std, std + 1e-5)",
+            "representation": self.norm.name,
+            "normalization": "per window over the lookback: mean/std, std + 1e-5 (reference)",
             "clip": self.norm.clip,
             "repair": self.repair,
             "include_context": self.include_context,
@@ -249,45 +284,51 @@ class Generator:
             ids = np.arange(lo, min(start + n, lo + self.batch_size))
             yield self.batch_frame(ids)[0]
 
+    def part_frame(self, start: int, stop: int,
+                   on_batch: Callable[[int], object] | None = None) -> tuple[pd.DataFrame, PartStats]:
+        """Sequence ids start..stop−1 as one schema-v1 frame (batch by batch), and their stats."""
+        frames, seams = [], []
+        totals: dict[str, int] = {}
+        for b in range(start, stop, self.batch_size):
+            frame, info = self.batch_frame(np.arange(b, min(stop, b + self.batch_size)))
+            frames.append(frame)
+            seams.append(info["seam"])
+            for name, c in info["violations"].items():
+                totals[name] = totals.get(name, 0) + int(c)
+            if on_batch is not None:
+                on_batch(min(stop, b + self.batch_size) - b)
+        return pd.concat(frames, ignore_index=True), PartStats(totals, np.concatenate(seams))
+
+    def writer_metadata(self) -> dict[str, Any]:
+        """The run settings a dataset writer records (the device does not change the data)."""
+        return {k: v for k, v in self.metadata.items() if k not in ("device",)}
+
     def write(self, out: str | Path, n: int, *, sequences_per_part: int | None = None,
               progress: bool | None = None, on_start: Callable[[], object] | None = None) -> GenerationSummary:
         """Generate n sequences into a schema-v1 folder; resumes a run with the same settings."""
         from tqdm.auto import tqdm
 
-        part = int(sequences_per_part or max(self.batch_size, 1024))
-        meta = {k: v for k, v in self.metadata.items() if k not in ("device",)}
-        writer = ParquetSequenceWriter(out, n=n, sequences_per_part=part, metadata=meta)
+        writer = ParquetSequenceWriter(out, n=n, sequences_per_part=self.part_size(sequences_per_part),
+                                       metadata=self.writer_metadata())
         pending = writer.pending_parts()
         if on_start is not None:
             on_start()
         todo = sum(writer.part_range(k)[1] - writer.part_range(k)[0] for k in pending)
-        totals: dict[str, int] = {}
-        seams: list[np.ndarray] = []
+        stats: list[PartStats] = []
         t0 = time.perf_counter()
         bar = tqdm(total=todo, unit="seq", desc="generate", disable=not show_progress(progress), smoothing=0.1)
         for k in pending:
-            lo, hi = writer.part_range(k)
-            frames = []
-            for b in range(lo, hi, self.batch_size):
-                frame, info = self.batch_frame(np.arange(b, min(hi, b + self.batch_size)))
-                frames.append(frame)
-                seams.append(info["seam"])
-                for name, c in info["violations"].items():
-                    totals[name] = totals.get(name, 0) + int(c)
-                bar.update(min(hi, b + self.batch_size) - b)
-            writer.write_part(k, pd.concat(frames, ignore_index=True))
+            frame, st = self.part_frame(*writer.part_range(k), on_batch=bar.update)
+            stats.append(st)
+            writer.write_part(k, frame)
         bar.close()
-        wall = time.perf_counter() - t0
-        generated_bars = todo * self.horizon
-        invalid = totals.pop("invalid_bars", 0)
-        return GenerationSummary(
-            sequences=n, bars=n * self.horizon, wall_time_s=wall,
-            sequences_per_s=todo / wall if wall > 0 else float("nan"),
-            parts_written=len(pending), parts_skipped=writer.n_parts - len(pending),
-            raw_invalid_bar_rate=invalid / generated_bars if generated_bars else 0.0,
-            violations=totals, repaired=self.repair,
-            seam_abs_gap_median=float(np.median(np.abs(np.concatenate(seams)))) if seams else float("nan"),
-            out=str(out))
+        return summarize_run(n=n, horizon=self.horizon, generated=todo, wall_time_s=time.perf_counter() - t0,
+                             parts_written=len(pending), parts_skipped=writer.n_parts - len(pending),
+                             stats=stats, repaired=self.repair, out=str(out))
 
+    def part_size(self, sequences_per_part: int | None = None) -> int:
+        """Sequences per part file: as asked, else max(batch size, 1024)."""
+        return int(sequences_per_part or max(self.batch_size, 1024))
 
-__all__ = ["FEATURES", "ContextPool", "GenerationSummary", "Generator", "build_context_pool"]
+__all__ = ["FEATURES", "ContextPool", "GenerationSummary", "Generator", "PartStats", "build_context_pool",
+           "summarize_run"]
