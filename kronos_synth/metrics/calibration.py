@@ -1,0 +1,93 @@
+"""EVALUATION §5: the calibration rows every fidelity/usefulness table carries.
+
+- `real (train period)`: real train-period windows used as if they were synthetic.
+- `real (test, disjoint halves)`: one half of the real test windows against the other — must be ≈ 0.5
+  (discriminative); if not, the metric is broken.
+- `shuffled bars`: real test windows with their bars permuted in time — must be detected (error ≈ 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kronos_synth.metrics.discriminative import DiscriminativeResult, discriminative_score
+from kronos_synth.metrics.features import is_volume_free, prepare_features, shuffle_bars
+from kronos_synth.metrics.stats import repeat_seeds
+from kronos_synth.metrics.tstr import ForecastResult, forecast_score
+
+SYNTHETIC = "synthetic"
+TRAIN_PERIOD = "real (train period)"
+DISJOINT_HALVES = "real (test, disjoint halves)"
+SHUFFLED = "shuffled bars"
+ROWS = (SYNTHETIC, TRAIN_PERIOD, DISJOINT_HALVES, SHUFFLED)
+
+
+def random_halves(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random halves of the sequences."""
+    idx = np.random.default_rng(seed).permutation(len(x))
+    h = len(x) // 2
+    return x[idx[:h]], x[idx[h:2 * h]]
+
+
+def block_halves(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and second half in stored (time) order: overlapping stride-1 windows barely cross over."""
+    h = len(x) // 2
+    return x[:h], x[h:2 * h]
+
+
+def discriminative_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_train: np.ndarray | None,
+                         *, seed: int = 0, volume_free: bool | None = None,
+                         **kwargs) -> dict[str, DiscriminativeResult]:
+    """The discriminative score of the synthetic set and of the three calibration rows (raw bars in).
+
+    `kwargs` go to `discriminative_score` (protocol, n, repeats, epochs, …). A None set skips its row.
+    """
+    sets = [x for x in (real_test, synthetic, real_train) if x is not None]
+    if volume_free is None:
+        volume_free = any(is_volume_free(x) for x in sets)
+    cal_seed = repeat_seeds(seed, 1)[0]
+    a, b = random_halves(real_test, cal_seed)
+    pairs = {
+        SYNTHETIC: (real_test, synthetic),
+        TRAIN_PERIOD: (real_test, real_train),
+        DISJOINT_HALVES: (a, b),
+        SHUFFLED: (a, shuffle_bars(b, np.random.default_rng(cal_seed))),
+    }
+    out = {}
+    for name, (r, s) in pairs.items():
+        if s is None:
+            continue
+        fs = prepare_features(r, s, volume_free=volume_free)
+        out[name] = discriminative_score(fs.real, fs.synthetic, seed=seed, **kwargs)
+        out[name].settings["volume_free"] = volume_free
+    return out
+
+
+def forecast_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_train: np.ndarray | None, *,
+                   lookback: int, horizon: int, seed: int = 0, n_train: int | None = None,
+                   include_volume: bool | None = None, **kwargs) -> dict[str, ForecastResult]:
+    """TSTR of the synthetic set plus the calibration rows (TRTR = `real (train period)`).
+
+    TRTR trains on as many real train windows as TSTR uses synthetic ones. The halves rows train on the
+    first half of the test windows and test on the second (block split, to limit overlap leakage).
+    """
+    sets = [x for x in (real_test, synthetic, real_train) if x is not None]
+    if include_volume is None:
+        include_volume = not any(is_volume_free(x) for x in sets)
+    common = dict(lookback=lookback, horizon=horizon, seed=seed, include_volume=include_volume, **kwargs)
+    out = {}
+    if synthetic is not None:
+        out[SYNTHETIC] = forecast_score(synthetic, real_test, train_on="synthetic (TSTR)", n_train=n_train,
+                                        **common)
+    if real_train is not None:
+        m = len(synthetic) if synthetic is not None else len(real_train)
+        m = min(m, n_train) if n_train else m
+        out[TRAIN_PERIOD] = forecast_score(real_train, real_test, train_on="real train period (TRTR)",
+                                           n_train=m, **common)
+    a, b = block_halves(real_test)
+    out[DISJOINT_HALVES] = forecast_score(a, b, train_on="real test, first half → second half",
+                                          n_train=n_train, **common)
+    out[SHUFFLED] = forecast_score(shuffle_bars(a, np.random.default_rng(repeat_seeds(seed, 1)[0])), b,
+                                   train_on="shuffled bars (first half) → second half", n_train=n_train,
+                                   **common)
+    return out
