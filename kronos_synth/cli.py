@@ -218,11 +218,23 @@ def datasets_export(name: str, out: str) -> None:
 @click.option("--include-context", is_flag=True, help="Also write the real context bars (steps -L..-1).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: shard the parts over Ray workers (pip install \"kronos-synth[ray]\"); same output.")
+@click.option("--address", default=None, help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001) "
+              "[default: start a local one].")
+@click.option("--num-workers", type=click.IntRange(min=1), default=None,
+              help="Ray workers [default: as many as the cluster's CPUs / GPUs hold].")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="GPUs each Ray worker reserves (0.5 packs two per GPU) [default: 0].")
+@click.option("--sequences-per-part", type=click.IntRange(min=1), default=None,
+              help="Sequences per Parquet part, the unit of resuming and of Ray sharding "
+              "[default: max(batch size, 1024)].")
 def generate(n: int, freq: str, data: str | None, dataset: str | None, model: str | None,
              tokenizer: str | None, lookback: int | None, horizon: int | None, temperature: float,
              top_p: float, top_k: int, seed: int, split: str, contexts_per_symbol: int | None,
              samples_per_context: int, batch_size: int, device: str, dtype: str, repair: bool,
-             include_context: bool, out: str, progress: bool | None) -> None:
+             include_context: bool, out: str, progress: bool | None, engine: str, address: str | None,
+             num_workers: int | None, gpus_per_worker: float | None, sequences_per_part: int | None) -> None:
     """Generate synthetic K-line sequences with Kronos into a Parquet dataset (schema v1).
 
     \b
@@ -230,6 +242,8 @@ def generate(n: int, freq: str, data: str | None, dataset: str | None, model: st
       kronos-synth generate --n 6000 --freq daily --out synth/
       kronos-synth generate --n 6000 --freq 15min --data BTCUSDT_15m.csv \\
           --model NeoQuasar/Kronos-small --out synth-btc/
+      kronos-synth generate --n 1000000 --freq daily --engine ray --address auto \\
+          --gpus-per-worker 1 --out /shared/synth-1m/
     """
     from kronos_synth.generate.api import generate_dataset
 
@@ -238,15 +252,355 @@ def generate(n: int, freq: str, data: str | None, dataset: str | None, model: st
         horizon=horizon, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, split=split,
         contexts_per_symbol=contexts_per_symbol, samples_per_context=samples_per_context,
         batch_size=batch_size, device=device, dtype=dtype, repair=repair, include_context=include_context,
-        out=out, progress=progress, log=lambda line: click.echo(line, err=True))
+        out=out, progress=progress, log=lambda line: click.echo(line, err=True), engine=engine,
+        address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+        sequences_per_part=sequences_per_part)
     click.echo(summary.line())
 
 
 # --- evaluate ---------------------------------------------------------------------------------
 
+
+@cli.group()
+def evaluate() -> None:
+    """Evaluate a synthetic dataset against real K-lines (EVALUATION.md protocol).
+
+    Each subcommand writes report.md, report.json and plots to --out and prints a short summary.
+
+    \b
+    Examples:
+      kronos-synth evaluate all --real sp500-daily --synthetic synth/ --out report/
+      kronos-synth evaluate discriminative --real BTCUSDT_15m.csv --synthetic synth-btc/ --n 3000
+    """
+
+
+_EVALUATE_HELP = {
+    "all": "Every metric: discriminative, TSTR, diversity + memorization, validity + seam + drift, stylized.",
+    "discriminative": "Fidelity: real-vs-synthetic classifier score with calibration rows.",
+    "tstr": "Usefulness: train on synthetic, test on real (IC / RankIC), with TRTR and calibration rows.",
+    "diversity": "Joint t-SNE / PCA, return KDE, k-NN coverage and memorization.",
+    "validity": "Bar validity, seam gap and trend-conditional drift.",
+    "stylized": "Stylized facts of close log returns with a real-vs-real baseline.",
+}
+
+
+def _evaluate_command(name: str):
+    @evaluate.command(name, help=f"""{_EVALUATE_HELP[name]}
+
+    \b
+    Example:
+      kronos-synth evaluate {name} --real sp500-daily --synthetic synth/ --out report-{name}/
+    """)
+    @click.option("--real", "real", required=True, help="Real K-lines: file path or embedded dataset name.")
+    @click.option("--synthetic", required=True, type=click.Path(exists=True),
+                  help="Synthetic dataset folder (schema v1) or one Parquet part file.")
+    @click.option("--freq", default=None, help="Frequency preset (default: the synthetic run's, else inferred).")
+    @click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+                  help="Repeats (seeds) of the model-based metrics.")
+    @click.option("--n", "n", type=click.IntRange(min=4), default=None,
+                  help="Sequences drawn per set (real test windows and synthetic) [default: all synthetic].")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--out", default=f"evaluation-{name}", show_default=True, type=click.Path(file_okay=False),
+                  help="Report folder.")
+    @click.option("--protocol", type=click.Choice(["paper", "timegan"]), default="paper", show_default=True,
+                  help="Discriminative protocol (timegan adds the predictive score).")
+    @click.option("--epochs", type=click.IntRange(min=1), default=None,
+                  help="Training epochs of the discriminator and forecaster [default: 20, the paper's].")
+    @click.option("--iterations", type=click.IntRange(min=1), default=None,
+                  help="TimeGAN protocol iterations [default: 2000 discriminator, 5000 predictor].")
+    @click.option("--test-fraction", type=float, default=0.2, show_default=True,
+                  help="Share of each symbol's history that is the test period.")
+    @click.option("--no-tsne", is_flag=True, help="Skip t-SNE (the slowest diversity step).")
+    @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+    def command(real: str, synthetic: str, freq: str | None, repeats: int, n: int | None, seed: int, out: str,
+                protocol: str, epochs: int | None, iterations: int | None, test_fraction: float, no_tsne: bool,
+                progress: bool | None) -> None:
+        from kronos_synth.data.readers import load_klines
+        from kronos_synth.data.synthetic import read_synthetic
+        from kronos_synth.metrics.evaluate import METRICS, evaluate_all, summary_lines
+        from kronos_synth.report import write_report
+
+        if progress is None:
+            progress = sys.stderr.isatty()
+        result = evaluate_all(
+            load_klines(real), read_synthetic(synthetic), freq=freq,
+            metrics=METRICS if name == "all" else (name,), repeats=repeats, n=n, seed=seed, protocol=protocol,
+            epochs=epochs, iterations=iterations, test_fraction=test_fraction, tsne=not no_tsne,
+            progress=progress, sources={"real": real, "synthetic": synthetic})
+        files = write_report(result, out, real_source=real, synthetic_source=synthetic)
+        for line in summary_lines(result):
+            click.echo(line)
+        click.echo(f"report: {files.markdown} (+ report.json, {len(files.plots)} plot(s))")
+
+    return command
+
+
+for _name in ("discriminative", "tstr", "diversity", "validity", "stylized", "all"):
+    _evaluate_command(_name)
+
+
 # --- baseline ---------------------------------------------------------------------------------
 
+_BASELINES = ("timegan", "timevae", "diffusion-ts", "garch", "bootstrap")
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict:
+    """`key=value` pairs; values are JSON when they parse (numbers, lists, null), else strings."""
+    import json
+
+    opts = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got '{pair}'", param_hint="--option")
+        try:
+            opts[key.strip().replace("-", "_")] = json.loads(value)
+        except ValueError:
+            opts[key.strip().replace("-", "_")] = value
+    return opts
+
+
+@cli.group()
+def baseline() -> None:
+    """Baseline generators (TimeGAN, TimeVAE, Diffusion-TS, GARCH, block bootstrap): fit, then sample.
+
+    \b
+    Example:
+      kronos-synth baseline fit garch --data sp500-daily --freq daily --out runs/garch
+      kronos-synth baseline sample runs/garch --n 6000 --out synth-garch/
+    """
+
+
+@baseline.command("fit")
+@click.argument("name", type=click.Choice(_BASELINES, case_sensitive=False))
+@click.option("--data", default=None, help="K-line file (CSV/Parquet) or embedded dataset name "
+              "(default: the embedded dataset of --freq).")
+@click.option("--freq", required=True, help="Bar frequency preset: 1min 5min 15min 30min 1h 4h daily weekly.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=int, default=None, help="Training budget: TimeGAN iterations per phase, "
+              "TimeVAE max epochs, Diffusion-TS training steps (default: CPU-sized, see docs/baselines.md).")
+@click.option("--window", type=int, default=None, help="Bars per window (default: the preset horizon, "
+              "daily 35, 15min 96).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Model option, e.g. -o layers=3 -o d_model=64 (full-size settings: docs/baselines.md).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def baseline_fit(name: str, data: str | None, freq: str, out: str, seed: int, steps: int | None,
+                 window: int | None, options: tuple[str, ...], progress: bool | None) -> None:
+    """Fit a baseline on the train-period windows of --data and save it to --out.
+
+    \b
+    Examples:
+      kronos-synth baseline fit garch --data sp500-daily --freq daily --out runs/garch
+      kronos-synth baseline fit diffusion-ts --data BTCUSDT_15m.csv --freq 15min --out runs/dts --steps 500
+    """
+    from kronos_synth.baselines.fitting import fit_baseline
+
+    res = fit_baseline(name, data, freq, out, seed=seed, steps=steps, window=window,
+                       options=_parse_options(options),
+                       progress=sys.stderr.isatty() if progress is None else progress)
+    r = res.report
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in r.final_losses.items()) or "-"
+    ratios = " ".join(f"{k} {v:.2f}" for k, v in (r.collapse.ratios.items() if r.collapse else []))
+    click.echo(f"{r.name}: fit on {r.n_windows} train windows of {r.window} bars from {res.source} "
+               f"in {r.wall_time_s:.1f}s, {r.n_parameters} parameters; final losses: {losses}; "
+               f"spread vs real: {ratios}{'' if r.collapse is None or r.collapse.ok else ' (COLLAPSED)'} "
+               f"→ {res.path}")
+
+
+@baseline.command("sample")
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--n", "n", type=int, required=True, help="Number of synthetic sequences.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--part-size", type=int, default=1000, show_default=True, help="Sequences per Parquet part.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def baseline_sample(model_dir: str, n: int, out: str, seed: int, part_size: int, progress: bool | None) -> None:
+    """Sample a fitted baseline into a schema-v1 Parquet dataset (rerun to resume).
+
+    \b
+    Example:
+      kronos-synth baseline sample runs/garch --n 6000 --out synth-garch/
+    """
+    from kronos_synth.baselines.sampling import sample_to_dataset
+
+    if part_size <= 0:
+        raise click.BadParameter(f"must be positive, got {part_size}", param_hint="--part-size")
+    res = sample_to_dataset(model_dir, n, out, seed=seed, sequences_per_part=part_size,
+                            progress=sys.stderr.isatty() if progress is None else progress)
+    click.echo(f"wrote {res.parts_written} of {res.parts_total} parts ({res.n} sequences) in "
+               f"{res.wall_time_s:.1f}s → {res.path}")
+
+
+# --- augment ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--real", required=True, help="Real K-lines: file (CSV/Parquet), glob or embedded dataset name.")
+@click.option("--synthetic", required=True, type=click.Path(), help="Synthetic dataset folder (schema v1).")
+@click.option("--ratio", type=float, required=True, help="Synthetic sequences per real window (0.5, 1, 2 …).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output file (.parquet or .csv).")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default=None,
+              help="Output format [default: from the --out extension, else parquet].")
+@click.option("--window", type=int, default=None, help="Bars per example [default: the synthetic sequences' "
+              "length].")
+@click.option("--freq", default=None, help="Bar frequency [default: the synthetic dataset's].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the synthetic draw and the shuffle.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Last share of each symbol held out as the test period (never used here).")
+@click.option("--stride", type=int, default=1, show_default=True, help="Bars between real window starts.")
+@click.option("--max-real", type=int, default=None, help="Keep a seeded sample of this many real windows "
+              "[default: all].")
+def augment(real: str, synthetic: str, ratio: float, out: str, fmt: str | None, window: int | None,
+            freq: str | None, seed: int, test_fraction: float, stride: int, max_real: int | None) -> None:
+    """Mix real train-period windows with synthetic sequences into one shuffled training set.
+
+    Every row is one bar, tagged origin=real|synthetic with its provenance (source, window_start or
+    sequence_id, generator). The real test period (last --test-fraction per symbol, plus a gap of one
+    window) is never used, so a model trained on the output can be tested on it.
+
+    \b
+    Examples:
+      kronos-synth augment --real sp500-daily --synthetic synth/ --ratio 1 --out train.parquet
+      kronos-synth augment --real BTCUSDT_15m.csv --synthetic synth-btc/ --ratio 0.5 \\
+          --window 96 --format csv --out train.csv
+    """
+    from kronos_synth.data.augment import augment as augment_set
+
+    aug = augment_set(real, synthetic, ratio=ratio, out=out, format=fmt, window=window, freq=freq, seed=seed,
+                      test_fraction=test_fraction, stride=stride, max_real=max_real)
+    click.echo(f"wrote {len(aug.frame)} rows to {out}: {aug.summary()}")
+
+
 # --- train ------------------------------------------------------------------------------------
+
+
+def _train_options(fn):
+    """Options shared by `train tokenizer` and `train model` (applied bottom-up)."""
+    opts = [
+        click.option("--data", "data", multiple=True, required=True,
+                     help="K-line file/glob or embedded dataset name; repeat for several sources."),
+        click.option("--out", required=True, type=click.Path(file_okay=False),
+                     help="Output folder (reference format + training.json; rerun to resume)."),
+        click.option("--init", default=None, help="Fine-tune this checkpoint (hub id or folder) instead of "
+                     "training from scratch."),
+        click.option("--steps", type=int, default=None, help="Optimizer steps (default 1000 unless --epochs)."),
+        click.option("--epochs", type=float, default=None, help="Passes over the train windows."),
+        click.option("--freq", default="daily", show_default=True,
+                     help="Bar frequency; finer sources are resampled to it."),
+        click.option("--lookback", type=int, default=None, help="Context bars (default: frequency preset)."),
+        click.option("--horizon", type=int, default=None, help="Predicted bars (default: frequency preset)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (default: 1e-5 with --init, "
+                     "else 1e-3 tokenizer / 5e-4 model)."),
+        click.option("--config", "config", default=None, help="Size: preset (tiny, small), released name "
+                     "(Kronos-small), JSON object or .json file. Default: small."),
+        click.option("--eval-every", type=int, default=100, show_default=True, help="Validate every N steps."),
+        click.option("--patience", type=int, default=5, show_default=True,
+                     help="Stop after N validations without improvement (0 = never)."),
+        click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _train_summary(res, out: str) -> str:
+    r = res.result
+    state = ("finished" + (" (early stop)" if r.stopped_early else "")) if r.finished else "paused"
+    line = (f"{out}: {state} at step {r.steps_done}/{r.total_steps}; best val loss {r.best_val_loss:.5f} "
+            f"at step {r.best_step}; {r.wall_time_s:.0f} s")
+    usage = res.extra.get("codebook_usage", {}).get("val")
+    if usage:
+        line += f"; codebook usage s1 {100 * usage['s1_usage']:.1f} %, s2 {100 * usage['s2_usage']:.1f} %"
+    return line
+
+
+@cli.group()
+def train() -> None:
+    """Train or fine-tune a Kronos tokenizer, then a predictor on it (reference-format checkpoints).
+
+    \b
+    Example:
+      kronos-synth train tokenizer --data sp500-daily --data goog-daily --out runs/tok
+      kronos-synth train model --tokenizer runs/tok --data sp500-daily --out runs/model
+      kronos-synth generate --n 100 --freq daily --model runs/model --out synth/
+    """
+
+
+@train.command("tokenizer")
+@_train_options
+@click.option("--d-model", type=int, default=None)
+@click.option("--n-heads", type=int, default=None)
+@click.option("--ff-dim", type=int, default=None)
+@click.option("--enc-layers", type=int, default=None, help="n_enc_layers (embed counts as one).")
+@click.option("--dec-layers", type=int, default=None, help="n_dec_layers (projection counts as one).")
+@click.option("--s1-bits", type=int, default=None)
+@click.option("--s2-bits", type=int, default=None)
+def train_tokenizer_cmd(data, out, init, steps, epochs, freq, lookback, horizon, seed, batch_size, lr, config,
+                        eval_every, patience, progress, d_model, n_heads, ff_dim, enc_layers, dec_layers,
+                        s1_bits, s2_bits) -> None:
+    """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
+
+    Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
+    from OUT/checkpoint-last.
+
+    \b
+    Examples:
+      kronos-synth train tokenizer --data sp500-daily --data nasdaq-daily --steps 600 --out runs/tok
+      kronos-synth train tokenizer --init NeoQuasar/Kronos-Tokenizer-base --data BTC_15m.csv \\
+          --freq 15min --steps 500 --out runs/btc-tok
+    """
+    import sys
+
+    from kronos_synth.train import train_tokenizer
+
+    overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_enc_layers=enc_layers,
+                     n_dec_layers=dec_layers, s1_bits=s1_bits, s2_bits=s2_bits)
+    res = train_tokenizer(list(data), out, freq=freq, lookback=lookback, horizon=horizon, init=init,
+                          config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
+                          lr=lr, seed=seed, eval_every=eval_every, patience=patience, progress=progress,
+                          log=lambda line: click.echo(line, err=True), command=sys.argv)
+    click.echo(_train_summary(res, out))
+
+
+@train.command("model")
+@click.option("--tokenizer", required=True, help="The (frozen) tokenizer: folder or hub id.")
+@_train_options
+@click.option("--d-model", type=int, default=None)
+@click.option("--n-heads", type=int, default=None)
+@click.option("--ff-dim", type=int, default=None)
+@click.option("--layers", type=int, default=None, help="n_layers of the main stack.")
+@click.option("--dropout", type=float, default=None, help="ffn and residual dropout.")
+@click.option("--teacher-forcing", is_flag=True, help="Condition the s2 head on the true s1 (default: on an "
+              "s1 sampled from the model, as the reference).")
+def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, lookback, horizon, seed, batch_size, lr,
+                    config, eval_every, patience, progress, d_model, n_heads, ff_dim, layers, dropout,
+                    teacher_forcing) -> None:
+    """Train a Kronos predictor on a frozen tokenizer; loss (CE_s1 + CE_s2) / 2 over all positions.
+
+    OUT/kronos_synth.json records the tokenizer (relative path) and max_context, so
+    `kronos-synth generate --model OUT` finds both.
+
+    \b
+    Examples:
+      kronos-synth train model --tokenizer runs/tok --data sp500-daily --steps 700 --out runs/model
+      kronos-synth train model --init NeoQuasar/Kronos-small --tokenizer NeoQuasar/Kronos-Tokenizer-base \\
+          --data BTC_15m.csv --freq 15min --lr 1e-5 --steps 500 --out runs/btc-model
+    """
+    import sys
+
+    from kronos_synth.train import train_predictor
+
+    overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_layers=layers, ffn_dropout_p=dropout,
+                     resid_dropout_p=dropout)
+    res = train_predictor(list(data), out, tokenizer=tokenizer, freq=freq, lookback=lookback, horizon=horizon,
+                          init=init, config=config, overrides=overrides, steps=steps, epochs=epochs,
+                          batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every, patience=patience,
+                          teacher_forcing=teacher_forcing, progress=progress,
+                          log=lambda line: click.echo(line, err=True), command=sys.argv)
+    click.echo(_train_summary(res, out))
 
 
 if __name__ == "__main__":

@@ -131,10 +131,14 @@ class ParquetSequenceWriter:
     lookback, horizon, …). Opening a folder that holds parts of a run with other settings raises
     `SyntheticDataError`; opening one of the same run lets the caller skip the parts already written
     (`pending_parts`).
+
+    `shard=True` makes a worker-side writer for a run whose manifest another process owns (the Ray
+    driver): it writes part files only and never reads or writes the manifest, so workers cannot race
+    on it; the owner adopts each finished part with `record_part`.
     """
 
     def __init__(self, out_dir: str | os.PathLike, *, n: int, sequences_per_part: int,
-                 metadata: dict[str, Any]) -> None:
+                 metadata: dict[str, Any], shard: bool = False) -> None:
         if n <= 0:
             raise InputError(f"--n must be a positive number of sequences, got {n}")
         if sequences_per_part <= 0:
@@ -151,7 +155,11 @@ class ParquetSequenceWriter:
         self.metadata.setdefault("created_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.key = run_key(self.metadata)
         self.parts: dict[int, PartInfo] = {}
-        self._open()
+        self.shard = bool(shard)
+        if self.shard:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self._open()
 
     @property
     def n_parts(self) -> int:
@@ -193,15 +201,31 @@ class ParquetSequenceWriter:
         # Parts written by other shards after the manifest: adopt them if they carry our run key.
         for path in sorted(self.out_dir.glob("part-*.parquet")):
             index = int(path.stem.split("-")[1])
-            if index in self.parts:
-                continue
-            meta = read_part_metadata(path)
-            if meta.get("run_key") != self.key:
-                raise SyntheticDataError(f"{path}: belongs to a different run — pass a new --out folder")
-            md = pq.read_metadata(path)
-            start, stop = self.part_range(index)
-            self.parts[index] = PartInfo(index, path.name, md.num_rows, stop - start, start, stop - 1)
+            if index not in self.parts:
+                self._adopt(index)
         self._write_manifest()
+
+    def _adopt(self, index: int) -> PartInfo:
+        path = self.out_dir / f"part-{index:05d}.parquet"
+        meta = read_part_metadata(path)
+        if meta.get("run_key") != self.key:
+            raise SyntheticDataError(f"{path}: belongs to a different run — pass a new --out folder")
+        md = pq.read_metadata(path)
+        start, stop = self.part_range(index)
+        self.parts[index] = PartInfo(index, path.name, md.num_rows, stop - start, start, stop - 1)
+        return self.parts[index]
+
+    def record_part(self, index: int) -> PartInfo:
+        """Adopt part `index` that a shard writer finished (checking its run key) and rewrite the manifest."""
+        if self.shard:
+            raise ValueError("a shard writer does not own the manifest")
+        if not (self.out_dir / f"part-{index:05d}.parquet").exists():
+            raise SyntheticDataError(
+                f"{self.out_dir}: part {index} was reported written but is not there — with several machines, "
+                "--out must be a folder every node shares (NFS or similar)")
+        info = self._adopt(index)
+        self._write_manifest()
+        return info
 
     def write_part(self, index: int, frame: pd.DataFrame, extra_metadata: dict[str, Any] | None = None) -> PartInfo:
         """Write part `index` (must hold exactly its sequence ids) atomically and record it."""
@@ -219,7 +243,8 @@ class ParquetSequenceWriter:
         os.replace(tmp, self.out_dir / name)
         info = PartInfo(index, name, table.num_rows, stop - start, start, stop - 1)
         self.parts[index] = info
-        self._write_manifest()
+        if not self.shard:
+            self._write_manifest()
         return info
 
     def _write_manifest(self) -> None:

@@ -30,7 +30,8 @@ from kronos_synth.data.synthetic import ParquetSequenceWriter, sequences_to_fram
 from kronos_synth.generate.device import resolve_device, resolve_dtype
 from kronos_synth.generate.rng import counter_permutation
 from kronos_synth.generate.sampler import SamplingConfig, sample_tokens
-from kronos_synth.generate.validity import bar_violations, repair_bars
+from kronos_synth.generate.validity import repair_bars
+from kronos_synth.metrics.validity import bar_validity
 from kronos_synth.model import Kronos, KronosTokenizer, check_compatible, time_features
 from kronos_synth.model.representation import Levels, Representation
 from kronos_synth.progress import show_progress
@@ -107,6 +108,7 @@ class GenerationSummary:
     out: str = ""
     engine: str = "local"
     workers: int = 1
+    worker_restarts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,7 +118,9 @@ class GenerationSummary:
                 f"({self.sequences_per_s:.1f} seq/s); raw invalid bars {100 * self.raw_invalid_bar_rate:.2f} %"
                 + (" (repaired in output)" if self.repaired else "")
                 + f"; median |seam gap| {100 * self.seam_abs_gap_median:.3f} %"
-                + (f" [{self.workers} Ray worker{'s' * (self.workers != 1)}]" if self.engine == "ray" else ""))
+                + (f" [{self.workers} Ray worker{'s' * (self.workers != 1)}"
+                   + (f", {self.worker_restarts} replaced after dying" if self.worker_restarts else "") + "]"
+                   if self.engine == "ray" else ""))
 
 
 @dataclass
@@ -129,7 +133,7 @@ class PartStats:
 
 def summarize_run(*, n: int, horizon: int, generated: int, wall_time_s: float, parts_written: int,
                   parts_skipped: int, stats: list[PartStats], repaired: bool, out: str, engine: str = "local",
-                  workers: int = 1) -> GenerationSummary:
+                  workers: int = 1, worker_restarts: int = 0) -> GenerationSummary:
     """Fold the per-part stats of one invocation (`generated` new sequences) into its summary."""
     totals: dict[str, int] = {}
     for st in stats:
@@ -145,7 +149,7 @@ def summarize_run(*, n: int, horizon: int, generated: int, wall_time_s: float, p
         raw_invalid_bar_rate=invalid / generated_bars if generated_bars else 0.0,
         violations=totals, repaired=repaired,
         seam_abs_gap_median=float(np.median(np.abs(np.concatenate(seams)))) if seams else float("nan"),
-        out=out, engine=engine, workers=workers)
+        out=out, engine=engine, workers=workers, worker_restarts=worker_restarts)
 
 
 class Generator:
@@ -258,7 +262,8 @@ class Generator:
         start = max(0, full1.shape[1] - self.max_context)
         z = self.tokenizer.decode((full1[:, start:], full2[:, start:]), half=True)[:, -self.horizon:]
         bars = self.norm.inverse(z.float().cpu().numpy(), stats).astype(np.float64)
-        violations = bar_violations(bars)
+        check = bar_validity(bars)
+        violations = {**check.counts, "invalid_bars": check.invalid_bars}
         if self.repair:
             bars = repair_bars(bars)
         return {"bars": bars, "violations": violations, "context_index": ci, "context": ctx,
@@ -299,6 +304,15 @@ class Generator:
                 on_batch(min(stop, b + self.batch_size) - b)
         return pd.concat(frames, ignore_index=True), PartStats(totals, np.concatenate(seams))
 
+    def write_part(self, writer: ParquetSequenceWriter, index: int,
+                   on_batch: Callable[[int], object] | None = None) -> PartStats:
+        """Generate and write part `index` — the one code path of the local engine and of Ray workers,
+        so both write the same bytes."""
+        frame, stats = self.part_frame(*writer.part_range(index), on_batch=on_batch)
+        # Raw (pre-repair) counts travel with the part, so `evaluate` can report them after --repair.
+        writer.write_part(index, frame, {"raw_violations": stats.violations})
+        return stats
+
     def writer_metadata(self) -> dict[str, Any]:
         """The run settings a dataset writer records (the device does not change the data)."""
         return {k: v for k, v in self.metadata.items() if k not in ("device",)}
@@ -318,9 +332,7 @@ class Generator:
         t0 = time.perf_counter()
         bar = tqdm(total=todo, unit="seq", desc="generate", disable=not show_progress(progress), smoothing=0.1)
         for k in pending:
-            frame, st = self.part_frame(*writer.part_range(k), on_batch=bar.update)
-            stats.append(st)
-            writer.write_part(k, frame)
+            stats.append(self.write_part(writer, k, on_batch=bar.update))
         bar.close()
         return summarize_run(n=n, horizon=self.horizon, generated=todo, wall_time_s=time.perf_counter() - t0,
                              parts_written=len(pending), parts_skipped=writer.n_parts - len(pending),

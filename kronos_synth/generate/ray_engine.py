@@ -78,8 +78,7 @@ class ShardWorker:
     def run_part(self, index: int) -> tuple[PartStats, PartReport]:
         t0 = time.perf_counter()
         start, stop = self.writer.part_range(index)
-        frame, stats = self.gen.part_frame(start, stop)
-        self.writer.write_part(index, frame)
+        stats = self.gen.write_part(self.writer, index)
         return stats, PartReport(index, stop - start, time.perf_counter() - t0, self.slot, os.getpid(),
                                  socket.gethostname())
 
@@ -182,6 +181,7 @@ def _drive(ray: Any, slots: list[Any], spawn: Callable[[int], Any], *, out: str,
     inflight: dict[Any, tuple[int, int]] = {}
     idle = [i for i, a in enumerate(slots) if a is not None]
     failures = [0] * len(slots)
+    restarts = 0
     last_error = ""
     t0 = time.perf_counter()
     bar = tqdm(total=todo, unit="seq", desc="generate (ray)", disable=not show_progress(progress), smoothing=0.1)
@@ -210,6 +210,7 @@ def _drive(ray: Any, slots: list[Any], spawn: Callable[[int], Any], *, out: str,
                     slots[slot] = None
                 else:
                     slots[slot] = spawn(slot)
+                    restarts += 1
                     idle.append(slot)
                 continue
             except ray.exceptions.RayTaskError as e:
@@ -227,7 +228,8 @@ def _drive(ray: Any, slots: list[Any], spawn: Callable[[int], Any], *, out: str,
     return summarize_run(n=n, horizon=int(first["metadata"]["horizon"]), generated=todo,
                          wall_time_s=time.perf_counter() - t0, parts_written=parts_written,
                          parts_skipped=writer.n_parts - parts_written, stats=stats,
-                         repaired=bool(first["metadata"]["repair"]), out=out, engine="ray", workers=used)
+                         repaired=bool(first["metadata"]["repair"]), out=out, engine="ray", workers=used,
+                         worker_restarts=restarts)
 
 
 def _last_line(e: BaseException) -> str:

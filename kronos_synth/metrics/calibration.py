@@ -36,11 +36,12 @@ def block_halves(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def discriminative_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_train: np.ndarray | None,
-                         *, seed: int = 0, volume_free: bool | None = None,
+                         *, seed: int = 0, volume_free: bool | None = None, calibration: bool = True,
                          **kwargs) -> dict[str, DiscriminativeResult]:
     """The discriminative score of the synthetic set and of the three calibration rows (raw bars in).
 
-    `kwargs` go to `discriminative_score` (protocol, n, repeats, epochs, …). A None set skips its row.
+    `kwargs` go to `discriminative_score` (protocol, n, repeats, epochs, …). A None set skips its row;
+    `calibration=False` computes the synthetic row only (a benchmark computes the others once).
     """
     sets = [x for x in (real_test, synthetic, real_train) if x is not None]
     if volume_free is None:
@@ -55,7 +56,7 @@ def discriminative_table(real_test: np.ndarray, synthetic: np.ndarray | None, re
     }
     out = {}
     for name, (r, s) in pairs.items():
-        if s is None:
+        if s is None or (not calibration and name != SYNTHETIC):
             continue
         fs = prepare_features(r, s, volume_free=volume_free)
         out[name] = discriminative_score(fs.real, fs.synthetic, seed=seed, **kwargs)
@@ -65,8 +66,10 @@ def discriminative_table(real_test: np.ndarray, synthetic: np.ndarray | None, re
 
 def forecast_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_train: np.ndarray | None, *,
                    lookback: int, horizon: int, seed: int = 0, n_train: int | None = None,
-                   include_volume: bool | None = None, **kwargs) -> dict[str, ForecastResult]:
-    """TSTR of the synthetic set plus the calibration rows (TRTR = `real (train period)`).
+                   include_volume: bool | None = None, calibration: bool = True,
+                   **kwargs) -> dict[str, ForecastResult]:
+    """TSTR of the synthetic set plus the calibration rows (TRTR = `real (train period)`);
+    `calibration=False` computes the synthetic row only.
 
     TRTR trains on as many real train windows as TSTR uses synthetic ones. The halves rows train on the
     first half of the test windows and test on the second (block split, to limit overlap leakage).
@@ -79,6 +82,8 @@ def forecast_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_tra
     if synthetic is not None:
         out[SYNTHETIC] = forecast_score(synthetic, real_test, train_on="synthetic (TSTR)", n_train=n_train,
                                         **common)
+    if not calibration:
+        return out
     if real_train is not None:
         m = len(synthetic) if synthetic is not None else len(real_train)
         m = min(m, n_train) if n_train else m

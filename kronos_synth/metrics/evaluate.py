@@ -164,12 +164,14 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
                  repeats: int = 5, n: int | None = None, seed: int = 0, protocol: str = "paper",
                  epochs: int | None = None, iterations: int | None = None, test_fraction: float = 0.2,
                  n_test_tstr: int = 3000, max_plot: int = 1000, tsne: bool = True, progress: bool = False,
-                 sources: dict[str, Any] | None = None) -> EvaluationResult:
+                 sources: dict[str, Any] | None = None, calibration: bool = True) -> EvaluationResult:
     """Run the selected metric groups (`METRICS`) of the protocol; see EVALUATION.md.
 
     `n` caps the sequences drawn per set (real test windows and synthetic sequences, seeded, without
     replacement); by default all synthetic sequences and as many real test windows. `epochs` overrides
     the paper's 20 (discriminative and TSTR), `iterations` the TimeGAN protocol's 2000 / 5000.
+    `calibration=False` skips the calibration rows (a benchmark over many generators computes them once;
+    the real samples depend only on `seed` and `n`, so the rows stay comparable).
     """
     unknown = set(metrics) - set(METRICS)
     if unknown:
@@ -207,7 +209,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
         "epochs": epochs if epochs is not None else 20, "iterations": iterations, "freq": preset.name,
         "window": window, "tstr_lookback": lb, "tstr_horizon": k, "test_fraction": test_fraction,
         "gap": window, "n_test_tstr": n_test_tstr, "max_plot": max_plot, "tsne": tsne,
-        "sample_seeds": {"real": s_real, "synthetic": s_syn, "models": s_model},
+        "sample_seeds": {"real": s_real, "synthetic": s_syn, "models": s_model}, "calibration": calibration,
         "features": list(FEATURES[:4] if volume_free else FEATURES), "volume_free": volume_free,
         "normalization": "per sequence: prices share one mean/std, log1p volume/amount z-scored, clip ±5",
         "real_windows": "cut from the test period (stride 1), sampled without replacement",
@@ -237,7 +239,8 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
         kw: dict[str, Any] = dict(protocol=protocol, repeats=repeats, seed=s_model, epochs=ep, progress=progress)
         if iterations is not None:
             kw["iterations"] = iterations
-        result.discriminative = discriminative_table(real_test, syn, real_train, volume_free=volume_free, **kw)
+        result.discriminative = discriminative_table(real_test, syn, real_train, volume_free=volume_free,
+                                                     calibration=calibration, **kw)
         if protocol == "timegan":
             fs = prepare_features(real_test, syn, volume_free=volume_free)
             result.predictive = predictive_score(fs.real, fs.synthetic, repeats=repeats, seed=s_model,
@@ -246,7 +249,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
         tstr_test = real.test.values[_sample(len(real.test), n_test_tstr, s_real)]
         result.tstr = forecast_table(tstr_test, syn, real_train_all, lookback=lb, horizon=k, seed=s_model,
                                      repeats=repeats, epochs=ep, n_test=None,
-                                     include_volume=not volume_free, progress=progress)
+                                     include_volume=not volume_free, progress=progress, calibration=calibration)
     if "diversity" in metrics:
         fs = prepare_features(real_test, syn, volume_free=volume_free)
         result.diversity = diversity(fs.real, fs.synthetic, real_close=real_test[..., 3],

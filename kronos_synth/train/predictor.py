@@ -1,0 +1,170 @@
+"""Predictor training with a frozen tokenizer, as the reference.
+
+Each window of lookback + horizon + 1 bars is tokenised; inputs are tokens[:-1] with their
+stamps, targets tokens[1:]; loss = (CE_s1 + CE_s2) / 2 over all positions. The s2 head is
+conditioned on an s1 sampled from the model's own s1 distribution (reference default) or, with
+`teacher_forcing`, on the true next s1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from kronos_synth.data.errors import InputError
+from kronos_synth.model.configs import HUB_ORG, NAMED_CONFIGS
+from kronos_synth.model.hub import check_compatible, resolve_checkpoint
+from kronos_synth.model.kronos import Kronos
+from kronos_synth.model.pretrained import read_sidecar
+from kronos_synth.model.tokenizer import KronosTokenizer
+from kronos_synth.train.configs import resolve_config
+from kronos_synth.train.loop import LoopConfig, evaluate_batches, fingerprint, run_loop
+from kronos_synth.train.record import relative_ref, write_sidecar, write_training_json
+from kronos_synth.train.tokenizer import TrainOutput
+from kronos_synth.train.windows import TrainingData, WindowSet, prepare_training_data
+
+SCRATCH_LR, FINETUNE_LR = 5e-4, 1e-5
+
+
+def predictor_loss(model: Kronos, tok: KronosTokenizer, x: torch.Tensor, stamps: torch.Tensor, *,
+                   teacher_forcing: bool, generator: torch.Generator | None
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    """(CE_s1 + CE_s2) / 2 of next-token prediction on normalised windows x (B, T+1, d_in)."""
+    s1, s2 = tok.encode(x, half=True)
+    l1, l2 = model(s1[:, :-1], s2[:, :-1], stamps[:, :-1], use_teacher_forcing=teacher_forcing,
+                   s1_targets=s1[:, 1:], generator=generator)
+    ce1 = F.cross_entropy(l1.reshape(-1, l1.shape[-1]), s1[:, 1:].reshape(-1))
+    ce2 = F.cross_entropy(l2.reshape(-1, l2.shape[-1]), s2[:, 1:].reshape(-1))
+    loss = (ce1 + ce2) / 2
+    return loss, {"loss": loss.item(), "ce_s1": ce1.item(), "ce_s2": ce2.item()}
+
+
+@contextlib.contextmanager
+def causal_s2(model: Kronos) -> Iterator[None]:
+    """Validation in eval mode, but with the s2 layer's causal mask (which the layer applies only
+    in training mode; without it each position's s2 would see later hidden states — a leak).
+    The layer has no dropout, so training mode changes nothing else."""
+    layer = model.dep_layer.cross_attn
+    was = layer.training
+    layer.train()
+    try:
+        yield
+    finally:
+        layer.train(was)
+
+
+@dataclass
+class PredictorTask:
+    model: Kronos
+    tokenizer: KronosTokenizer
+    tokenizer_ref: str  # folder or hub id, recorded relative to each saved folder
+    teacher_forcing: bool
+    sidecar: dict[str, Any]
+
+    def loss(self, x, stamps, generator):
+        return predictor_loss(self.model, self.tokenizer, x, stamps, teacher_forcing=self.teacher_forcing,
+                              generator=generator)
+
+    def evaluate(self, val: WindowSet, batch_size: int, generator: torch.Generator) -> dict[str, float]:
+        with causal_s2(self.model):
+            return evaluate_batches(val, batch_size, lambda x, s: predictor_loss(
+                self.model, self.tokenizer, x, s, teacher_forcing=self.teacher_forcing, generator=generator)[1])
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)
+        write_sidecar(folder, dict(self.sidecar, tokenizer=relative_ref(self.tokenizer_ref, folder)))
+
+
+def _init_context(init: str) -> int:
+    """Context length a released or kronos-synth checkpoint was trained for (0 if unknown)."""
+    name = init.removeprefix(f"{HUB_ORG}/")
+    if name in NAMED_CONFIGS and NAMED_CONFIGS[name].context:
+        return int(NAMED_CONFIGS[name].context)
+    return int(read_sidecar(resolve_checkpoint(init)).get("max_context") or 0)
+
+
+def train_predictor(
+    data: Sequence[str] | TrainingData,
+    out: str | Path,
+    *,
+    tokenizer: str,
+    freq: str = "daily",
+    lookback: int | None = None,
+    horizon: int | None = None,
+    init: str | None = None,
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    steps: int | None = None,
+    epochs: float | None = None,
+    batch_size: int = 32,
+    lr: float | None = None,
+    seed: int = 0,
+    eval_every: int = 100,
+    patience: int = 5,
+    teacher_forcing: bool = False,
+    stop_after: int | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] = lambda line: None,
+    command: list[str] | None = None,
+) -> TrainOutput:
+    """Train a Kronos predictor on a frozen `tokenizer` (folder or hub id), from scratch or `init`.
+
+    Writes `out/` (best weights in reference format, kronos_synth.json naming the tokenizer by a
+    relative path, max_context and representation, training.json) and `out/checkpoint-last/`.
+    """
+    if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
+        raise InputError("--init fine-tunes an existing model: size options (--config, --d-model, …) "
+                         "cannot be combined with it")
+    if steps is None and epochs is None:
+        steps = 1000
+    if lr is None:  # fine-tuning a released checkpoint needs a small step (KRONOS.md: ≈1e-5)
+        lr = FINETUNE_LR if init is not None else SCRATCH_LR
+    tok_folder = resolve_checkpoint(tokenizer)
+    tok = KronosTokenizer.from_pretrained(tok_folder).eval()
+    for p in tok.parameters():
+        p.requires_grad_(False)
+    representation = read_sidecar(tok_folder).get("representation", "levels")
+    td = data if isinstance(data, TrainingData) else prepare_training_data(
+        data, freq=freq, lookback=lookback, horizon=horizon, representation=representation)
+    if td.representation != representation:
+        raise InputError(f"the tokenizer was trained on representation '{representation}', "
+                         f"the data is prepared as '{td.representation}'")
+    torch.manual_seed(seed)
+    if init is not None:
+        model = Kronos.from_pretrained(init).train()
+    else:
+        cfg = resolve_config("predictor", config, dict(overrides or {}))
+        cfg.update(s1_bits=tok.s1_bits, s2_bits=tok.s2_bits)  # the vocabulary is the tokenizer's
+        try:
+            model = Kronos(**cfg).train()
+        except ValueError as e:
+            raise InputError(f"model config: {e}") from e
+    check_compatible(tok, model)
+    max_context = max(td.lookback + td.horizon, _init_context(init) if init else 0)
+    loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=3.0, seed=seed,
+                      eval_every=eval_every, patience=patience)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok_ref = str(tok_folder.resolve()) if Path(tokenizer).is_dir() else tokenizer
+    sidecar = {"kind": "predictor", "representation": representation, "max_context": max_context,
+               "freq": td.freq, "lookback": td.lookback, "horizon": td.horizon}
+    from kronos_synth.model.pretrained import weights_sha256
+
+    tok_sha = weights_sha256(tok_folder)
+    run_id = fingerprint({"kind": "predictor", "config": model.config, "init": init, "loop": loop,
+                          "tokenizer_sha256": tok_sha, "teacher_forcing": teacher_forcing,
+                          "data": td.describe()})
+    task = PredictorTask(model, tok, tok_ref, teacher_forcing, sidecar)
+    result = run_loop(task, td.train, td.val, loop, out, run_fingerprint=run_id, stop_after=stop_after,
+                      progress=progress, log=log)
+    extra = {"tokenizer": tokenizer, "tokenizer_sha256": tok_sha, "teacher_forcing": teacher_forcing,
+             "max_context": max_context}
+    path = write_training_json(out, kind="predictor", data=td, model_config=model.config, loop=loop,
+                               result=result, init=init, extra=extra, command=command)
+    return TrainOutput(out, result, model.config, path, extra)

@@ -1,0 +1,193 @@
+"""Training data: K-line sources → cleaned, time-split, windowed and normalised batches.
+
+Every source (file, glob or embedded dataset name) is loaded at `freq` (finer data is resampled,
+coarser data is an error), cleaned, and split per symbol by time exactly as `generate` splits
+it (last `test_fraction` of each symbol's rows is the test period, a gap of one window before
+it belongs to neither part). Train windows are every window of lookback + horizon + 1 bars in
+the train period; validation windows come from the test period. Windows are gathered and
+normalised per batch (on their lookback part only), so memory stays at one copy of the bars.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from kronos_synth.data.cleaning import clean_klines
+from kronos_synth.data.errors import InputError
+from kronos_synth.data.frequency import get_preset
+from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
+from kronos_synth.data.sources import klines_for
+from kronos_synth.data.splits import split_by_time
+from kronos_synth.model.normalize import time_features
+from kronos_synth.train.representation import Representation, get_representation
+
+
+@dataclass
+class WindowSet:
+    """N windows of `length` bars over concatenated rows; `batch` normalises on demand."""
+
+    rows: np.ndarray  # (R, 6) float64 raw bars
+    stamps: np.ndarray  # (R, 5) float32 time features of the rows
+    starts: np.ndarray  # (N,) int64 first row of each window
+    length: int
+    lookback: int
+    representation: Representation
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows `index` → (x (B, T, d_in) float32, stamps (B, T, 5) float32)."""
+        idx = self.starts[np.asarray(index)][:, None] + np.arange(self.length)[None, :]
+        return self.representation.encode(self.rows[idx], self.lookback), self.stamps[idx]
+
+
+@dataclass
+class SourceRecord:
+    """What one `--data` argument contributed (written to training.json)."""
+
+    data: str
+    label: str
+    files: dict[str, str]  # path → sha256
+    symbols: list[dict] = field(default_factory=list)  # per symbol: rows and split dates
+
+    def to_dict(self) -> dict:
+        return {"data": self.data, "label": self.label, "files": self.files, "symbols": self.symbols}
+
+
+@dataclass
+class TrainingData:
+    train: WindowSet
+    val: WindowSet
+    sources: list[SourceRecord]
+    freq: str
+    lookback: int
+    horizon: int
+    test_fraction: float
+    representation: str
+
+    @property
+    def window(self) -> int:
+        """Bars per training window: lookback + horizon + 1 (inputs [:-1], targets [1:])."""
+        return self.lookback + self.horizon + 1
+
+    def describe(self) -> dict:
+        return {"freq": self.freq, "lookback": self.lookback, "horizon": self.horizon, "window": self.window,
+                "test_fraction": self.test_fraction, "representation": self.representation,
+                "train_windows": len(self.train), "val_windows": len(self.val),
+                "sources": [s.to_dict() for s in self.sources]}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _source_files(data: str) -> dict[str, str]:
+    """The files behind a --data argument with their sha256 (embedded datasets: the package file)."""
+    from kronos_synth.data.datasets import dataset_names, dataset_path
+
+    if data in dataset_names():
+        paths = [dataset_path(data)]
+    elif os.path.exists(data):
+        paths = [data] if os.path.isfile(data) else sorted(glob.glob(os.path.join(data, "*")))
+    else:
+        paths = sorted(glob.glob(data))
+    return {os.path.abspath(p): sha256_file(p) for p in paths if os.path.isfile(p)}
+
+
+def _window_starts(frame: pd.DataFrame, length: int, stride: int) -> np.ndarray:
+    """First rows of all windows that stay inside one symbol and one clean segment."""
+    n = len(frame)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    sym = frame[SYMBOL].astype(str).to_numpy()
+    seg = frame[SEGMENT].to_numpy()
+    new = np.ones(n, dtype=bool)
+    new[1:] = (sym[1:] != sym[:-1]) | (seg[1:] != seg[:-1])
+    bounds = np.append(np.flatnonzero(new), n)
+    out = [np.arange(a, b - length + 1, stride) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+           if b - a >= length]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
+
+
+def _period(frame: pd.DataFrame, sym: str) -> tuple[str | None, str | None, int]:
+    part = frame.loc[frame[SYMBOL].astype(str) == sym, TIMESTAMPS]
+    if part.empty:
+        return None, None, 0
+    return str(part.iloc[0]), str(part.iloc[-1]), int(len(part))
+
+
+def prepare_training_data(
+    data: Sequence[str],
+    *,
+    freq: str,
+    lookback: int | None = None,
+    horizon: int | None = None,
+    test_fraction: float = 0.2,
+    representation: str = "levels",
+    train_stride: int = 1,
+    max_val_windows: int = 512,
+) -> TrainingData:
+    """Load, clean and time-split every source; index train and validation windows."""
+    if not data:
+        raise InputError("no training data: pass --data FILE_OR_DATASET (repeatable)")
+    preset = get_preset(freq)
+    lookback = int(lookback or preset.lookback)
+    horizon = int(horizon or preset.horizon)
+    if lookback < 1 or horizon < 1:
+        raise InputError(f"--lookback and --horizon must be positive, got {lookback}, {horizon}")
+    length = lookback + horizon + 1
+    rep = get_representation(representation)
+    parts: dict[str, list] = {"train": [], "val": []}
+    offsets = {"train": 0, "val": 0}
+    records = []
+    for src in data:
+        frame, label = klines_for(preset.name, src)
+        clean = clean_klines(frame, preset.name, min_segment_bars=length).frame
+        try:
+            train, test = split_by_time(clean, test_fraction=test_fraction, gap=lookback + horizon)
+        except InputError as e:
+            raise InputError(f"{src}: {e}") from e
+        record = SourceRecord(src, label, _source_files(src))
+        for sym in pd.unique(clean[SYMBOL].astype(str)):
+            tr0, tr1, ntr = _period(train, sym)
+            te0, te1, nte = _period(test, sym)
+            record.symbols.append({"symbol": sym, "train_first": tr0, "train_last": tr1, "train_rows": ntr,
+                                   "test_first": te0, "test_last": te1, "test_rows": nte})
+        for name, part, stride in (("train", train, train_stride), ("val", test, 1)):
+            starts = _window_starts(part, length, stride)
+            rows = part[list(FEATURES)].to_numpy(dtype=np.float64)
+            stamps = time_features(part[TIMESTAMPS])
+            parts[name].append((rows, stamps, starts + offsets[name]))
+            offsets[name] += len(rows)
+        records.append(record)
+
+    def join(name: str) -> WindowSet:
+        rows = np.concatenate([p[0] for p in parts[name]])
+        stamps = np.concatenate([p[1] for p in parts[name]])
+        starts = np.concatenate([p[2] for p in parts[name]])
+        return WindowSet(rows, stamps, starts, length, lookback, rep)
+
+    train_set, val_set = join("train"), join("val")
+    what = ", ".join(data)
+    if len(train_set) == 0:
+        raise InputError(f"{what}: no train window of {length} bars (lookback {lookback} + horizon {horizon} + 1) "
+                         "in any clean segment — pass more data or a smaller --lookback/--horizon")
+    if len(val_set) == 0:
+        raise InputError(f"{what}: the test period ({test_fraction:.0%} of each symbol) holds no window of "
+                         f"{length} bars for validation — pass more data or a smaller --lookback/--horizon")
+    if len(val_set) > max_val_windows:  # evenly spaced, deterministic: validation cost stays bounded
+        keep = np.unique(np.linspace(0, len(val_set) - 1, max_val_windows).round().astype(np.int64))
+        val_set.starts = val_set.starts[keep]
+    return TrainingData(train_set, val_set, records, preset.name, lookback, horizon, test_fraction, rep.name)

@@ -1,0 +1,107 @@
+import warnings
+
+import numpy as np
+import pytest
+from _baseline_data import kline_series, windows
+
+from kronos_synth.baselines import BaselineError, CollapseWarning, get_baseline
+from kronos_synth.baselines.base import (
+    Baseline,
+    MinMaxScaler,
+    ScaleFreeTransform,
+    collapse_check,
+    validate_windows,
+    windows_to_runs,
+)
+from kronos_synth.data.errors import InputError
+
+
+def test_scale_free_transform_round_trip_and_first_close_is_zero():
+    w = windows(kline_series(200), 20)
+    z = ScaleFreeTransform.forward(w)
+    assert np.allclose(z[:, 0, 3], 0.0)
+    assert np.allclose(z[..., 4], np.log1p(w[..., 4]))
+    back = ScaleFreeTransform.inverse(z, w[:, 0, 3])
+    assert np.allclose(back, w, rtol=1e-10)
+
+
+def test_anchors_are_real_first_closes():
+    w = windows(kline_series(200), 20)
+    tr = ScaleFreeTransform().fit(w)
+    a = tr.draw_anchors(50, np.random.default_rng(0))
+    assert np.isin(a, w[:, 0, 3]).all()
+
+
+def test_minmax_scaler_round_trip_and_constant_feature():
+    x = np.random.default_rng(0).normal(size=(10, 5, 6))
+    x[..., 5] = 3.0  # constant feature (e.g. no amount)
+    sc = MinMaxScaler(-1, 1).fit(x)
+    y = sc.transform(x)
+    assert y[..., :5].min() == pytest.approx(-1) and y[..., :5].max() == pytest.approx(1)
+    assert np.allclose(sc.inverse(y), x)
+
+
+def test_collapse_check_flags_constant_generator():
+    w = windows(kline_series(300), 20)
+    assert collapse_check(w, w).ok
+    flat = np.repeat(w[:1], len(w), axis=0)
+    check = collapse_check(w, flat)
+    assert not check.ok and set(check.collapsed) >= {"open", "close", "volume"}
+    assert check.ratios["close"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_windows_to_runs_recovers_series_and_splits_segments():
+    s = kline_series(120)
+    w = np.concatenate([windows(s[:60], 10, 1), windows(s[70:], 10, 3)])
+    runs = windows_to_runs(w)
+    assert len(runs) == 2
+    assert np.array_equal(runs[0], s[:60])
+    assert np.array_equal(runs[1], s[70:70 + len(runs[1])]) and len(runs[1]) >= 45
+
+
+def test_validation_rejects_bad_windows():
+    w = windows(kline_series(100), 10)
+    with pytest.raises(BaselineError, match="shape"):
+        validate_windows(w[..., :5])
+    bad = w.copy()
+    bad[3, 2, 1] = np.nan
+    with pytest.raises(BaselineError, match="non-finite"):
+        validate_windows(bad)
+    bad = w.copy()
+    bad[0, 0, 2] = -1
+    with pytest.raises(BaselineError, match="non-positive"):
+        validate_windows(bad)
+    assert issubclass(BaselineError, InputError)
+
+
+def test_registry_rejects_unknown_names_and_options():
+    with pytest.raises(BaselineError, match="unknown baseline"):
+        get_baseline("wavenet")
+    with pytest.raises(BaselineError, match="unknown option 'layerz'"):
+        get_baseline("timegan", layerz=3)
+    assert get_baseline("TimeGAN", layers=3).options["layers"] == 3
+    with pytest.raises(BaselineError, match="before fit"):
+        get_baseline("garch").sample(3)
+
+
+def test_load_rejects_non_model_folder(tmp_path):
+    with pytest.raises(BaselineError, match="config.json"):
+        Baseline.load(tmp_path)
+
+
+def test_collapse_warning_is_raised_and_reported():
+    class Flat(Baseline):
+        name = "flat"
+
+        def _fit(self, z, raw, *, seed, progress):
+            self.z0 = z[0]
+            return {}, {}
+
+        def _sample_z(self, n, seed):
+            return np.repeat(self.z0[None], n, axis=0)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = Flat().fit(windows(kline_series(200), 20))
+    assert any(issubclass(w.category, CollapseWarning) for w in caught)
+    assert not rep.collapse.ok and "close" in rep.collapse.collapsed

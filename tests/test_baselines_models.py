@@ -1,0 +1,164 @@
+import warnings
+
+import numpy as np
+import pytest
+from _baseline_data import kline_series, windows
+
+from kronos_synth.baselines import Baseline, get_baseline
+from kronos_synth.baselines.base import CollapseWarning, windows_to_runs
+
+# Tiny settings: every model fits in about a second.
+TINY = {
+    "bootstrap": {},
+    "garch": {},
+    "timevae": {"steps": 2, "filters": [8, 16, 16], "batch": 32},
+    "diffusion-ts": {"steps": 3, "d_model": 16, "heads": 2, "timesteps": 50, "sampling_steps": 5, "batch": 16},
+    "timegan": {"steps": 2, "hidden": 8, "batch": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def train_windows():
+    return windows(kline_series(600, seed=1), 20, 1)
+
+
+@pytest.fixture(scope="module")
+def fitted(train_windows):
+    models = {}
+    for name, opts in TINY.items():
+        m = get_baseline(name, **opts)
+        m.collapse_samples = 50
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CollapseWarning)  # tiny models collapse, by design
+            m.fit(train_windows, seed=3)
+        models[name] = m
+    return models
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_samples_are_finite_positive_and_shaped(fitted, name):
+    x = fitted[name].sample(40, seed=0)
+    assert x.shape == (40, 20, 6)
+    assert np.isfinite(x).all()
+    assert (x[..., :4] > 0).all()
+    rep = fitted[name].report
+    assert rep.window == 20 and rep.n_windows == 581 and rep.seed == 3
+    assert set(rep.collapse.ratios) == {"open", "high", "low", "close", "volume", "amount"}
+    assert all(np.isfinite(v) for v in rep.collapse.ratios.values())
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_same_seed_same_samples_other_seed_differs(fitted, name):
+    m = fitted[name]
+    a, b, c = m.sample(30, seed=5), m.sample(30, seed=5), m.sample(30, seed=6)
+    assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_same_fit_seed_same_model(train_windows, name):
+    m1, m2 = (get_baseline(name, **TINY[name]) for _ in range(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        for m in (m1, m2):
+            m.collapse_samples = 20
+            m.fit(train_windows[:200], seed=11)
+    assert m1.sample(10, seed=0).tobytes() == m2.sample(10, seed=0).tobytes()
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_save_load_round_trip(fitted, name, tmp_path):
+    m = fitted[name]
+    m.save(tmp_path / name)
+    loaded = Baseline.load(tmp_path / name)
+    assert type(loaded) is type(m) and loaded.options == m.options
+    assert loaded.sample(25, seed=9).tobytes() == m.sample(25, seed=9).tobytes()
+    assert loaded.report.final_losses == pytest.approx(m.report.final_losses)
+    import json
+
+    cfg = json.loads((tmp_path / name / "config.json").read_text())
+    for key in ("name", "options", "seed", "wall_time_s", "n_parameters", "final_losses", "collapse"):
+        assert key in cfg
+    if name in ("timevae", "diffusion-ts", "timegan"):
+        assert (tmp_path / name / "model.safetensors").is_file() and "scaler" in cfg
+        assert cfg["n_parameters"] > 100
+
+
+def test_anchors_set_the_first_close(fitted):
+    x = fitted["timevae"].sample(4, seed=0, anchors=np.array([1.0, 2.0, 3.0, 4.0]))
+    assert np.allclose(x[:, 0, 3], [1, 2, 3, 4])
+
+
+def test_bootstrap_matches_return_statistics_and_copies_real_bar_geometry():
+    s = kline_series(3000, seed=2)
+    w = windows(s, 30, 1)
+    m = get_baseline("bootstrap", block=8)
+    m.fit(w, seed=0)
+    x = m.sample(2000, seed=1)
+    real_r = np.diff(np.log(s[:, 3]))
+    gen_r = np.diff(np.log(x[..., 3]), axis=1).ravel()
+    assert gen_r.std() == pytest.approx(real_r.std(), rel=0.10)
+    assert np.abs(gen_r).mean() == pytest.approx(np.abs(real_r).mean(), rel=0.10)
+    # each generated bar's shape relative to its close is a real bar's shape
+    real_shape = np.round(np.log(s[:, :3] / s[:, 3:4]), 9)
+    gen_shape = np.round(np.log(x[..., :3] / x[..., 3:4]).reshape(-1, 3), 9)
+    real_set = {tuple(r) for r in real_shape}
+    assert all(tuple(g) in real_set for g in gen_shape[:5000])
+    assert np.isin(np.round(x[..., 4], 3), np.round(s[:, 4], 3)).all()
+    # geometry is valid because it is real
+    assert (x[..., 1] >= x[..., [0, 3]].max(-1) - 1e-9).all()
+    assert (x[..., 2] <= x[..., [0, 3]].min(-1) + 1e-9).all()
+
+
+def test_bootstrap_blocks_have_the_requested_mean_length():
+    s = kline_series(2000, seed=4)
+    m = get_baseline("bootstrap", block=5)
+    m.fit(windows(s, 40, 1), seed=0)
+    x = m.sample(500, seed=0)
+    r_real = np.round(np.diff(np.log(s[:, 3])), 12)
+    pos = {v: i for i, v in enumerate(r_real)}
+    r = np.round(np.diff(np.log(x[..., 3]), axis=1), 12)
+    idx = np.vectorize(pos.get)(r)
+    cont = (np.diff(idx, axis=1) == 1).mean()
+    assert cont == pytest.approx(1 - 1 / 5, abs=0.05)
+
+
+def test_garch_matches_return_scale_and_keeps_geometry_valid():
+    s = kline_series(3000, seed=5)
+    w = windows(s, 30, 1)
+    m = get_baseline("garch")
+    rep = m.fit(w, seed=0)
+    assert len(windows_to_runs(w)) == 1 and len(m.groups) == 1
+    p = m.groups[0]["params"]
+    assert 0 <= p["alpha"] < 1 and 0 <= p["beta"] < 1 and p["nu"] > 2
+    x = m.sample(2000, seed=0)
+    real_r = np.diff(np.log(s[:, 3]))
+    gen_r = np.diff(np.log(x[..., 3]), axis=1)
+    assert gen_r.std() == pytest.approx(real_r.std(), rel=0.25)
+    assert (x[..., 1] >= x[..., [0, 3]].max(-1) - 1e-9).all()
+    assert (x[..., 2] <= x[..., [0, 3]].min(-1) + 1e-9).all()
+    assert np.log(x[..., 4]).mean() == pytest.approx(np.log(s[:, 4]).mean(), abs=0.3)
+    assert rep.collapse.ok
+
+
+_TG = {"steps": 20, "ae_steps": 300, "sup_steps": 100, "hidden": 12, "batch": 32, "log_every": 10}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,opts,key,length", [
+    ("timevae", {"steps": 15, "filters": [16, 32, 32], "patience": 50, "epoch_windows": 0}, "loss", 24),
+    ("diffusion-ts", {"steps": 300, "d_model": 16, "heads": 2, "timesteps": 100, "sampling_steps": 10}, "loss", 24),
+    ("timegan", _TG, "ae", 16),
+    ("timegan", _TG, "supervised", 16),
+])
+def test_training_loss_goes_down(name, opts, key, length):
+    w = windows(kline_series(800, seed=6), length, 4 if name == "timegan" else 2)
+    m = get_baseline(name, **opts)
+    m.collapse_samples = 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        rep = m.fit(w, seed=0)
+    h = rep.history[key]
+    assert len(h) >= 4
+    first, last = np.mean(h[: len(h) // 4]), np.mean(h[-(len(h) // 4):])
+    assert last < 0.85 * first, (key, h)

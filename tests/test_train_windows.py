@@ -1,0 +1,44 @@
+"""Training windows: time split, lookback-only normalisation (no future leak), pluggable representation."""
+
+import numpy as np
+import pytest
+
+from kronos_synth.data.errors import InputError
+from kronos_synth.train import Levels, get_representation, prepare_training_data
+
+
+def test_normalisation_uses_the_lookback_only_and_clips():
+    rng = np.random.default_rng(0)
+    w = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (3, 30, 6)), axis=1))
+    z = Levels().encode(w, lookback=20)
+    lb = w[:, :20]
+    expect = (w - lb.mean(1, keepdims=True)) / (lb.std(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(z, np.clip(expect, -5, 5), rtol=1e-4, atol=1e-4)
+    assert z.dtype == np.float32
+    future = w.copy()
+    future[:, 20:] *= 50.0  # a crash or spike after the lookback must not change its normalisation
+    z2 = Levels().encode(future, lookback=20)
+    np.testing.assert_array_equal(z2[:, :20], z[:, :20])
+    assert z2[:, 20:].max() == 5.0  # clipped
+
+
+def test_windows_stay_in_their_period_and_have_the_right_length():
+    td = prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, max_val_windows=30)
+    assert td.window == 51 and td.train.length == 51
+    sym = td.sources[0].symbols[0]
+    x, stamps = td.train.batch(np.arange(len(td.train)))
+    assert x.shape == (len(td.train), 51, 6) and stamps.shape == (len(td.train), 51, 5)
+    assert np.abs(x).max() <= 5.0
+    assert len(td.val) == 30  # evenly thinned to max_val_windows
+    # every window row of the validation set lies in the test period, every train row before it
+    val_rows = td.val.starts[:, None] + np.arange(51)
+    assert val_rows.max() < len(td.val.rows) and td.train.starts.max() + 51 <= len(td.train.rows)
+    assert sym["train_last"] < sym["test_first"]
+    # stamps are minute, hour, weekday, day, month of daily bars
+    assert set(np.unique(stamps[..., 2])) <= set(range(5)) and stamps[..., 3].min() >= 1
+
+
+def test_representation_registry():
+    assert get_representation("levels").d_in == 6
+    with pytest.raises(InputError, match="unknown representation"):
+        get_representation("geometry")
