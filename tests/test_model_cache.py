@@ -105,7 +105,7 @@ def test_cache_works_with_bf16_weights(model):
     bf.load_state_dict(model.state_dict())
     bf = bf.to(torch.bfloat16).eval()
     cache = bf.init_cache(B, T)
-    assert cache.k[0].dtype == torch.bfloat16
+    assert cache.k[0].dtype == torch.float32  # the cache stays float32 under bf16 weights (faster on CPU)
     logits, ctx = bf.decode_s1_cached(s1[:, :30], s2[:, :30], stamp[:, :30], cache)
     for p in range(30, T):
         logits, ctx = bf.decode_s1_cached(s1[:, p:p + 1], s2[:, p:p + 1], stamp[:, p:p + 1], cache)

@@ -88,10 +88,9 @@ def sample_tokens(
     if stamps.shape[:2] != (b, L + horizon):
         raise ValueError(f"stamps must be (B, L + horizon, 5) = {(b, L + horizon, 5)}, got {tuple(stamps.shape)}")
     device = s1_context.device
-    dtype = next(model.parameters()).dtype
     s1_all = torch.cat([s1_context, s1_context.new_zeros(b, horizon)], dim=1)  # (B, L + H)
     s2_all = torch.cat([s2_context, s2_context.new_zeros(b, horizon)], dim=1)
-    cache = model.init_cache(b, min(L + horizon, max_context), device=device, dtype=dtype)
+    cache = model.init_cache(b, min(L + horizon, max_context), device=device)
 
     def feed(start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
         logits, ctx = model.decode_s1_cached(s1_all[:, start:end], s2_all[:, start:end], stamps[:, start:end], cache)

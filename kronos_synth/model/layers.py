@@ -85,17 +85,32 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(B, T, H * K)
 
 
+def single_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           dropout_p: float = 0.0) -> torch.Tensor:
+    """One query per row (B, H, 1, K) over L cached keys/values (B, H, L, K) → (B, H, 1, K) in q's dtype.
+
+    Plain math in the cache's dtype, not SDPA: for a single query the CPU flash kernel splits the keys
+    across threads, so its sums (and, once a token draw flips, whole sequences) would depend on the
+    thread count; these matmuls split over rows and heads only, so a 1-thread Ray worker and a 2-thread
+    local run write the same bytes. A float32 cache under a bf16 model is also ~2x faster here: this
+    step is memory-bound and the CPU has no fast bf16 path for batched matrix-vector products."""
+    w = torch.softmax((q.to(k.dtype) @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1)
+    return (F.dropout(w, p=dropout_p, training=dropout_p > 0) @ v).to(q.dtype)
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
                      dropout_p: float = 0.0) -> torch.Tensor:
     """Attention of T queries at absolute positions start.. over L = start + T keys, causal."""
     T, L = q.shape[-2], k.shape[-2]
+    if T == 1 and start > 0:  # one new token sees every cached key
+        return single_query_attention(q, k, v, dropout_p)
+    dtype = q.dtype
+    q, k, v = q.to(k.dtype), k, v  # a float32 cache under a bf16 model: attend in float32
     if start == 0:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=T > 1)
-    if T == 1:  # one new token sees every cached key
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=T > 1).to(dtype)
     # bottom-right aligned causal mask (SDPA's is_causal is top-left aligned when T != L)
     mask = torch.arange(L, device=q.device)[None, :] <= torch.arange(start, L, device=q.device)[:, None]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p).to(dtype)
 
 
 class MultiHeadAttentionWithRoPE(nn.Module):
@@ -194,7 +209,10 @@ class MultiHeadCrossAttentionWithRoPE(nn.Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         dropout_p = self.attn_dropout_p if self.training else 0.0
         causal = self.training if causal is None else causal
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=causal)
+        if T == 1 and not causal:  # the inference step over cached k, v
+            y = single_query_attention(q, k, v, dropout_p)
+        else:
+            y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), dropout_p=dropout_p, is_causal=causal)
         return self.resid_dropout(self.out_proj(_merge_heads(y)))
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
