@@ -18,6 +18,9 @@ import numpy as np
 import torch
 
 from kronos_synth.generate.rng import counter_uniform
+from kronos_synth.model.cache import KronosCache
+
+PREFILL_ROWS = 64  # rows per prefill chunk (see sample_tokens)
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,22 @@ def sample_tokens(
     s2_all = torch.cat([s2_context, s2_context.new_zeros(b, horizon)], dim=1)
     cache = model.init_cache(b, min(L + horizon, max_context), device=device)
 
-    def feed(start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, ctx = model.decode_s1_cached(s1_all[:, start:end], s2_all[:, start:end], stamps[:, start:end], cache)
-        return logits[:, -1], ctx[:, -1:]  # (B, V1), (B, 1, D)
+    def feed(start: int, end: int, rows: slice = slice(None), part: KronosCache | None = None):
+        logits, ctx = model.decode_s1_cached(s1_all[rows, start:end], s2_all[rows, start:end],
+                                             stamps[rows, start:end], part or cache, last_only=True)
+        return logits[:, -1], ctx  # (B, V1), (B, 1, D)
 
     def prefill(end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # (Re)fill the cache with the last `max_context` tokens before `end` (reference window semantics).
+        # (Re)fill the cache with the last `max_context` tokens before `end` (reference window semantics),
+        # PREFILL_ROWS rows at a time: the per-layer activations of all rows at once would be hundreds of
+        # MB per tensor, which the allocator maps and zeroes afresh for every op (most of the time went
+        # to page faults). Rows are independent, so the result is the same.
         cache.reset()
-        return feed(max(0, end - max_context), end)
+        start = max(0, end - max_context)
+        out = [feed(start, end, slice(lo, lo + PREFILL_ROWS), cache.rows(lo, lo + PREFILL_ROWS))
+               for lo in range(0, b, PREFILL_ROWS)]
+        cache.length = end - start
+        return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
     s1_logits, context = prefill(L)
     for i in range(horizon):

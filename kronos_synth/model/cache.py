@@ -49,3 +49,9 @@ class KronosCache:
         """A new cache with batch rows `index` (e.g. to drop finished rows or repeat a prefix)."""
         return KronosCache([t[index] for t in self.k], [t[index] for t in self.v],
                            self.dep_k[index], self.dep_v[index], self.length)
+
+    def rows(self, lo: int, hi: int) -> KronosCache:
+        """A view of batch rows lo..hi-1 sharing this cache's memory (writes go through), e.g. to
+        prefill a large batch in row chunks; the caller sets this cache's `length` afterwards."""
+        return KronosCache([t[lo:hi] for t in self.k], [t[lo:hi] for t in self.v],
+                           self.dep_k[lo:hi], self.dep_v[lo:hi], self.length)

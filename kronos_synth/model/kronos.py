@@ -196,9 +196,12 @@ class Kronos(CheckpointMixin, nn.Module):
                            z(dep_shape), z(dep_shape), 0)
 
     def decode_s1_cached(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, stamp: torch.Tensor | None,
-                         cache: KronosCache) -> tuple[torch.Tensor, torch.Tensor]:
+                         cache: KronosCache, *, last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Consume T_new ≥ 1 new tokens (B, T_new) at positions cache.length.., append their K/V
-        to the cache → (s1_logits (B, T_new, V1), context (B, T_new, D)) for the new positions."""
+        to the cache → (s1_logits (B, T_new, V1), context (B, T_new, D)) for the new positions.
+
+        last_only: logits and context of the last position only (B, 1, ·) — what sampling needs after
+        a prefill; skips the (B, T_new, V1) logits tensor."""
         B, T = s1_ids.shape
         start, end = cache.length, cache.length + s1_ids.shape[1]
         if B != cache.batch_size:
@@ -213,6 +216,8 @@ class Kronos(CheckpointMixin, nn.Module):
         k, v = self.dep_layer.cross_attn.project_kv(x)
         cache.dep_k[:, :, start:end], cache.dep_v[:, :, start:end] = k, v
         cache.length = end
+        if last_only:
+            x = x[:, -1:]
         return self.head.proj_s1(x), x
 
     def decode_s2_cached(self, context_last: torch.Tensor, s1_ids: torch.Tensor,
