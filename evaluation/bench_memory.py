@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evaluation.bench_generate import _replace_section
+from evaluation.markdown import replace_section
 
 HEADING = "## Memory while streaming"
 
@@ -68,7 +68,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        _replace_section(Path(args.out), HEADING, text)
+        replace_section(args.out, HEADING, text)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from evaluation.markdown import replace_section
 from kronos_synth.metrics.discriminative import discriminative_score
 from kronos_synth.metrics.features import prepare_features
 from kronos_synth.metrics.tstr import forecast_score
@@ -91,15 +90,8 @@ def main() -> None:
     ])
     print(text)
     if args.out:
-        _replace_section(Path(args.out), HEADING, text)
+        replace_section(args.out, HEADING, text)
 
-
-def _replace_section(path: Path, heading: str, text: str) -> None:
-    """Replace the `heading` section of a Markdown file (or append it); re-read right before writing."""
-    old = path.read_text() if path.exists() else "# Performance\n\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from evaluation.markdown import replace_section
 from kronos_synth.model import Kronos, KronosTokenizer
 
 HEADING = "## Measured: workers vs sequences/s on a 2-core machine"
@@ -117,9 +118,7 @@ def main() -> None:
         "|---|---|---|---|---|---|", *rows, ""]) + "\n"
     print(text)
     if args.out:
-        from evaluation.bench_generate import _replace_section
-
-        _replace_section(Path(args.out), HEADING, text)
+        replace_section(args.out, HEADING, text)
 
 
 if __name__ == "__main__":
