@@ -1,0 +1,153 @@
+"""Benchmark protocols: one TOML file per dataset × frequency in `evaluation/protocols/`.
+
+A protocol names the data (an embedded dataset, or a glob inside `--data-dir`), the split, the
+window, the seed, the generators and every size setting of every stage. `--quick` merges `QUICK`
+(and the file's own `[quick]` table) over it: tiny n, a few steps, one repeat.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import hashlib
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kronos_synth.data.errors import InputError
+
+PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+KRONOS, ROUNDTRIP = "kronos", "tokenizer-roundtrip"
+BASELINES = ("timegan", "timevae", "diffusion-ts", "garch", "bootstrap")
+
+# Defaults every protocol file may override; the files spell out what they change.
+DEFAULTS: dict[str, Any] = {
+    "test_fraction": 0.2,
+    "seed": 0,
+    "generators": [KRONOS, ROUNDTRIP, *BASELINES],
+    "kronos": {"representation": "levels", "init": "embedded", "tokenizer_steps": 150, "tokenizer_lr": 5e-5,
+               "tokenizer_batch_size": 64, "predictor_steps": 300, "predictor_lr": 1e-4,
+               "predictor_batch_size": 32, "eval_every": 100, "val_windows": 512, "patience": 4, "n": 6000,
+               "temperature": 1.0, "top_p": 0.95, "batch_size": 512},
+    "baselines": {"n": 2000, "timegan": {}, "timevae": {}, "diffusion-ts": {}, "garch": {}, "bootstrap": {}},
+    "evaluation": {"n": 2000, "repeats": 3, "epochs": 20, "n_test_tstr": 3000, "max_plot": 1000, "tsne": True},
+    "sweep": {"enabled": True, "temperatures": [0.7, 0.85, 1.0, 1.15], "top_ps": [0.9, 0.95, 1.0], "n": 500,
+              "repeats": 1, "epochs": 20},
+    "run": {"threads": 1, "jobs": 2},
+}
+
+# --quick: the whole protocol end to end at toy size (checks the plumbing, not the models).
+QUICK: dict[str, Any] = {
+    "kronos": {"tokenizer_steps": 3, "predictor_steps": 3, "eval_every": 3, "val_windows": 64, "n": 96,
+               "batch_size": 96},
+    "baselines": {"n": 96, "timegan": {"steps": 3, "ae_steps": 3, "sup_steps": 3},
+                  "timevae": {"steps": 2}, "diffusion-ts": {"steps": 5, "sampling_steps": 5}},
+    "evaluation": {"n": 96, "repeats": 1, "epochs": 2, "n_test_tstr": 96, "max_plot": 96},
+    "sweep": {"n": 32, "epochs": 2},
+}
+
+
+class ProtocolError(InputError):
+    """A protocol file or name that cannot be used."""
+
+
+def merge(base: dict, over: dict) -> dict:
+    """Deep merge: tables merge key by key, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ProtocolError(f"{path}: invalid TOML ({e})") from e
+
+
+def protocol_names() -> list[str]:
+    return sorted(p.stem for p in PROTOCOL_DIR.glob("*.toml"))
+
+
+def protocol_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.is_file():
+        return p
+    if (PROTOCOL_DIR / f"{name_or_path}.toml").is_file():
+        return PROTOCOL_DIR / f"{name_or_path}.toml"
+    raise ProtocolError(f"unknown protocol '{name_or_path}' — choose from {', '.join(protocol_names())} "
+                        "or pass a .toml file")
+
+
+def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | None = None) -> dict:
+    """The merged settings of a protocol (defaults ← file ← quick ← overrides)."""
+    path = protocol_path(name_or_path)
+    raw = _toml(path)
+    for key in ("name", "data", "freq", "window"):
+        if key not in raw:
+            raise ProtocolError(f"{path}: missing key '{key}'")
+    file_quick = raw.pop("quick", {})
+    proto = merge(DEFAULTS, raw)
+    if quick:
+        proto = merge(merge(proto, QUICK), file_quick)
+    if overrides:
+        proto = merge(proto, overrides)
+    proto["quick"] = bool(quick)
+    proto["file"] = str(path)
+    unknown = [g for g in proto["generators"] if g not in (KRONOS, ROUNDTRIP, *BASELINES)]
+    if unknown:
+        raise ProtocolError(f"{path}: unknown generator(s) {unknown} — known: {KRONOS}, {ROUNDTRIP}, "
+                            f"{', '.join(BASELINES)}")
+    if float(proto["test_fraction"]) != 0.2:  # generate_dataset picks its contexts with the generator's 0.2 split
+        raise ProtocolError(f"{path}: test_fraction must be 0.2 (Kronos generation splits its contexts at 0.2)")
+    if proto["kronos"]["init"] not in ("embedded", "scratch"):
+        raise ProtocolError(f"{path}: kronos.init must be 'embedded' or 'scratch', got {proto['kronos']['init']!r}")
+    if proto["kronos"]["representation"] != "levels" and proto["kronos"]["init"] == "embedded":
+        raise ProtocolError(f"{path}: the embedded model uses the 'levels' representation — "
+                            f"'{proto['kronos']['representation']}' needs kronos.init = 'scratch'")
+    return proto
+
+
+def resolve_data(proto: dict, data_dir: str | None) -> tuple[str, list[str]] | None:
+    """(source string for the data layer, input files) — None when a folder protocol's files are absent.
+
+    `data` is an embedded dataset name, or with `data_dir = true` a glob inside `--data-dir`.
+    """
+    if not proto.get("data_dir"):
+        from kronos_synth.data.datasets import dataset_path
+
+        return proto["data"], [dataset_path(proto["data"])]
+    if not data_dir:
+        return None
+    pattern = os.path.join(os.path.abspath(data_dir), proto["data"])
+    files = sorted(glob.glob(pattern))
+    return (pattern, files) if files else None
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stage_seed(seed: int, name: str) -> int:
+    """A seed per stage, derived from the protocol seed and the stage's name."""
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]).generate_state(1)[0])
+
+
+def settings_key(settings: Any) -> str:
+    """Short hash of canonical JSON: a stage reruns when the key of its settings (or a dependency's) changes."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,307 @@
+"""Run a benchmark protocol end to end, stage by stage, resumably.
+
+    python -m evaluation.run sp500-daily [--quick] [--out DIR] [--jobs 2] [--threads 2]
+    python -m evaluation.run crypto-15m --data-dir /work/shared/data/crypto-binance
+
+Per protocol (evaluation/protocols/NAME.toml): split the data; fine-tune (or train) a Kronos tokenizer
+and predictor on the train period; generate its set; fit and sample every baseline; evaluate every
+generator (plus the tokenizer round trip) and the calibration rows once; the optional sampling sweep;
+then write report.json, report.md and plots to evaluation/results/NAME/ (quick runs:
+evaluation/results/quick/NAME/). `stages.json` there records every finished stage with the hash of
+the settings it depends on: a rerun skips finished stages, and a changed setting reruns exactly the
+stages whose settings (or whose inputs' settings) changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+
+from evaluation import stages as st
+from evaluation.protocol import (
+    BASELINES,
+    KRONOS,
+    RESULTS_DIR,
+    ROUNDTRIP,
+    load_protocol,
+    resolve_data,
+    settings_key,
+    sha256_file,
+)
+from kronos_synth.data.errors import InputError
+
+STAGES_FILE = "stages.json"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance"
+
+
+@dataclass
+class Stage:
+    name: str
+    fn: Callable[..., dict]
+    settings: dict  # what the output depends on besides the dependencies' outputs
+    deps: tuple[str, ...] = ()
+    params: dict = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()  # paths under out/, wiped when the stage's key changes
+    serial: bool = False  # runs in the main process with --threads torch threads (training, generation)
+    key: str = ""
+
+
+def plan(proto: dict, files_sha256: dict[str, str] | None = None) -> list[Stage]:
+    """The protocol's stages in dependency order, each with its settings key (changed input files → new keys)."""
+    base = {k: proto[k] for k in ("name", "data", "freq", "window", "test_fraction", "seed")}
+    base["files_sha256"] = files_sha256 or {}
+    k, ev, sw = proto["kronos"], proto["evaluation"], proto["sweep"]
+    gens = list(proto["generators"])
+    kronos_train = {x: k[x] for x in ("representation", "init", "eval_every", "patience", "val_windows")}
+    out: list[Stage] = [Stage("data", st.data_stage, {"base": base}, outputs=("work/real.pkl",))]
+    wants_model = KRONOS in gens or ROUNDTRIP in gens or sw.get("enabled")
+    if wants_model:
+        out.append(Stage("tokenizer", st.tokenizer_stage,
+                         {"kronos": kronos_train, **{x: k[x] for x in k if x.startswith("tokenizer_")}},
+                         ("data",), outputs=("work/tokenizer",), serial=True))
+    if KRONOS in gens or sw.get("enabled"):
+        out.append(Stage("predictor", st.predictor_stage, {x: k[x] for x in k if x.startswith("predictor_")},
+                         ("tokenizer",), outputs=("work/predictor",), serial=True))
+    if KRONOS in gens:
+        out.append(Stage("generate", st.generate_stage, {x: k[x] for x in ("n", "temperature", "top_p", "batch_size")},
+                         ("predictor",), outputs=("work/kronos",), serial=True))
+    if ROUNDTRIP in gens:
+        out.append(Stage("roundtrip", st.roundtrip_stage, {"n": ev["n"]}, ("tokenizer",), outputs=("work/roundtrip",)))
+    for b in BASELINES:
+        if b in gens:
+            out.append(Stage(f"baseline:{b}", st.baseline_stage, {"options": proto["baselines"].get(b, {}),
+                                                                  "n": proto["baselines"]["n"]},
+                             ("data",), {"name": b}, (f"work/baselines/{b}",)))
+    out.append(Stage("calibration", st.calibration_stage, {"evaluation": ev}, ("data",), outputs=("calibration.json",)))
+    source_of = {KRONOS: "generate", ROUNDTRIP: "roundtrip", **{b: f"baseline:{b}" for b in BASELINES}}
+    for g in gens:
+        out.append(Stage(f"evaluate:{g}", st.evaluate_stage, {"evaluation": ev}, (source_of[g],),
+                         {"generator": g}, (f"generators/{g}",)))
+    if sw.get("enabled"):
+        for t in sw["temperatures"]:
+            for p in sw["top_ps"]:
+                label = f"t{t:g}-p{p:g}"
+                out.append(Stage(f"sweep:{label}", st.sweep_stage,
+                                 {"sweep": {x: sw[x] for x in ("n", "repeats", "epochs")}, "evaluation": ev,
+                                  "batch_size": k["batch_size"]},
+                                 ("predictor",), {"temperature": float(t), "top_p": float(p)},
+                                 (f"work/sweep/{label}",)))
+    keys: dict[str, str] = {}
+    for s in out:
+        s.key = settings_key({"base": base, "stage": s.name, "settings": s.settings, "params": s.params,
+                              "deps": {d: keys[d] for d in s.deps}})
+        keys[s.name] = s.key
+    return out
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # metric nets and baselines: one thread each, two processes on two cores
+
+
+def _call(fn: Callable[..., dict], ctx: dict, params: dict) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    result = fn(ctx, **params)
+    return result, round(time.perf_counter() - t0, 3)
+
+
+class StageLog:
+    """stages.json: per stage its key, status, wall time and summary; one entry per invocation."""
+
+    def __init__(self, out: Path, proto: dict):
+        self.path = out / STAGES_FILE
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.data.setdefault("stages", {})
+        self.data.setdefault("runs", [])
+        self.data.update(protocol=proto["name"], quick=proto["quick"])
+
+    def finished(self, s: Stage) -> bool:
+        e = self.data["stages"].get(s.name)
+        return bool(e) and e.get("key") == s.key and e.get("status") == "finished"
+
+    def entry(self, name: str) -> dict:
+        return self.data["stages"].get(name, {})
+
+    def start(self, s: Stage, out: Path) -> None:
+        e = self.data["stages"].get(s.name)
+        if not e or e.get("key") != s.key:  # new settings: earlier outputs are stale (same key: resume them)
+            for rel in s.outputs:
+                p = out / rel
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+        self.data["stages"][s.name] = {"key": s.key, "status": "running", "deps": list(s.deps)}
+        self.save()
+
+    def finish(self, s: Stage, result: dict, wall: float, threads: int) -> None:
+        status = "skipped" if "skipped" in result else "finished"  # skipped stages are retried next run
+        self.data["stages"][s.name] = {"key": s.key, "status": status, "deps": list(s.deps), "wall_time_s": wall,
+                                       "threads": threads, "result": result}
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, self.path)
+
+
+def execute(stages: list[Stage], ctx: dict, log: StageLog, *, jobs: int, threads: int,
+            echo: Callable[[str], None] = print) -> dict:
+    """Run unfinished stages: serial ones in this process, the others in `jobs` worker processes.
+
+    A ready serial stage waits for the workers to drain (it needs both cores) and blocks new
+    submissions meanwhile; with `threads` = 1 serial stages go to the workers too. Results never depend
+    on `jobs` (every stage is seeded; worker stages are 1-threaded).
+    """
+    import torch
+
+    out = Path(ctx["out"])
+    done = {s.name for s in stages if log.finished(s)}
+    skipped_now = [s.name for s in stages if s.name in done]
+    for name in skipped_now:
+        echo(f"  {name}: finished earlier, skipped")
+    pending = [s for s in stages if s.name not in done]
+    unavailable: set[str] = set()
+    ran: list[str] = []
+    running: dict[Future, Stage] = {}
+    pool = None
+    if jobs > 1 and any(not s.serial for s in pending):
+        pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+
+    def record(s: Stage, result: dict, wall: float, n_threads: int) -> None:
+        log.finish(s, result, wall, n_threads)
+        if "skipped" in result:
+            unavailable.add(s.name)
+            echo(f"  {s.name}: skipped — {result['skipped']}")
+        else:
+            done.add(s.name)
+            echo(f"  {s.name}: done in {wall:.1f} s")
+        ran.append(s.name)
+
+    try:
+        while pending or running:
+            launched = False
+            for s in list(pending):
+                if any(d in unavailable for d in s.deps):
+                    pending.remove(s)
+                    record(s, {"skipped": f"needs {', '.join(d for d in s.deps if d in unavailable)}"}, 0.0, 0)
+                    launched = True
+                    continue
+                if not all(d in done for d in s.deps):
+                    continue
+                if (s.serial and threads > 1) or pool is None:
+                    if running:
+                        break  # a serial stage needs the machine: let the workers drain first
+                    pending.remove(s)
+                    log.start(s, out)
+                    echo(f"  {s.name}: running")
+                    n_threads = threads if s.serial else 1
+                    old = torch.get_num_threads()
+                    torch.set_num_threads(n_threads)
+                    try:
+                        result, wall = _call(s.fn, ctx, s.params)
+                    finally:
+                        torch.set_num_threads(old)
+                    record(s, result, wall, n_threads)
+                    launched = True
+                    break  # dependencies changed: rescan from the top
+                if len(running) >= jobs:
+                    continue
+                pending.remove(s)
+                log.start(s, out)
+                echo(f"  {s.name}: running (worker)")
+                running[pool.submit(_call, s.fn, ctx, s.params)] = s
+                launched = True
+            if running and (not launched or len(running) >= jobs):
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for f in finished:
+                    s = running.pop(f)
+                    result, wall = f.result()  # a failing stage stops the run; finished ones stay recorded
+                    record(s, result, wall, 1)
+            elif not running and not launched and pending:
+                raise RuntimeError(f"stages with unmet dependencies: {[s.name for s in pending]}")
+    finally:
+        if pool is not None:
+            for f in running:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+    return {"ran": ran, "skipped": skipped_now}
+
+
+def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data_dir: str | None = None,
+                 jobs: int | None = None, threads: int | None = None, overrides: dict | None = None,
+                 echo: Callable[[str], None] = print) -> Path | None:
+    """Run (or resume) one protocol; returns the results folder, or None when its data are absent."""
+    import torch
+
+    from evaluation.report import write_benchmark_report
+
+    proto = load_protocol(name, quick=quick, overrides=overrides)
+    resolved = resolve_data(proto, data_dir)
+    if resolved is None:
+        where = data_dir or "(no --data-dir)"
+        echo(f"{proto['name']}: skipped — no {proto['data']} files in {where}; pass --data-dir FOLDER")
+        return None
+    source, files = resolved
+    jobs = int(jobs or proto["run"]["jobs"])
+    threads = int(threads or proto["run"]["threads"])
+    folder = Path(out) if out else (RESULTS_DIR / "quick" / proto["name"] if quick else RESULTS_DIR / proto["name"])
+    folder.mkdir(parents=True, exist_ok=True)
+    log = StageLog(folder, proto)
+    stages = plan(proto, {Path(f).name: sha256_file(f) for f in files})
+    ctx = {"proto": proto, "out": str(folder), "source": source, "files": files}
+    echo(f"{proto['name']}{' (quick)' if quick else ''}: {len(stages)} stages → {folder} "
+         f"[{jobs} worker{'s' * (jobs != 1)}, {threads} torch thread{'s' * (threads != 1)} for training/generation]")
+    t0 = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    old = torch.get_num_threads()
+    try:
+        summary = execute(stages, ctx, log, jobs=jobs, threads=threads, echo=echo)
+    finally:
+        torch.set_num_threads(old)
+    elapsed = round(time.perf_counter() - t0, 3)
+    log.data["runs"].append({"started": started, "elapsed_s": elapsed, "jobs": jobs, "threads": threads,
+                             "cpus": os.cpu_count(), **summary})
+    log.save()
+    write_benchmark_report(proto, folder, log.data, [s.name for s in stages])
+    echo(f"{proto['name']}: done in {elapsed:.1f} s → {folder / 'report.md'}")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m evaluation.run", description=__doc__.splitlines()[0])
+    ap.add_argument("protocols", nargs="+", metavar="PROTOCOL", help="protocol name(s) or .toml file(s)")
+    ap.add_argument("--quick", action="store_true", help="toy sizes, end to end in about a minute")
+    ap.add_argument("--out", default=None, help="results folder (one protocol only)")
+    ap.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR) if DEFAULT_DATA_DIR.is_dir() else None,
+                    help="folder with the files of folder protocols (crypto-15m: *_15m.csv)")
+    ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: the protocol's run.jobs)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for training and generation (default: the protocol's run.threads)")
+    args = ap.parse_args(argv)
+    if args.out and len(args.protocols) > 1:
+        print("error: --out takes one protocol", file=sys.stderr)
+        sys.exit(2)
+    try:
+        for name in args.protocols:
+            run_protocol(name, quick=args.quick, out=args.out, data_dir=args.data_dir, jobs=args.jobs,
+                         threads=args.threads)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

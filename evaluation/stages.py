@@ -1,0 +1,363 @@
+"""The stages of a benchmark protocol as plain functions: `fn(ctx, **params) -> summary dict`.
+
+`ctx` carries the merged protocol (`proto`), the output folder (`out`), the data source string the
+data layer understands (`source`) and the input files. Heavy outputs (checkpoints, Parquet sets) go
+to `out/work/`; per-generator evaluation reports to `out/generators/<name>/`. Summaries are small
+JSON-able dicts that the runner stores in `stages.json` and the report reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.protocol import stage_seed
+
+EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
+
+
+# ---------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def work_dir(ctx: dict, *parts: str) -> Path:
+    return Path(ctx["out"], "work", *parts)
+
+
+def eval_preset(proto: dict):
+    """The frequency preset with the protocol's window as horizon (e.g. 72 bars at 1h, so TSTR (60, 12) fits)."""
+    from kronos_synth.data.frequency import get_preset
+
+    return dataclasses.replace(get_preset(proto["freq"]), horizon=int(proto["window"]))
+
+
+def lookback(proto: dict) -> int:
+    from kronos_synth.data.frequency import get_preset
+
+    return int(proto.get("lookback") or get_preset(proto["freq"]).lookback)
+
+
+def real_frame(ctx: dict):
+    """The real K-lines at the protocol's frequency (read once by the data stage, then from its pickle)."""
+    import pandas as pd
+
+    cache = work_dir(ctx, "real.pkl")
+    if cache.is_file():
+        return pd.read_pickle(cache)
+    from kronos_synth.data.sources import klines_for
+
+    return klines_for(ctx["proto"]["freq"], ctx["source"])[0]
+
+
+def eval_seed(proto: dict) -> int:
+    """One seed for every evaluation of a protocol: the same real samples and classifier seeds for all
+    generators and the calibration rows, so rows are comparable."""
+    return stage_seed(proto["seed"], "evaluation")
+
+
+def _json_file(path: Path, obj: Any) -> None:
+    from kronos_synth.report.writer import _clean
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True, default=str) + "\n")
+
+
+def model_dirs(ctx: dict) -> tuple[str, str]:
+    return str(work_dir(ctx, "predictor")), str(work_dir(ctx, "tokenizer"))
+
+
+# ---------------------------------------------------------------------------------------------
+# data and Kronos
+
+
+def data_stage(ctx: dict) -> dict:
+    """Load, clean and split the real data exactly as every evaluation does; record the periods."""
+    from evaluation.protocol import sha256_file
+    from kronos_synth.data.sources import klines_for
+    from kronos_synth.metrics.evaluate import split_real
+
+    proto = ctx["proto"]
+    frame = klines_for(proto["freq"], ctx["source"])[0]
+    cache = work_dir(ctx, "real.pkl")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_pickle(cache)  # later stages skip parsing the files again
+    real = split_real(frame, freq=eval_preset(proto), window=int(proto["window"]),
+                      test_fraction=float(proto["test_fraction"]))
+    symbols = sorted(str(s) for s in np.unique(real.test.symbols))
+    return {"source": ctx["source"], "files": {Path(f).name: sha256_file(f) for f in ctx["files"]},
+            "symbols": symbols, "rows": int(len(real.frame)), "train_windows": len(real.train),
+            "test_windows": len(real.test),
+            "train_period": [str(np.min(real.train.timestamps)), str(np.max(real.train.timestamps))],
+            "test_period": [str(np.min(real.test.timestamps)), str(np.max(real.test.timestamps))]}
+
+
+def _loop_summary(res) -> dict:
+    r = res.result
+    return {"steps_done": r.steps_done, "total_steps": r.total_steps, "stopped_early": r.stopped_early,
+            "best_step": r.best_step, "best_val_loss": r.best_val_loss, "train_wall_time_s": r.wall_time_s,
+            "first_val_loss": next((h.get("val_loss") for h in r.history if h.get("val_loss") is not None), None)}
+
+
+def training_data(ctx: dict):
+    """Train-period windows for Kronos (lookback + window + 1 bars), split at the protocol's test fraction;
+    validation windows (test period, `kronos.val_windows` evenly spaced) drive early stopping."""
+    from kronos_synth.train import prepare_training_data
+
+    proto = ctx["proto"]
+    k = proto["kronos"]
+    return prepare_training_data([ctx["source"]], freq=proto["freq"], lookback=lookback(proto),
+                                 horizon=int(proto["window"]), test_fraction=float(proto["test_fraction"]),
+                                 representation=k["representation"], max_val_windows=int(k["val_windows"]))
+
+
+def tokenizer_stage(ctx: dict) -> dict:
+    """Fine-tune the embedded tokenizer (or train one from scratch) on the train period."""
+    from kronos_synth.model.pretrained import default_model_dir
+    from kronos_synth.train import train_tokenizer
+
+    proto = ctx["proto"]
+    k = proto["kronos"]
+    init = str(default_model_dir() / "tokenizer") if k["init"] == "embedded" else None
+    res = train_tokenizer(training_data(ctx), work_dir(ctx, "tokenizer"), freq=proto["freq"],
+                          init=init, config=None if init else "small",
+                          steps=int(k["tokenizer_steps"]), batch_size=int(k["tokenizer_batch_size"]),
+                          lr=float(k["tokenizer_lr"]), seed=stage_seed(proto["seed"], "tokenizer"),
+                          eval_every=int(k["eval_every"]), patience=int(k["patience"]),
+                          representation=k["representation"], progress=False)
+    out = _loop_summary(res)
+    out.update(init=init or "scratch (small config)", representation=k["representation"],
+               codebook_usage=res.extra.get("codebook_usage", {}).get("val"))
+    return out
+
+
+def predictor_stage(ctx: dict) -> dict:
+    """Fine-tune the embedded predictor (or train from scratch) on the trained tokenizer's codes."""
+    from kronos_synth.model.pretrained import default_model_dir
+    from kronos_synth.train import train_predictor
+
+    proto = ctx["proto"]
+    k = proto["kronos"]
+    init = str(default_model_dir() / "model") if k["init"] == "embedded" else None
+    predictor, tokenizer = model_dirs(ctx)
+    res = train_predictor(training_data(ctx), predictor, tokenizer=tokenizer, freq=proto["freq"], init=init,
+                          config=None if init else "small", steps=int(k["predictor_steps"]),
+                          batch_size=int(k["predictor_batch_size"]), lr=float(k["predictor_lr"]),
+                          seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]),
+                          patience=int(k["patience"]), progress=False)
+    out = _loop_summary(res)
+    out.update(init=init or "scratch (small config)")
+    return out
+
+
+def _generate(ctx: dict, out: Path, *, n: int, temperature: float, top_p: float, seed: int) -> dict:
+    from kronos_synth.generate.api import generate_dataset
+
+    proto = ctx["proto"]
+    predictor, tokenizer = model_dirs(ctx)
+    summary = generate_dataset(n=int(n), freq=proto["freq"], out=str(out), data=ctx["source"], model=predictor,
+                               tokenizer=tokenizer, lookback=lookback(proto), horizon=int(proto["window"]),
+                               temperature=float(temperature), top_p=float(top_p), seed=seed, split="train",
+                               batch_size=int(proto["kronos"]["batch_size"]), device="cpu", progress=False)
+    return summary.to_dict()
+
+
+def generate_stage(ctx: dict) -> dict:
+    """Sample the protocol's Kronos set (contexts from the train period)."""
+    proto = ctx["proto"]
+    k = proto["kronos"]
+    return _generate(ctx, work_dir(ctx, "kronos"), n=k["n"], temperature=k["temperature"], top_p=k["top_p"],
+                     seed=stage_seed(proto["seed"], "generate"))
+
+
+def roundtrip_stage(ctx: dict) -> dict:
+    """Encode → decode real windows (lookback + window bars) with the trained tokenizer; the decoded horizons
+    are evaluated like a generator's output: what tokenization alone costs.
+
+    TEST-period windows feed fidelity, diversity, validity and stylized facts. TSTR uses decoded TRAIN-period
+    windows instead: a forecaster trained on decoded test windows would be tested on the windows it was
+    trained on. So the TSTR row is "TRTR through the tokenizer", to be read against TRTR."""
+    try:
+        from kronos_synth.metrics.roundtrip import roundtrip_bars
+    except ImportError as e:
+        return {"skipped": f"kronos_synth.metrics.roundtrip is not available ({e}); the round-trip row is "
+                           "left out"}
+    from kronos_synth.data.cleaning import clean_klines
+    from kronos_synth.data.splits import extract_windows, split_by_time
+    from kronos_synth.model.pretrained import read_sidecar
+    from kronos_synth.model.representation import get_representation
+    from kronos_synth.model.tokenizer import KronosTokenizer
+
+    proto = ctx["proto"]
+    window, lb = int(proto["window"]), lookback(proto)
+    cleaned = clean_klines(real_frame(ctx), eval_preset(proto)).frame
+    # the periods `split_real` (hence every evaluation) uses: gap of one window before the test period
+    train, test = split_by_time(cleaned, test_fraction=float(proto["test_fraction"]), gap=window)
+    tok_dir = Path(model_dirs(ctx)[1])
+    tok = KronosTokenizer.from_pretrained(tok_dir).eval()
+    rep = get_representation(read_sidecar(tok_dir) or None)
+    n = int(proto["evaluation"]["n"])
+    out: dict[str, Any] = {"lookback": lb, "representation": rep.name}
+    for period, frame in (("test", test), ("train", train)):
+        wins = extract_windows(frame, lb + window).values
+        if len(wins) < 4:
+            return {"skipped": f"only {len(wins)} {period} windows of {lb + window} bars: no round-trip row"}
+        rng = np.random.default_rng(stage_seed(proto["seed"], f"roundtrip:{period}"))
+        pick = np.sort(rng.choice(len(wins), min(n, len(wins)), replace=False))
+        bars = np.asarray(roundtrip_bars(tok, rep, wins[pick], lb, device="cpu"), dtype=np.float64)
+        path = work_dir(ctx, "roundtrip", f"{period}.npy")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, bars)
+        out[period] = {"path": str(path), "n": int(len(pick)), "n_available": int(len(wins))}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines
+
+
+def baseline_stage(ctx: dict, name: str) -> dict:
+    """Fit one baseline on the train windows and sample its set."""
+    from kronos_synth.baselines.fitting import fit_baseline
+    from kronos_synth.baselines.sampling import sample_to_dataset
+
+    proto = ctx["proto"]
+    options = dict(proto["baselines"].get(name, {}))
+    steps = options.pop("steps", None)
+    root = work_dir(ctx, "baselines", name)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_baseline(name, ctx["source"], proto["freq"], root / "model", seed=stage_seed(proto["seed"], f"{name}:fit"),
+                           steps=steps, window=int(proto["window"]), options=options)
+    fit_s = time.perf_counter() - t0
+    sample = sample_to_dataset(root / "model", int(proto["baselines"]["n"]), root / "data",
+                               seed=stage_seed(proto["seed"], f"{name}:sample"))
+    report = fit.report.to_dict()
+    report.pop("history", None)
+    return {"fit_wall_time_s": round(fit_s, 3), "sample_wall_time_s": sample.wall_time_s, "n": sample.n,
+            "options": {**options, **({"steps": steps} if steps is not None else {})}, "fit": report,
+            "warnings": [str(w.message) for w in caught if issubclass(w.category, UserWarning)]}
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+def _eval_kwargs(proto: dict) -> dict:
+    ev = proto["evaluation"]
+    return dict(freq=eval_preset(proto), n=int(ev["n"]), repeats=int(ev["repeats"]), seed=eval_seed(proto),
+                epochs=int(ev["epochs"]), test_fraction=float(proto["test_fraction"]),
+                n_test_tstr=int(ev["n_test_tstr"]), max_plot=int(ev["max_plot"]), tsne=bool(ev["tsne"]))
+
+
+def synthetic_input(ctx: dict, generator: str):
+    """(synthetic set, path) of a generator: a schema-v1 dataset, or the round trip's bare array."""
+    from evaluation.protocol import KRONOS, ROUNDTRIP
+    from kronos_synth.data.synthetic import read_synthetic
+
+    if generator == ROUNDTRIP:
+        path = work_dir(ctx, "roundtrip", "test.npy")
+        return (np.load(path) if path.is_file() else None), str(path)
+    path = work_dir(ctx, "kronos") if generator == KRONOS else work_dir(ctx, "baselines", generator, "data")
+    return read_synthetic(path), str(path)
+
+
+def evaluate_stage(ctx: dict, generator: str) -> dict:
+    """Every metric group of EVALUATION.md on one generator's set, without the calibration rows
+    (computed once per protocol by `calibration_stage`); report, plots and embeddings to generators/<name>/."""
+    from evaluation.protocol import ROUNDTRIP
+    from kronos_synth.metrics.evaluate import evaluate_all
+    from kronos_synth.report import write_report
+
+    proto = ctx["proto"]
+    synthetic, path = synthetic_input(ctx, generator)
+    if synthetic is None:
+        return {"skipped": f"{generator}: no synthetic set (its producing stage was skipped)"}
+    frame = real_frame(ctx)
+    if generator == ROUNDTRIP:  # see roundtrip_stage: TSTR on decoded train-period windows
+        result = evaluate_all(frame, synthetic, metrics=tuple(m for m in EVAL_METRICS if m != "tstr"),
+                              calibration=False, **_eval_kwargs(proto))
+        decoded_train = np.load(work_dir(ctx, "roundtrip", "train.npy"))
+        result.tstr = evaluate_all(frame, decoded_train, metrics=("tstr",), calibration=False,
+                                   **_eval_kwargs(proto)).tstr
+        result.settings["metrics"] = list(EVAL_METRICS)
+        result.data["synthetic_metadata"] = {"generator": "tokenizer round trip"}
+        result.notes.append("tokenizer round trip: fidelity, diversity, validity and stylized facts use decoded "
+                            "TEST-period windows; TSTR trains on decoded TRAIN-period windows (decoded test "
+                            "windows would be tested on themselves), so its TSTR row is TRTR through the tokenizer")
+    else:
+        result = evaluate_all(frame, synthetic, metrics=EVAL_METRICS, calibration=False, **_eval_kwargs(proto))
+    folder = Path(ctx["out"], "generators", generator)
+    write_report(result, str(folder), real_source=ctx["source"],
+                 synthetic_source="" if isinstance(synthetic, np.ndarray) else path, real_label=proto["name"])
+    d = result.diversity
+    if d is not None:  # the embeddings are plot-only (not in report.json); the combined figures need them
+        arrays = {k: getattr(d, k) for k in ("pca_real", "pca_synthetic", "tsne_real", "tsne_synthetic", "kde_grid",
+                                             "kde_real", "kde_synthetic") if getattr(d, k) is not None}
+        np.savez_compressed(folder / "embeddings.npz", **arrays)
+    return {"report": str(Path("generators", generator, "report.json"))}
+
+
+def calibration_stage(ctx: dict) -> dict:
+    """The calibration rows (real train period = TRTR for TSTR, disjoint halves, shuffled bars), once per
+    protocol, with exactly the real samples and seeds `evaluate_all` uses for every generator."""
+    from kronos_synth.metrics.calibration import discriminative_table, forecast_table
+    from kronos_synth.metrics.evaluate import _sample, split_real  # same sampler → same real windows
+    from kronos_synth.metrics.features import is_volume_free
+    from kronos_synth.metrics.stats import repeat_seeds
+    from kronos_synth.metrics.tstr import forecast_score
+
+    proto = ctx["proto"]
+    kw = _eval_kwargs(proto)
+    preset, n = kw["freq"], kw["n"]
+    real = split_real(real_frame(ctx), freq=preset, window=int(proto["window"]), test_fraction=kw["test_fraction"])
+    volume_free = is_volume_free(real.test.values)
+    s_real, _, s_model = repeat_seeds(kw["seed"], 3)  # evaluate_all's (real, synthetic, models) seeds
+    real_test = real.test.values[_sample(len(real.test), n, s_real)]
+    real_train = real.train.values[_sample(len(real.train), n, s_real)]
+    disc = discriminative_table(real_test, None, real_train, seed=s_model, volume_free=volume_free,
+                                protocol="paper", repeats=kw["repeats"], epochs=kw["epochs"])
+    tstr_test = real.test.values[_sample(len(real.test), kw["n_test_tstr"], s_real)]
+    common = dict(lookback=preset.tstr_lookback, horizon=preset.tstr_horizon, seed=s_model, repeats=kw["repeats"],
+                  epochs=kw["epochs"], n_test=None, include_volume=not volume_free)
+    # TRTR trains on as many real train windows as a generator's TSTR uses synthetic ones (n).
+    tstr = {"real (train period)": forecast_score(real.train.values, tstr_test, train_on="real train period (TRTR)",
+                                                  n_train=n, **common)}
+    tstr.update(forecast_table(tstr_test, None, None, **common))  # halves and shuffled rows
+    result = {"discriminative": {k: v.to_dict() for k, v in disc.items()},
+              "tstr": {k: v.to_dict() for k, v in tstr.items()},
+              "n_real_test_used": int(len(real_test)), "n_real_train_used": int(len(real_train)),
+              "volume_free": volume_free}
+    _json_file(Path(ctx["out"], "calibration.json"), result)
+    return {"report": "calibration.json"}
+
+
+def sweep_stage(ctx: dict, temperature: float, top_p: float) -> dict:
+    """One sampling setting: a small Kronos set, then fidelity, TSTR and k-NN coverage (no t-SNE)."""
+    from kronos_synth.data.synthetic import read_synthetic
+    from kronos_synth.metrics.evaluate import evaluate_all
+
+    proto = ctx["proto"]
+    sw = proto["sweep"]
+    out = work_dir(ctx, "sweep", f"t{temperature:g}-p{top_p:g}")
+    # one seed for all settings (common random numbers): differences come from the setting, not the draw
+    gen = _generate(ctx, out, n=sw["n"], temperature=temperature, top_p=top_p,
+                    seed=stage_seed(proto["seed"], "sweep"))
+    kw = _eval_kwargs(proto)
+    kw.update(n=int(sw["n"]), repeats=int(sw["repeats"]), epochs=int(sw["epochs"]), tsne=False)
+    res = evaluate_all(real_frame(ctx), read_synthetic(out), metrics=("discriminative", "tstr", "diversity"),
+                       calibration=False, **kw)
+    d, t = res.discriminative["synthetic"], res.tstr["synthetic"]
+    return {"temperature": temperature, "top_p": top_p, "n": res.data["n_synthetic_used"],
+            "n_real_test": res.data["n_real_test_used"], "repeats": int(sw["repeats"]),
+            "discriminative_error": d.error.mean, "discriminative_error_hw": d.error.half_width,
+            "price_ic": t.price_ic.mean, "price_rank_ic": t.price_rank_ic.mean, "return_ic": t.return_ic.mean,
+            "return_rank_ic": t.return_rank_ic.mean, "knn_precision": res.diversity.precision,
+            "knn_recall": res.diversity.recall, "generation_wall_time_s": gen["wall_time_s"],
+            "raw_invalid_bar_rate": gen["raw_invalid_bar_rate"]}

@@ -1,0 +1,106 @@
+"""The benchmark runner (evaluation/run.py): a quick protocol end to end, its report, and stage resume."""
+
+import json
+import math
+
+import pytest
+
+from evaluation.protocol import BASELINES, ROUNDTRIP, load_protocol, settings_key
+from evaluation.report import CALIBRATION_ROWS, best_setting
+from evaluation.run import plan, run_protocol
+
+
+def _finite(est):
+    return est is not None and est.get("mean") is not None and math.isfinite(est["mean"])
+
+
+@pytest.mark.slow
+def test_quick_sp500_protocol_reports_every_row_and_resumes(tmp_path):
+    out = tmp_path / "sp500"
+    log: list[str] = []
+    run_protocol("sp500-daily", quick=True, out=str(out), jobs=1, threads=1, echo=log.append)
+    rep = json.loads((out / "report.json").read_text())
+    state = json.loads((out / "stages.json").read_text())
+
+    generators = ["kronos", *BASELINES]
+    try:
+        import kronos_synth.metrics.roundtrip  # noqa: F401
+        generators.append(ROUNDTRIP)
+    except ImportError:  # the round-trip row is skipped with a message until its module lands
+        assert "tokenizer round trip" not in (out / "report.md").read_text().split("## Diversity")[0]
+        assert "kronos_synth.metrics.roundtrip" in rep["skipped"]["roundtrip"]
+    for g in generators:
+        r = rep["generators"][g]
+        assert _finite(r["discriminative"]["error"]) and 0.0 <= r["discriminative"]["error"]["mean"] <= 1.0, g
+        assert _finite(r["tstr"]["price_ic"]) and _finite(r["tstr"]["price_rank_ic"]), g
+        assert 0.0 <= r["diversity"]["recall"] <= 1.0 and r["stylized"]["rows"], g
+        assert (out / "generators" / g / "report.md").is_file()
+    for row in CALIBRATION_ROWS:
+        assert _finite(rep["headline"]["discriminative_error"][row]), row
+        assert _finite(rep["headline"]["tstr_price_ic"][row]), row
+    # the calibration rows are computed once, on the same real samples as every generator row
+    assert rep["calibration"]["n_real_test_used"] == rep["generators"]["kronos"]["data"]["n_real_test_used"] == 96
+    # the Kronos model was fine-tuned from the embedded default on this market's train period
+    assert rep["training"]["predictor"]["steps_done"] == 3 and "assets/default" in rep["training"]["predictor"]["init"]
+    assert rep["training"]["generate"]["sequences"] == 96
+    # the sweep covers the whole grid, records a best setting and draws the trade-off plot
+    assert len(rep["sweep"]["settings"]) == 12 and rep["sweep"]["best"] is not None
+    assert (out / "sweep_tradeoff.png").is_file() and (out / "diversity_tsne.png").is_file()
+    # every stage finished (or was skipped with a reason) and has a wall time
+    names = [s.name for s in plan(load_protocol("sp500-daily", quick=True))]
+    assert set(state["stages"]) == set(names)
+    for name, e in state["stages"].items():
+        assert e["status"] == "finished" or (e["status"] == "skipped" and e["result"]["skipped"]), name
+        assert e["wall_time_s"] is not None
+    assert "report.md" in log[-1]
+
+    # a rerun skips every finished stage
+    run_protocol("sp500-daily", quick=True, out=str(out), jobs=1, threads=1, echo=log.append)
+    last = json.loads((out / "stages.json").read_text())["runs"][-1]
+    retried = {n for n, e in state["stages"].items() if e["status"] == "skipped"}
+    assert set(last["ran"]) == retried and len(last["skipped"]) == len(names) - len(retried)
+
+    # a changed setting reruns exactly the stages that depend on it
+    run_protocol("sp500-daily", quick=True, out=str(out), jobs=1, threads=1, echo=log.append,
+                 overrides={"baselines": {"bootstrap": {"block": 5.0}}})
+    last = json.loads((out / "stages.json").read_text())["runs"][-1]
+    assert set(last["ran"]) - retried == {"baseline:bootstrap", "evaluate:bootstrap"}
+    rep2 = json.loads((out / "report.json").read_text())
+    assert rep2["baselines"]["bootstrap"]["options"] == {"block": 5.0}
+    assert rep2["generators"]["kronos"] == rep["generators"]["kronos"]  # untouched rows are reused as they were
+
+
+def test_stage_keys_follow_their_dependencies():
+    a = {s.name: s.key for s in plan(load_protocol("goog-daily", quick=True))}
+    b = {s.name: s.key for s in plan(load_protocol("goog-daily", quick=True,
+                                                   overrides={"kronos": {"predictor_steps": 7}}))}
+    changed = {n for n in a if a[n] != b[n]}
+    assert changed == {"predictor", "generate", "evaluate:kronos", *(n for n in a if n.startswith("sweep:"))}
+    assert settings_key({"a": 1, "b": [1, 2]}) == settings_key({"b": [1, 2], "a": 1})
+
+
+def test_best_sweep_setting_is_the_best_mean_rank():
+    rows = [{"temperature": 0.7, "top_p": 0.9, "discriminative_error": 0.30, "price_rank_ic": 0.02, "knn_recall": 0.5},
+            {"temperature": 1.0, "top_p": 0.95, "discriminative_error": 0.40, "price_rank_ic": 0.03, "knn_recall": 0.6},
+            {"temperature": 1.15, "top_p": 1.0, "discriminative_error": 0.45, "price_rank_ic": 0.01, "knn_recall": 0.4},
+            {"temperature": 0.85, "top_p": 1.0, "discriminative_error": float("nan"), "price_rank_ic": 0.9,
+             "knn_recall": 0.9}]
+    best = best_setting(rows)
+    assert (best["temperature"], best["top_p"]) == (1.0, 0.95) and best["mean_rank"] == pytest.approx(4 / 3)
+    assert best_setting([]) is None
+
+
+def test_folder_protocol_without_its_data_is_skipped_with_one_line(tmp_path):
+    log: list[str] = []
+    assert run_protocol("crypto-15m", quick=True, data_dir=str(tmp_path), echo=log.append) is None
+    assert len(log) == 1 and log[0].startswith("crypto-15m: skipped") and "--data-dir" in log[0]
+
+
+def test_unknown_protocol_is_one_line_exit_2(capsys):
+    from evaluation.run import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["no-such-protocol"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown protocol 'no-such-protocol'") and "\n" not in err
