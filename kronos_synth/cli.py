@@ -339,6 +339,71 @@ for _name in ("discriminative", "tstr", "diversity", "validity", "stylized", "al
     _evaluate_command(_name)
 
 
+@evaluate.command("roundtrip")
+@click.option("--model", default=None, help="Predictor or tokenizer: folder or hub id [default: the embedded model].")
+@click.option("--real", "real", required=True, multiple=True,
+              help="Real K-lines: file path or embedded dataset name; repeat for several symbols.")
+@click.option("--freq", default=None, help="Bar frequency [default: the model's, else inferred from --real]; "
+              "finer data are resampled to it.")
+@click.option("--lookback", type=click.IntRange(min=1), default=None,
+              help="Context bars [default: the model's, else the frequency preset].")
+@click.option("--horizon", type=click.IntRange(min=2), default=None,
+              help="Scored bars [default: the model's, else the frequency preset].")
+@click.option("--n", "n", type=click.IntRange(min=4), default=500, show_default=True,
+              help="Test windows round-tripped (and as many other test windows as the real reference).")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Repeats (seeds) of the discriminative score.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Discriminator training epochs [default: 20, the paper's].")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Share of each symbol's history that is the test period.")
+@click.option("--no-calibration", is_flag=True, help="Skip the calibration rows (real train period, disjoint "
+              "halves, shuffled bars).")
+@click.option("--out", default="evaluation-roundtrip", show_default=True, type=click.Path(file_okay=False),
+              help="Report folder.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str | None, lookback: int | None,
+                           horizon: int | None, n: int, repeats: int, seed: int, epochs: int | None,
+                           test_fraction: float, no_calibration: bool, out: str, progress: bool | None) -> None:
+    """Tokenizer round trip: encode → decode real TEST windows, score them like synthetic data.
+
+    What the generator would output if the predictor emitted the true tokens — the fidelity ceiling
+    of a tokenizer and its representation. Scores the decoded horizons against other real test
+    windows (discriminative, paper protocol), raw validity, stylized facts, codebook usage.
+
+    \b
+    Examples:
+      kronos-synth evaluate roundtrip --real sp500-daily --out report-roundtrip/
+      kronos-synth evaluate roundtrip --model runs/tok --real BTCUSDT_15m.csv --freq 15min --n 500
+    """
+    import pandas as pd
+
+    from kronos_synth.data.frequency import get_preset, infer_frequency
+    from kronos_synth.data.readers import load_klines
+    from kronos_synth.data.sources import klines_for
+    from kronos_synth.metrics.roundtrip import evaluate_roundtrip, summary_lines
+    from kronos_synth.model.pretrained import load_tokenizer
+    from kronos_synth.report import write_report
+
+    if not 0 < test_fraction < 1:
+        raise click.BadParameter(f"must be between 0 and 1, got {test_fraction}", param_hint="--test-fraction")
+    bundle = load_tokenizer(model)
+    freq = freq or bundle.freq or infer_frequency(load_klines(real[0])).name
+    preset = get_preset(freq)
+    frames, labels = zip(*(klines_for(preset.name, r) for r in real), strict=True)
+    res = evaluate_roundtrip(
+        bundle.tokenizer, bundle.representation, pd.concat(frames, ignore_index=True),
+        lookback=lookback or bundle.lookback or preset.lookback, horizon=horizon or bundle.horizon or preset.horizon,
+        freq=preset.name, n=n, repeats=repeats, seed=seed, test_fraction=test_fraction, epochs=epochs,
+        calibration=not no_calibration, progress=sys.stderr.isatty() if progress is None else progress,
+        sources={"real": list(labels), "model": model or "embedded default", "tokenizer": bundle.tokenizer_id})
+    files = write_report(res.evaluation, out, real_source=real[0] if len(real) == 1 else ", ".join(real))
+    for line in summary_lines(res):
+        click.echo(line)
+    click.echo(f"report: {files.markdown} (+ report.json, {len(files.plots)} plot(s))")
+
+
 # --- baseline ---------------------------------------------------------------------------------
 
 _BASELINES = ("timegan", "timevae", "diffusion-ts", "garch", "bootstrap")
@@ -538,9 +603,13 @@ def train() -> None:
 @click.option("--dec-layers", type=int, default=None, help="n_dec_layers (projection counts as one).")
 @click.option("--s1-bits", type=int, default=None)
 @click.option("--s2-bits", type=int, default=None)
+@click.option("--representation", type=click.Choice(["levels", "geometry"]), default=None,
+              help="Input space: levels (the reference; released checkpoints) or geometry (returns, wicks, "
+              "log volume, VWAP position; valid bars by construction) [default: the --init checkpoint's, "
+              "else levels].")
 def train_tokenizer_cmd(data, out, init, steps, epochs, freq, lookback, horizon, seed, batch_size, lr, config,
                         eval_every, patience, progress, d_model, n_heads, ff_dim, enc_layers, dec_layers,
-                        s1_bits, s2_bits) -> None:
+                        s1_bits, s2_bits, representation) -> None:
     """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
 
     Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
@@ -549,6 +618,8 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, lookback, horizon,
     \b
     Examples:
       kronos-synth train tokenizer --data sp500-daily --data nasdaq-daily --steps 600 --out runs/tok
+      kronos-synth train tokenizer --representation geometry --data BTC_15m.csv --freq 15min \\
+          --steps 600 --out runs/btc-geo-tok
       kronos-synth train tokenizer --init NeoQuasar/Kronos-Tokenizer-base --data BTC_15m.csv \\
           --freq 15min --steps 500 --out runs/btc-tok
     """
@@ -561,7 +632,8 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, lookback, horizon,
     res = train_tokenizer(list(data), out, freq=freq, lookback=lookback, horizon=horizon, init=init,
                           config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
                           lr=lr, seed=seed, eval_every=eval_every, patience=patience, progress=progress,
-                          log=lambda line: click.echo(line, err=True), command=sys.argv)
+                          representation=representation, log=lambda line: click.echo(line, err=True),
+                          command=sys.argv)
     click.echo(_train_summary(res, out))
 
 

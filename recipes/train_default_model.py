@@ -2,6 +2,7 @@
 
     python recipes/train_default_model.py                 # train into runs/default, install into the package
     python recipes/train_default_model.py --no-install    # train only (e.g. to compare sha256)
+    python recipes/train_default_model.py --representation geometry --work runs/default-geometry --no-install
 
 Data: the TRAIN periods (first 80 % of each series minus a one-window gap) of the embedded daily
 datasets sp500-daily, nasdaq-daily and goog-daily. One CPU thread: results are bit-identical
@@ -38,13 +39,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=["all", "tokenizer"], default="all")
     ap.add_argument("--no-install", action="store_true", help="Do not copy the result into the package.")
+    ap.add_argument("--representation", choices=["levels", "geometry"], default="levels",
+                    help="Input space of the tokenizer (levels reproduces the shipped model; docs/models.md).")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
     command = [sys.executable, *sys.argv]
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     tok = train_tokenizer(DATA, work / "tokenizer", freq="daily", seed=args.seed, log=log, command=command,
-                          **TOKENIZER)
+                          representation=args.representation, **TOKENIZER)
     print(f"tokenizer: val loss {tok.result.best_val_loss:.5f} at step {tok.result.best_step}, "
           f"sha256 {sha(work / 'tokenizer' / 'model.safetensors')}")
     if args.stage == "tokenizer":

@@ -51,7 +51,10 @@ def test_folders_hold_exact_configs_sidecars_and_records(trained):
     assert isinstance(tok_cfg["beta"], float) and model_cfg["s1_bits"] == tok_cfg["s1_bits"] == 4
     side = json.loads((root / "model" / "kronos_synth.json").read_text())
     assert side == {"freq": "daily", "horizon": 10, "kind": "predictor", "lookback": 40, "max_context": 50,
-                    "representation": "levels", "tokenizer": "../tokenizer"}
+                    "representation": "levels", "clip": 5.0, "tokenizer": "../tokenizer"}
+    tok_side = json.loads((root / "tokenizer" / "kronos_synth.json").read_text())
+    assert tok_side == {"kind": "tokenizer", "representation": "levels", "clip": 5.0, "freq": "daily",
+                        "lookback": 40, "horizon": 10}
     # generate finds the pair through the sidecar
     pair = load_model_pair(str(root / "model"))
     assert pair.max_context == 50 and pair.tokenizer_id.endswith("tokenizer")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kronos_synth.data.errors import InputError
-from kronos_synth.train import Levels, get_representation, prepare_training_data
+from kronos_synth.train import Geometry, Levels, get_representation, prepare_training_data
 
 
 def test_normalisation_uses_the_lookback_only_and_clips():
@@ -39,6 +39,21 @@ def test_windows_stay_in_their_period_and_have_the_right_length():
 
 
 def test_representation_registry():
-    assert get_representation("levels").d_in == 6
+    assert get_representation("levels").d_in == 6 and get_representation("geometry").d_in == 6
     with pytest.raises(InputError, match="unknown representation"):
-        get_representation("geometry")
+        get_representation("returns")
+
+
+def test_geometry_windows_are_the_model_layer_transform_of_the_raw_bars():
+    rep = Geometry(clip=7.0, soft=1.0)
+    td = prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, max_val_windows=30,
+                               representation=rep.to_dict())
+    assert td.representation == "geometry" and td.describe()["representation_config"] == rep.to_dict()
+    index = np.arange(0, len(td.train), 97)
+    x, _ = td.train.batch(index)
+    raw = td.train.rows[td.train.starts[index][:, None] + np.arange(51)]
+    np.testing.assert_array_equal(x, rep.transform(raw, rep.fit(raw[:, :40])))
+    assert x.dtype == np.float32 and np.abs(x).max() <= 7.0
+    future = raw.copy()
+    future[:, 40:, :4] *= 3.0  # what happens after the lookback never changes the lookback's features
+    np.testing.assert_array_equal(rep.encode(future, 40)[:, :40], x[:, :40])

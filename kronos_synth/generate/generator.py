@@ -230,7 +230,7 @@ class Generator:
             "samples_per_context": self.samples_per_context,
             "max_context": self.max_context,
             "representation": self.norm.name,
-            "normalization": "per window over the lookback: mean/std, std + 1e-5 (reference)",
+            "normalization": self.norm.normalization,
             "clip": self.norm.clip,
             "repair": self.repair,
             "include_context": self.include_context,

@@ -19,6 +19,7 @@ from kronos_synth.model.configs import HUB_ORG, NAMED_CONFIGS
 from kronos_synth.model.errors import KronosCheckpointError
 from kronos_synth.model.hub import check_compatible, resolve_checkpoint
 from kronos_synth.model.kronos import Kronos
+from kronos_synth.model.representation import Representation, get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
 
 SIDECAR = "kronos_synth.json"  # beside config.json; never inside it, so config.json stays reference-exact
@@ -95,3 +96,51 @@ def load_model_pair(model: str | None = None, tokenizer: str | None = None, *,
     name = model.removeprefix(f"{HUB_ORG}/")
     context = sidecar.get("max_context") or (NAMED_CONFIGS[name].context if name in NAMED_CONFIGS else None) or 512
     return ModelPair(predictor, tok, model_label, tok_arg, int(context), sidecar)
+
+
+@dataclass
+class TokenizerBundle:
+    """A tokenizer with the representation it was trained in and the window it was trained for."""
+
+    tokenizer: KronosTokenizer
+    representation: Representation
+    tokenizer_id: str
+    freq: str | None
+    lookback: int | None
+    horizon: int | None
+
+
+def _is_tokenizer_folder(folder: Path, sidecar: dict) -> bool:
+    if sidecar.get("kind"):
+        return sidecar["kind"] == "tokenizer"
+    try:
+        return "d_in" in json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def load_tokenizer(model: str | None = None, *, revision: str | None = None) -> TokenizerBundle:
+    """The tokenizer behind `model`: a tokenizer folder or hub id itself, a predictor's tokenizer (found as
+    in `load_model_pair`), or the embedded default's; plus its representation and window (from the
+    kronos_synth.json sidecars; released checkpoints: levels, window unknown)."""
+    if model is None:
+        root = default_model_dir()
+        if not (root / "tokenizer" / "config.json").is_file():
+            raise KronosCheckpointError("this installation has no embedded default model",
+                                        source=str(root), hint="pass --model ID_OR_DIR")
+        model = str(root / "model")
+    folder = resolve_checkpoint(model, revision)
+    sidecar = read_sidecar(folder)
+    tok_arg = model if _is_tokenizer_folder(folder, sidecar) else _tokenizer_for(model, folder, sidecar)
+    tok_folder = folder if tok_arg == model else resolve_checkpoint(tok_arg)
+    tok = KronosTokenizer.from_pretrained(tok_folder)
+    tok.weights_sha256 = weights_sha256(tok_folder)
+    tok_sidecar = read_sidecar(tok_folder)
+    rep = get_representation(sidecar or tok_sidecar or None)
+
+    def window(key: str):
+        return sidecar.get(key) or tok_sidecar.get(key)
+
+    lookback, horizon = window("lookback"), window("horizon")
+    return TokenizerBundle(tok, rep, tok_arg, window("freq"), int(lookback) if lookback else None,
+                           int(horizon) if horizon else None)

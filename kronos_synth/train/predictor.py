@@ -22,11 +22,12 @@ from kronos_synth.model.configs import HUB_ORG, NAMED_CONFIGS
 from kronos_synth.model.hub import check_compatible, resolve_checkpoint
 from kronos_synth.model.kronos import Kronos
 from kronos_synth.model.pretrained import read_sidecar
+from kronos_synth.model.representation import get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
 from kronos_synth.train.configs import resolve_config
 from kronos_synth.train.loop import LoopConfig, evaluate_batches, fingerprint, run_loop
 from kronos_synth.train.record import relative_ref, write_sidecar, write_training_json
-from kronos_synth.train.tokenizer import TrainOutput
+from kronos_synth.train.tokenizer import TrainOutput, check_same_representation
 from kronos_synth.train.windows import TrainingData, WindowSet, prepare_training_data
 
 SCRATCH_LR, FINETUNE_LR = 5e-4, 1e-5
@@ -129,12 +130,14 @@ def train_predictor(
     tok = KronosTokenizer.from_pretrained(tok_folder).eval()
     for p in tok.parameters():
         p.requires_grad_(False)
-    representation = read_sidecar(tok_folder).get("representation", "levels")
+    rep = get_representation(read_sidecar(tok_folder) or None)  # the tokenizer's input space, in full
+    if init is not None:
+        check_same_representation(init, get_representation(read_sidecar(resolve_checkpoint(init)) or None), rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
-        data, freq=freq, lookback=lookback, horizon=horizon, representation=representation)
-    if td.representation != representation:
-        raise InputError(f"the tokenizer was trained on representation '{representation}', "
-                         f"the data is prepared as '{td.representation}'")
+        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep)
+    if td.train.representation.to_dict() != rep.to_dict():
+        raise InputError(f"the tokenizer was trained on representation {rep.to_dict()}, "
+                         f"the data is prepared as {td.train.representation.to_dict()}")
     torch.manual_seed(seed)
     if init is not None:
         model = Kronos.from_pretrained(init).train()
@@ -152,7 +155,7 @@ def train_predictor(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok_ref = str(tok_folder.resolve()) if Path(tokenizer).is_dir() else tokenizer
-    sidecar = {"kind": "predictor", "representation": representation, "max_context": max_context,
+    sidecar = {"kind": "predictor", **rep.to_dict(), "max_context": max_context,
                "freq": td.freq, "lookback": td.lookback, "horizon": td.horizon}
     from kronos_synth.model.pretrained import weights_sha256
 

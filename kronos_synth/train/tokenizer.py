@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from kronos_synth.data.errors import InputError
+from kronos_synth.model.hub import resolve_checkpoint
+from kronos_synth.model.pretrained import read_sidecar
+from kronos_synth.model.representation import Representation, get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
 from kronos_synth.train.configs import resolve_config
 from kronos_synth.train.loop import LoopConfig, LoopResult, evaluate_batches, fingerprint, run_loop
@@ -62,7 +65,7 @@ def codebook_usage(tok: KronosTokenizer, ws: WindowSet, batch_size: int = 256,
 @dataclass
 class TokenizerTask:
     model: KronosTokenizer
-    representation: str
+    sidecar: dict[str, Any]
 
     def loss(self, x, stamps, generator):
         return tokenizer_loss(self.model, x)
@@ -72,7 +75,15 @@ class TokenizerTask:
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(folder)
-        write_sidecar(folder, {"kind": "tokenizer", "representation": self.representation})
+        write_sidecar(folder, self.sidecar)
+
+
+def check_same_representation(init: str, init_rep: Representation, rep: Representation) -> None:
+    """Fine-tuning keeps the input space the `init` checkpoint learned (its kronos_synth.json, else levels)."""
+    if init_rep.to_dict() != rep.to_dict():
+        raise InputError(f"--init {init} was trained in representation {init_rep.to_dict()} but this run uses "
+                         f"{rep.to_dict()} — fine-tuning cannot change the representation; train from scratch "
+                         "or pass the checkpoint's representation")
 
 
 @dataclass
@@ -103,7 +114,7 @@ def train_tokenizer(
     seed: int = 0,
     eval_every: int = 100,
     patience: int = 5,
-    representation: str = "levels",
+    representation: str | dict | Representation | None = None,
     stop_after: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
@@ -113,6 +124,8 @@ def train_tokenizer(
 
     Writes `out/` (best weights, reference format, + kronos_synth.json + training.json) and
     `out/checkpoint-last/` (resumable); rerunning the same call continues an unfinished run.
+    `representation` (None → the `init` checkpoint's, else levels) is recorded in kronos_synth.json;
+    fine-tuning cannot change it.
     """
     if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
         raise InputError("--init fine-tunes an existing tokenizer: size options (--config, --d-model, …) "
@@ -121,8 +134,19 @@ def train_tokenizer(
         steps = 1000
     if lr is None:  # fine-tuning a trained tokenizer needs a small step (KRONOS.md: ≈1e-5)
         lr = FINETUNE_LR if init is not None else SCRATCH_LR
+    init_rep = get_representation(read_sidecar(resolve_checkpoint(init)) or None) if init is not None else None
+    if isinstance(data, TrainingData):
+        rep = data.train.representation
+        if representation is not None and get_representation(representation).to_dict() != rep.to_dict():
+            raise InputError(f"the windows are prepared as {rep.to_dict()}, not as {representation}")
+    elif isinstance(representation, str) and init_rep is not None and representation == init_rep.name:
+        rep = init_rep  # the name alone keeps the checkpoint's settings (clip, …)
+    else:
+        rep = get_representation(representation if representation is not None else init_rep)
+    if init_rep is not None:
+        check_same_representation(init, init_rep, rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
-        data, freq=freq, lookback=lookback, horizon=horizon, representation=representation)
+        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep)
     torch.manual_seed(seed)  # initial weights
     if init is not None:
         tok = KronosTokenizer.from_pretrained(init).train()
@@ -131,16 +155,17 @@ def train_tokenizer(
             tok = KronosTokenizer(**resolve_config("tokenizer", config, overrides)).train()
         except ValueError as e:
             raise InputError(f"tokenizer config: {e}") from e
-    if tok.d_in != td.train.representation.d_in:
+    if tok.d_in != rep.d_in:
         raise InputError(f"tokenizer d_in {tok.d_in} does not match representation "
-                         f"'{td.representation}' ({td.train.representation.d_in} features)")
+                         f"'{rep.name}' ({rep.d_in} features)")
     loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=2.0, seed=seed,
                       eval_every=eval_every, patience=patience)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_id = fingerprint({"kind": "tokenizer", "config": tok.config, "init": init, "loop": loop,
                           "data": td.describe()})
-    task = TokenizerTask(tok, td.representation)
+    task = TokenizerTask(tok, {"kind": "tokenizer", **rep.to_dict(), "freq": td.freq, "lookback": td.lookback,
+                               "horizon": td.horizon})
     result = run_loop(task, td.train, td.val, loop, out, run_fingerprint=run_id, stop_after=stop_after,
                       progress=progress, log=log)
     extra: dict[str, Any] = {}

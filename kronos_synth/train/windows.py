@@ -26,7 +26,7 @@ from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
 from kronos_synth.data.sources import klines_for
 from kronos_synth.data.splits import split_by_time
 from kronos_synth.model.normalize import time_features
-from kronos_synth.train.representation import Representation, get_representation
+from kronos_synth.model.representation import Representation, get_representation
 
 
 @dataclass
@@ -81,6 +81,7 @@ class TrainingData:
     def describe(self) -> dict:
         return {"freq": self.freq, "lookback": self.lookback, "horizon": self.horizon, "window": self.window,
                 "test_fraction": self.test_fraction, "representation": self.representation,
+                "representation_config": self.train.representation.to_dict(),
                 "train_windows": len(self.train), "val_windows": len(self.val),
                 "sources": [s.to_dict() for s in self.sources]}
 
@@ -135,11 +136,13 @@ def prepare_training_data(
     lookback: int | None = None,
     horizon: int | None = None,
     test_fraction: float = 0.2,
-    representation: str = "levels",
+    representation: str | dict | Representation = "levels",
     train_stride: int = 1,
     max_val_windows: int = 512,
 ) -> TrainingData:
-    """Load, clean and time-split every source; index train and validation windows."""
+    """Load, clean and time-split every source; index train and validation windows.
+
+    `representation`: a name, a sidecar / `to_dict()` dict or a `Representation`."""
     if not data:
         raise InputError("no training data: pass --data FILE_OR_DATASET (repeatable)")
     preset = get_preset(freq)
