@@ -145,20 +145,72 @@ _TG = {"steps": 20, "ae_steps": 300, "sup_steps": 100, "hidden": 12, "batch": 32
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,opts,key,length", [
-    ("timevae", {"steps": 15, "filters": [16, 32, 32], "patience": 50, "epoch_windows": 0}, "loss", 24),
-    ("diffusion-ts", {"steps": 300, "d_model": 16, "heads": 2, "timesteps": 100, "sampling_steps": 10}, "loss", 24),
-    ("timegan", _TG, "ae", 16),
-    ("timegan", _TG, "supervised", 16),
+@pytest.mark.parametrize("name,opts,keys,length", [
+    ("timevae", {"steps": 15, "filters": [16, 32, 32], "patience": 50, "epoch_windows": 0}, ["loss"], 24),
+    ("diffusion-ts", {"steps": 200, "d_model": 16, "heads": 2, "timesteps": 100, "sampling_steps": 10},
+     ["loss"], 24),
+    ("timegan", _TG, ["ae", "supervised"], 16),
 ])
-def test_training_loss_goes_down(name, opts, key, length):
+def test_training_loss_goes_down(name, opts, keys, length):
     w = windows(kline_series(800, seed=6), length, 4 if name == "timegan" else 2)
     m = get_baseline(name, **opts)
     m.collapse_samples = 50
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)
         rep = m.fit(w, seed=0)
-    h = rep.history[key]
-    assert len(h) >= 4
-    first, last = np.mean(h[: len(h) // 4]), np.mean(h[-(len(h) // 4):])
-    assert last < 0.85 * first, (key, h)
+    for key in keys:
+        h = rep.history[key]
+        assert len(h) >= 4
+        first, last = np.mean(h[: len(h) // 4]), np.mean(h[-(len(h) // 4):])
+        assert last < 0.85 * first, (key, h)
+
+
+def test_timegan_default_iterations_follow_the_window_not_the_clock():
+    m = get_baseline("timegan")
+    m.window = 96
+    assert m.iterations() == (583, 583, 583)  # 60 000 / (96 + 7)
+    m.window = 35
+    assert m.iterations() == (1429, 1429, 1429)
+    m.window = 2000
+    assert m.iterations() == (30, 30, 30)
+    deep = get_baseline("timegan", layers=3)
+    deep.window = 96
+    assert deep.iterations() == (388, 388, 388)  # three GRU layers cost 1.5× as much
+    short = get_baseline("timegan", layers=1)
+    short.window = 4
+    assert short.iterations()[2] == 4000  # capped at BASELINES.md's CPU default
+    explicit = get_baseline("timegan", steps=10, ae_steps=5)
+    explicit.window = 96
+    assert explicit.iterations() == (5, 10, 10)
+
+
+def test_diffusion_ema_warms_up_instead_of_keeping_the_random_init():
+    """One EMA update (after 10 steps) uses decay 1/10: the EMA is 90 % trained weights, not 0.5 %."""
+    import torch
+
+    w = windows(kline_series(300, seed=2), 16, 2)
+    opts = {"steps": 10, "d_model": 16, "heads": 2, "timesteps": 50, "sampling_steps": 5, "batch": 16}
+    m = get_baseline("diffusion-ts", **opts)
+    m.collapse_samples = 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        m.fit(w, seed=4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)  # the fit builds its networks right after seeding with the fit seed
+        init = m._build()["model"]
+    for (name, pe), pm, p0 in zip(m.nets["ema"].named_parameters(), m.nets["model"].parameters(),
+                                  init.parameters(), strict=True):
+        assert torch.allclose(pe, 0.1 * p0 + 0.9 * pm, atol=1e-6), name
+
+
+def test_diffusion_default_steps_follow_the_window():
+    m = get_baseline("diffusion-ts")
+    m.window = 96
+    assert (m.training_steps(), m.sampling_steps()) == (4500, 36)
+    m.window = 35
+    assert (m.training_steps(), m.sampling_steps()) == (10000, 100)  # capped at the original's
+    m.window = 1000
+    assert (m.training_steps(), m.sampling_steps()) == (488, 10)  # 495 000 / 1 014; at least 10
+    explicit = get_baseline("diffusion-ts", steps=7, sampling_steps=3)
+    explicit.window = 96
+    assert (explicit.training_steps(), explicit.sampling_steps()) == (7, 3)

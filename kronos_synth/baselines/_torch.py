@@ -75,7 +75,7 @@ class TorchBaseline(Baseline):
         assert self.nets is not None
         self.nets.eval()
         gen = torch.Generator().manual_seed(seed)
-        with torch_threads(self.options["threads"]):
+        with torch_threads(self.options["threads"]), torch.inference_mode():
             out = [self._generate(min(self.sample_batch, n - i), gen).double().numpy()
                    for i in range(0, n, self.sample_batch)]
         return self.scaler.inverse(np.concatenate(out))

@@ -13,10 +13,13 @@ Training in three phases:
    the embedder adds 0.1·supervised to its reconstruction loss.
 
 Original: hidden 24, 3 layers, batch 128, 50 000 iterations per phase (options `layers=3,
-ae_steps=50000, sup_steps=50000, steps=50000`). CPU default: 2 layers, 300 / 300 / 300
-iterations (`ae_steps`/`sup_steps` default to `steps`). BASELINES.md suggests ~2 000 / 2 000 /
-4 000, but one joint iteration at window 96 costs ~1 s of one core here (≈ 20 GRU passes with
-backward), so that would take > 1 hour; see docs/baselines.md for measured times.
+ae_steps=50000, sup_steps=50000, steps=50000`). CPU default: 2 layers and, per phase, as many
+iterations as ~12 minutes of one core allow at the window length (`iterations`: 583 at T=96,
+1 429 at T=35; BASELINES.md suggests ~2 000 / 2 000 / 4 000, but a joint iteration at T=96 is
+≈ 20 recurrent passes of 96 sequential steps with backward, ~0.9 s of one core, so that would
+take over an hour). The joint phase shares the embedder pass between the generator and embedder
+updates and runs the supervisor and discriminator once over concatenated batches (same maths,
+~35 % less time per iteration).
 """
 
 from __future__ import annotations
@@ -44,10 +47,15 @@ class _RNN(nn.Module):
         return y if self.logits else torch.sigmoid(y)
 
 
+# Default iterations per phase × (window + 7) (see `iterations`): ~12 minutes of one core.
+STEPS_BUDGET = 60_000
+STEPS_CAP = 4_000
+
+
 class TimeGANBaseline(TorchBaseline):
     name = "timegan"
     defaults = {"hidden": 24, "layers": 2, "batch": 128, "lr": 1e-3, "gamma": 1.0,
-                "steps": 300, "ae_steps": None, "sup_steps": None, "log_every": 50}
+                "steps": None, "ae_steps": None, "sup_steps": None, "log_every": 50}
 
     def _build(self) -> nn.ModuleDict:
         h, n_layers, f = int(self.options["hidden"]), int(self.options["layers"]), 6
@@ -59,15 +67,32 @@ class TimeGANBaseline(TorchBaseline):
             "discriminator": _RNN(h, h, 1, n_layers, logits=True),
         })
 
+    def iterations(self) -> tuple[int, int, int]:
+        """(autoencoder, supervised, joint) iterations for the fitted window length.
+
+        `steps=None` (default) sizes the run to the 15-minute budget: one iteration of all three
+        phases costs about 0.0117·(T + 7)·layers/2 s of one core (measured 0.49 s at T=35,
+        1.21 s at T=96), so steps = 60 000 / ((T + 7)·layers/2), at most 4 000 — about 12 minutes
+        at any window. The count depends only on the options and the window, never on the clock,
+        so a fit stays reproducible. `ae_steps` / `sup_steps` default to the same number.
+        """
+        o = self.options
+        if o["steps"] is None:
+            scale = (self.window + 7) * max(1, int(o["layers"])) / 2
+            steps = max(1, min(STEPS_CAP, round(STEPS_BUDGET / scale)))
+        else:
+            steps = int(o["steps"])
+        ae = int(o["ae_steps"]) if o["ae_steps"] is not None else steps
+        sup = int(o["sup_steps"]) if o["sup_steps"] is not None else steps
+        return ae, sup, steps
+
     def _noise(self, n: int, gen: torch.Generator) -> torch.Tensor:
         return torch.rand(n, self.window, 6, generator=gen)
 
     def _train(self, x: torch.Tensor, gen: torch.Generator,
                progress: bool) -> tuple[dict[str, float], dict[str, list[float]]]:
         o = self.options
-        steps = int(o["steps"])
-        ae_steps = int(o["ae_steps"] if o["ae_steps"] is not None else steps)
-        sup_steps = int(o["sup_steps"] if o["sup_steps"] is not None else steps)
+        ae_steps, sup_steps, joint_steps = self.iterations()
         m: Any = self.nets
         lr, gamma = float(o["lr"]), float(o["gamma"])
         params = {k: list(m[k].parameters()) for k in m}
@@ -76,9 +101,9 @@ class TimeGANBaseline(TorchBaseline):
         opt_g = torch.optim.Adam(params["generator"] + params["supervisor"], lr=lr)
         opt_d = torch.optim.Adam(params["discriminator"], lr=lr)
         data = batches(x, int(o["batch"]), gen)
-        hist: dict[str, list[float]] = {"ae": [], "supervised": [], "g": [], "d": [], "e": []}
+        hist: dict[str, list[float]] = {"ae": [], "supervised": [], "g": [], "g_moments": [], "d": [], "e": []}
         log_every = max(1, int(o["log_every"]))
-        bar = progress_bar(ae_steps + sup_steps + steps, progress, "timegan")
+        bar = progress_bar(ae_steps + sup_steps + joint_steps, progress, "timegan")
 
         def sup_loss(h: torch.Tensor) -> torch.Tensor:
             return F.mse_loss(h[:, 1:], m["supervisor"](h)[:, :-1])
@@ -105,26 +130,29 @@ class TimeGANBaseline(TorchBaseline):
             bar.update()
 
         bce = F.binary_cross_entropy_with_logits
+        gs_params = params["generator"] + params["supervisor"]
         d_loss = torch.tensor(0.0)
-        for i in range(steps):  # phase 3: joint
+        for i in range(joint_steps):  # phase 3: joint
             for _ in range(2):
                 xb = next(data)
-                e_hat = m["generator"](self._noise(len(xb), gen))
-                h_hat = m["supervisor"](e_hat)
-                x_hat = m["recovery"](h_hat)
-                y_fake, y_fake_e = m["discriminator"](h_hat), m["discriminator"](e_hat)
+                # The generator step does not change the embedder, so the embedder step below reuses h.
                 h = m["embedder"](xb)
-                g_sup = sup_loss(h)
+                e_hat = m["generator"](self._noise(len(xb), gen))
+                # one supervisor pass over generated and real latents (GRU rows are independent)
+                h_hat, s_real = m["supervisor"](torch.cat([e_hat, h.detach()])).chunk(2)
+                x_hat = m["recovery"](h_hat)
+                # one discriminator pass over both fake batches (rows are independent)
+                y_fake, y_fake_e = m["discriminator"](torch.cat([h_hat, e_hat])).chunk(2)
                 moments = (torch.mean(torch.abs(torch.sqrt(x_hat.var(0, unbiased=False) + 1e-6)
                                                 - torch.sqrt(xb.var(0, unbiased=False) + 1e-6)))
                            + torch.mean(torch.abs(x_hat.mean(0) - xb.mean(0))))
                 g_loss = (bce(y_fake, torch.ones_like(y_fake)) + gamma * bce(y_fake_e, torch.ones_like(y_fake_e))
-                          + 100 * torch.sqrt(g_sup) + 100 * moments)
-                opt_g.zero_grad()
-                g_loss.backward()
+                          + 100 * torch.sqrt(F.mse_loss(h.detach()[:, 1:], s_real[:, :-1])) + 100 * moments)
+                # gradients for the generator and supervisor only (skips recovery/discriminator weights)
+                for p, g in zip(gs_params, torch.autograd.grad(g_loss, gs_params), strict=True):
+                    p.grad = g
                 opt_g.step()
-                # embedder + recovery: reconstruction + 0.1·supervised (fresh graph after the G step)
-                h = m["embedder"](xb)
+                # embedder + recovery: reconstruction + 0.1·supervised (with the updated supervisor)
                 e_loss = 10 * torch.sqrt(F.mse_loss(m["recovery"](h), xb)) + 0.1 * sup_loss(h)
                 opt_e.zero_grad()
                 e_loss.backward()
@@ -134,7 +162,7 @@ class TimeGANBaseline(TorchBaseline):
                 h = m["embedder"](xb)
                 e_hat = m["generator"](self._noise(len(xb), gen))
                 h_hat = m["supervisor"](e_hat)
-            y_real, y_fake, y_fake_e = (m["discriminator"](v) for v in (h, h_hat, e_hat))
+            y_real, y_fake, y_fake_e = m["discriminator"](torch.cat([h, h_hat, e_hat])).chunk(3)
             d_loss = (bce(y_real, torch.ones_like(y_real)) + bce(y_fake, torch.zeros_like(y_fake))
                       + gamma * bce(y_fake_e, torch.zeros_like(y_fake_e)))
             if d_loss.item() > 0.15:  # keep the discriminator from overpowering the generator
@@ -143,6 +171,7 @@ class TimeGANBaseline(TorchBaseline):
                 opt_d.step()
             if i % log_every == 0:
                 hist["g"].append(g_loss.item())
+                hist["g_moments"].append(moments.item())  # generated vs real batch mean/std gap
                 hist["d"].append(d_loss.item())
                 hist["e"].append(e_loss.item())
             bar.update()
