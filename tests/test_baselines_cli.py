@@ -79,12 +79,19 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv,
     assert "Traceback" not in err
 
 
-def test_sample_bad_n_exits_2(tmp_path, capsys):
+def test_sample_bad_n_or_old_model_exits_2(tmp_path, capsys):
     model = tmp_path / "m"
     assert run(["baseline", "fit", "bootstrap", "--data", "goog-daily", "--freq", "daily", "--out", str(model)],
                capsys)[0] == 0
     code, _, err = run(["baseline", "sample", str(model), "--n", "0", "--out", str(tmp_path / "s")], capsys)
     assert code == 2 and err.count("\n") == 1
+    # a folder fitted before amount became log(VWAP / close) must be refitted, not sampled wrongly
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["transform"] = cfg["transform"].replace("scale-free v2", "scale-free").replace(
+        "log(amount / (volume * close))", "log1p(amount)")
+    (model / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run(["baseline", "sample", str(model), "--n", "5", "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "refit" in err and "Traceback" not in err
 
 
 def test_help_has_examples(capsys):

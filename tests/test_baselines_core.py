@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import numpy as np
@@ -10,19 +11,46 @@ from kronos_synth.baselines.base import (
     MinMaxScaler,
     ScaleFreeTransform,
     collapse_check,
+    log_vwap_over_close,
     validate_windows,
     windows_to_runs,
 )
 from kronos_synth.data.errors import InputError
+from kronos_synth.metrics.validity import bar_validity
 
 
 def test_scale_free_transform_round_trip_and_first_close_is_zero():
-    w = windows(kline_series(200), 20)
+    s = kline_series(200)
+    s[[5, 50, 51], 4:] = 0.0  # bars without trades: volume 0, amount 0
+    w = windows(s, 20)
     z = ScaleFreeTransform.forward(w)
     assert np.allclose(z[:, 0, 3], 0.0)
     assert np.allclose(z[..., 4], np.log1p(w[..., 4]))
+    traded = w[..., 4] > 0
+    bars = w[traded]
+    assert np.allclose(z[..., 5][traded], np.log(bars[:, 5] / (bars[:, 4] * bars[:, 3])), rtol=0, atol=1e-12)
+    assert (~traded).sum() == 6 + 20 + 20 and (z[..., 5][~traded] == 0).all()  # VWAP = close by definition
     back = ScaleFreeTransform.inverse(z, w[:, 0, 3])
-    assert np.allclose(back, w, rtol=1e-10)
+    assert np.allclose(back, w, rtol=1e-10, atol=0)
+    assert (back[..., 4:][~traded] == 0).all()  # volume 0 gives amount exactly 0
+
+
+def test_log_vwap_over_close_is_zero_where_undefined():
+    v = np.array([2.0, 0.0, 3.0, 0.0])
+    a = np.array([2.0 * 10 * 1.01, 0.0, 0.0, 5.0])  # traded, idle, no amount, amount without volume
+    r = log_vwap_over_close(v, a, np.full(4, 10.0))
+    assert r[0] == pytest.approx(np.log(1.01)) and (r[1:] == 0).all()
+
+
+def test_reanchoring_at_another_price_level_keeps_every_vwap_inside_its_bar():
+    w = windows(kline_series(200), 20)
+    assert bar_validity(w).invalid_bars == 0
+    z = ScaleFreeTransform.forward(w)
+    back = ScaleFreeTransform.inverse(z, 100 * w[:, 0, 3])
+    assert np.allclose(back[..., :4], 100 * w[..., :4], rtol=1e-10)
+    assert np.allclose(back[..., 4], w[..., 4], rtol=1e-10)
+    assert np.allclose(back[..., 5], 100 * w[..., 5], rtol=1e-10)  # amount follows the price level
+    assert bar_validity(back).invalid_bars == 0
 
 
 def test_anchors_are_real_first_closes():
@@ -87,6 +115,24 @@ def test_registry_rejects_unknown_names_and_options():
 def test_load_rejects_non_model_folder(tmp_path):
     with pytest.raises(BaselineError, match="config.json"):
         Baseline.load(tmp_path)
+
+
+OLD_TRANSFORM = ("scale-free: log(OHLC / first close of window), log1p(volume), log1p(amount); "
+                 "inverse anchored at a training window's first close (anchors.npy)")
+
+
+def test_load_rejects_a_folder_saved_with_the_log1p_amount_transform(tmp_path):
+    m = get_baseline("bootstrap")
+    m.fit(windows(kline_series(200), 20), seed=0)
+    m.save(tmp_path / "m")
+    assert Baseline.load(tmp_path / "m").sample(3, seed=0).tobytes() == m.sample(3, seed=0).tobytes()
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["transform"] = OLD_TRANSFORM  # what every folder saved before the amount fix records
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(BaselineError, match="older scale-free transform.*refit") as e:
+        Baseline.load(tmp_path / "m")
+    assert "\n" not in str(e.value)
 
 
 def test_collapse_warning_is_raised_and_reported():

@@ -5,7 +5,10 @@ import pytest
 from _baseline_data import kline_series, windows
 
 from kronos_synth.baselines import Baseline, get_baseline
-from kronos_synth.baselines.base import CollapseWarning, windows_to_runs
+from kronos_synth.baselines.base import CollapseWarning, log_vwap_over_close, windows_to_runs
+from kronos_synth.metrics.validity import CHECKS, bar_validity
+
+VWAP_RULE = CHECKS[6]  # amount/volume outside [low, high]
 
 # Tiny settings: every model fits in about a second.
 TINY = {
@@ -89,6 +92,18 @@ def test_anchors_set_the_first_close(fitted):
     assert np.allclose(x[:, 0, 3], [1, 2, 3, 4])
 
 
+@pytest.mark.parametrize("name", list(TINY))
+def test_amount_follows_the_anchor_price_level(fitted, name):
+    """Prices and amount scale with the anchor, volume does not: the VWAP stays where it was in the bar."""
+    m = fitted[name]
+    anchors = m.transform.draw_anchors(30, np.random.default_rng(0))
+    a, b = m.sample(30, seed=2, anchors=anchors), m.sample(30, seed=2, anchors=100 * anchors)
+    assert np.allclose(b[..., :4], 100 * a[..., :4], rtol=1e-12)
+    assert np.array_equal(b[..., 4], a[..., 4])
+    assert np.allclose(b[..., 5], 100 * a[..., 5], rtol=1e-12)
+    assert bar_validity(b).counts[VWAP_RULE] == bar_validity(a).counts[VWAP_RULE]
+
+
 def test_bootstrap_matches_return_statistics_and_copies_real_bar_geometry():
     s = kline_series(3000, seed=2)
     w = windows(s, 30, 1)
@@ -108,6 +123,39 @@ def test_bootstrap_matches_return_statistics_and_copies_real_bar_geometry():
     # geometry is valid because it is real
     assert (x[..., 1] >= x[..., [0, 3]].max(-1) - 1e-9).all()
     assert (x[..., 2] <= x[..., [0, 3]].min(-1) + 1e-9).all()
+
+
+def test_bootstrap_reanchored_100x_keeps_every_bars_vwap_position():
+    s = kline_series(3000, seed=7)
+    rng = np.random.default_rng(0)
+    bad = rng.choice(len(s), 150, replace=False)  # bars whose real VWAP lies above the high (bad data)
+    s[bad, 5] = s[bad, 4] * s[bad, 1] * 1.02
+    idle = rng.choice(np.setdiff1d(np.arange(len(s)), bad), 60, replace=False)  # no trades
+    s[idle, 4:] = 0.0
+    m = get_baseline("bootstrap", block=8)
+    m.fit(windows(s, 30, 1), seed=0)
+    anchors = 100 * m.transform.draw_anchors(2000, np.random.default_rng(1))
+    x = m.sample(2000, seed=1, anchors=anchors)
+    assert x[..., 3].min() > 20 * s[:, 3].max()  # far above the training price level
+
+    real, gen = bar_validity(s), bar_validity(x)
+    assert real.counts[VWAP_RULE] == 150 and real.invalid_bars == 150
+    assert 1 - gen.shares[VWAP_RULE] >= 1 - real.shares[VWAP_RULE] - 0.01
+    # exactly the bars drawn from a failing real bar fail; identify the source by its VWAP / close
+    ratio_real = np.round(log_vwap_over_close(s[:, 4], s[:, 5], s[:, 3]), 9)
+    bars = x.reshape(-1, 6)
+    ratio_gen = np.round(log_vwap_over_close(bars[:, 4], bars[:, 5], bars[:, 3]), 9)
+    assert np.isin(ratio_gen, ratio_real).all()
+    from_bad = np.isin(ratio_gen, ratio_real[bad])
+    assert 0 < from_bad.sum() < len(bars)
+    assert bar_validity(bars[~from_bad]).invalid_bars == 0
+    assert bar_validity(bars[from_bad]).counts[VWAP_RULE] == from_bad.sum()
+    # amount / (volume · close) has the real distribution; idle bars keep amount 0
+    traded_real, traded_gen = s[:, 4] > 0, bars[:, 4] > 0
+    qs = np.linspace(0.02, 0.98, 25)
+    spread = np.ptp(np.quantile(ratio_real[traded_real], [0.02, 0.98]))
+    assert np.abs(np.quantile(ratio_gen[traded_gen], qs) - np.quantile(ratio_real[traded_real], qs)).max() < 0.05 * spread
+    assert (~traded_gen).any() and (bars[~traded_gen, 5] == 0).all()
 
 
 def test_bootstrap_blocks_have_the_requested_mean_length():
@@ -135,6 +183,9 @@ def test_garch_matches_return_scale_and_keeps_geometry_valid():
     real_r = np.diff(np.log(s[:, 3]))
     gen_r = np.diff(np.log(x[..., 3]), axis=1)
     assert gen_r.std() == pytest.approx(real_r.std(), rel=0.25)
+    # VWAP = simulated mean price × a real VWAP / mean-price ratio (1 here): inside every bar at any level
+    far = m.sample(500, seed=0, anchors=100 * m.transform.draw_anchors(500, np.random.default_rng(0)))
+    assert bar_validity(x).invalid_bars == 0 and bar_validity(far).invalid_bars == 0
     assert (x[..., 1] >= x[..., [0, 3]].max(-1) - 1e-9).all()
     assert (x[..., 2] <= x[..., [0, 3]].min(-1) + 1e-9).all()
     assert np.log(x[..., 4]).mean() == pytest.approx(np.log(s[:, 4]).mean(), abs=0.3)

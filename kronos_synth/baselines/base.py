@@ -1,9 +1,10 @@
 """The baseline interface: fit on raw windows, sample raw windows, save/load a folder.
 
 Every baseline models windows in a scale-free form (`ScaleFreeTransform`): prices relative to
-the window's first close (log), volume and amount as log1p. Outputs are mapped back by anchoring
-at a real start price drawn from the training windows. After fitting, a collapse check compares
-the per-feature spread of generated windows with the real ones (BASELINES.md).
+the window's first close (log), volume as log1p, amount as the bar's VWAP relative to its close
+(log). Outputs are mapped back by anchoring at a real start price drawn from the training
+windows. After fitting, a collapse check compares the per-feature spread of generated windows
+with the real ones (BASELINES.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from kronos_synth.data.errors import InputError
 FEATURES = ("open", "high", "low", "close", "volume", "amount")
 CONFIG = "config.json"
 COLLAPSE_THRESHOLD = 0.5
+#: Recorded in config.json; a folder saved with another text was fitted in another representation.
+TRANSFORM = ("scale-free v2: log(OHLC / first close of window), log1p(volume), "
+             "log(amount / (volume * close)); inverse anchored at a training window's first close (anchors.npy)")
 
 
 class BaselineError(InputError):
@@ -37,15 +41,29 @@ class CollapseWarning(UserWarning):
 # scale-free transform
 
 
+def log_vwap_over_close(volume: np.ndarray, amount: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """log(amount / (volume · close)): the bar's VWAP relative to its close; 0 (VWAP = close) where
+    the ratio is undefined or not positive (volume or amount 0)."""
+    v, a, c = (np.asarray(x, dtype=np.float64) for x in (volume, amount, close))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = a / (v * c)
+        ok = np.isfinite(ratio) & (ratio > 0)
+        return np.where(ok, np.log(np.where(ok, ratio, 1.0)), 0.0)
+
+
 @dataclass
 class ScaleFreeTransform:
     """Raw OHLCVA windows ⇄ scale-free windows.
 
-    Forward: OHLC → log(price / first close of the window); volume, amount → log1p. The first
-    close is 0 by construction. Inverse: price = anchor · exp(z − z_close[0]) (so the first close
-is exactly the anchor), volume/amount = expm1(z), with
-    `anchor` a real start price (first close of a training window). Volume/amount are NOT clipped
-    at 0: a model that produces z < 0 yields a negative volume, which the validity metric reports.
+    Forward: OHLC → log(price / first close of the window) (the first close is 0 by construction);
+    volume → log1p; amount → log(amount / (volume · close)), the VWAP relative to the bar's close,
+    0 where volume or amount is 0. Amount is carried relative to price because it is a price times
+    a volume: log1p(amount) of a window re-anchored at another price level would put the VWAP
+    outside the bar (docs/baselines.md).
+    Inverse: price = anchor · exp(z − z_close[0]) (so the first close is exactly the anchor),
+    volume = expm1(z), amount = volume · close · exp(z) (0 when volume is 0), with `anchor` a real
+    start price (first close of a training window). Volume is NOT clipped at 0: a model that
+    produces z < 0 yields a negative volume (and amount), which the validity metric reports.
     """
 
     anchors: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -59,7 +77,8 @@ is exactly the anchor), volume/amount = expm1(z), with
         w = np.asarray(windows, dtype=np.float64)
         out = np.empty_like(w)
         out[..., :4] = np.log(w[..., :4] / w[:, :1, 3:4])
-        out[..., 4:] = np.log1p(w[..., 4:])
+        out[..., 4] = np.log1p(w[..., 4])
+        out[..., 5] = log_vwap_over_close(w[..., 4], w[..., 5], w[..., 3])
         return out
 
     def draw_anchors(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,7 +95,8 @@ is exactly the anchor), volume/amount = expm1(z), with
         # A common shift of all four prices leaves the bar geometry untouched.
         rel = z[..., :4] - z[:, :1, 3:4]
         out[..., :4] = np.asarray(anchors, dtype=np.float64)[:, None, None] * np.exp(rel)
-        out[..., 4:] = np.expm1(z[..., 4:])
+        out[..., 4] = np.expm1(z[..., 4])
+        out[..., 5] = out[..., 4] * out[..., 3] * np.exp(z[..., 5])
         return out
 
 
@@ -260,8 +280,7 @@ class Baseline:
             "options": self.options,
             "window": self.window,
             "features": list(FEATURES),
-            "transform": "scale-free: log(OHLC / first close of window), log1p(volume), log1p(amount); "
-                         "inverse anchored at a training window's first close (anchors.npy)",
+            "transform": TRANSFORM,
             **extra,
             **(self.report.to_dict() if self.report else {}),
         }
@@ -280,6 +299,10 @@ class Baseline:
             config = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as e:
             raise BaselineError(f"{cfg_path}: unreadable ({e})") from e
+        if config.get("transform") != TRANSFORM:
+            # Before v2 amount was log1p(amount): the stored state means something else now.
+            raise BaselineError(f"{path}: saved with an older scale-free transform (amount as log1p) — "
+                                "refit it with `kronos-synth baseline fit`")
         from kronos_synth.baselines import get_baseline
 
         model = get_baseline(config.get("name", "?"), **config.get("options", {}))

@@ -2,9 +2,12 @@
 
 Generated windows are made of blocks of consecutive real bars with geometrically distributed
 lengths (mean `block`). Closes follow the real close log returns of the drawn bars; each bar keeps
-its own open/high/low offsets relative to its close, and its own volume and amount, so every bar's
-geometry is a real bar's geometry. Windows start at a real start price (a training window's first
-close). A strong, honest reference: it cannot invent anything, and memorization metrics show it.
+its own open/high/low offsets relative to its close, its own volume and its own VWAP relative to
+its close (log(amount / (volume · close))), so every bar's geometry — including where its VWAP
+sits — is a real bar's geometry. Amount is rebuilt as volume · new close · that ratio: keeping the
+raw amount would put the VWAP of a bar re-anchored at another price level outside the bar.
+Windows start at a real start price (a training window's first close). A strong, honest
+reference: it cannot invent anything, and memorization metrics show it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kronos_synth.baselines.base import Baseline, BaselineError, windows_to_runs
+from kronos_synth.baselines.base import Baseline, BaselineError, log_vwap_over_close, windows_to_runs
 
 
 class BootstrapBaseline(Baseline):
@@ -30,13 +33,13 @@ class BootstrapBaseline(Baseline):
 
     def _set_bars(self, runs: list[np.ndarray]) -> None:
         # Per bar: close log return vs the previous close in its run (bar 0 of a run has none),
-        # log(open|high|low / close), volume, amount. `next_ok` marks bars whose successor is
-        # the next bar of the same run, so a block continues only inside a run.
+        # log(open|high|low / close), volume, log(VWAP / close). `next_ok` marks bars whose
+        # successor is the next bar of the same run, so a block continues only inside a run.
         feats, next_ok, has_ret = [], [], []
         for r in runs:
             ret = np.concatenate([[0.0], np.diff(np.log(r[:, 3]))])
             off = np.log(r[:, :3] / r[:, 3:4])
-            feats.append(np.column_stack([ret, off, r[:, 4:]]))
+            feats.append(np.column_stack([ret, off, r[:, 4], log_vwap_over_close(r[:, 4], r[:, 5], r[:, 3])]))
             ok = np.ones(len(r), dtype=bool)
             ok[-1] = False
             next_ok.append(ok)
@@ -67,7 +70,8 @@ class BootstrapBaseline(Baseline):
         z = np.empty((n, t, 6))
         z[..., :3] = logc[..., None] + b[..., 1:4]
         z[..., 3] = logc
-        z[..., 4:] = np.log1p(b[..., 4:])
+        z[..., 4] = np.log1p(b[..., 4])
+        z[..., 5] = b[..., 5]
         return z
 
     def _save_state(self, path: Path) -> dict[str, Any]:

@@ -7,7 +7,9 @@ rebuilt around the simulated close:
   from their empirical joint distribution within the volatility quintile of the simulated bar
   and multiplied by the simulated volatility;
 - log1p(volume) follows an AR(1) with |return|/σ as regressor and bootstrapped residuals;
-- amount = volume × mean(OHLC) × a real bar's amount/(volume × mean(OHLC)) ratio.
+- amount = volume × mean(OHLC) × a real bar's amount/(volume × mean(OHLC)) ratio, i.e. the VWAP
+  is the simulated bar's mean price times a real bar's VWAP/mean-price ratio (carried in the
+  scale-free form as log(VWAP / close), so it holds at any anchor price).
 Geometry is valid by construction (wicks ≥ 0) but the joint shape of body and wicks is only
 loosely matched — cheap, strong on stylized facts, weak on bar geometry (BASELINES.md).
 
@@ -130,7 +132,10 @@ class GarchBaseline(Baseline):
         z[..., 1] = np.maximum(z[..., 0], logc) + shape[..., 1]
         z[..., 2] = np.minimum(z[..., 0], logc) - shape[..., 2]
         z[..., 4] = lv_out
-        z[..., 5] = 0.0  # amount needs the price level; set in sample() after anchoring
+        ratio = g["amount_ratio"]
+        log_ratio = np.log(ratio[rng.integers(0, len(ratio), size=(n, t))]) if len(ratio) else 0.0
+        mean_over_close = np.exp(z[..., :4] - logc[..., None]).mean(axis=-1)
+        z[..., 5] = np.log(mean_over_close) + log_ratio
         return z
 
     def _sample_z(self, n: int, seed: int) -> np.ndarray:
@@ -138,20 +143,11 @@ class GarchBaseline(Baseline):
         weights = np.array([g["n"] for g in self.groups], dtype=np.float64)
         which = rng.choice(len(self.groups), size=n, p=weights / weights.sum())
         z = np.empty((n, self.window, 6))
-        self._amount_ratio = np.empty((n, self.window))
         for gi, g in enumerate(self.groups):
             sel = np.nonzero(which == gi)[0]
             if len(sel):
                 z[sel] = self._simulate(g, len(sel), rng)
-                ratio = g["amount_ratio"]
-                self._amount_ratio[sel] = (ratio[rng.integers(0, len(ratio), size=(len(sel), self.window))]
-                                           if len(ratio) else 0.0)
         return z
-
-    def sample(self, n: int, *, seed: int = 0, anchors: np.ndarray | None = None) -> np.ndarray:
-        out = super().sample(n, seed=seed, anchors=anchors)
-        out[..., 5] = out[..., 4] * out[..., :4].mean(axis=-1) * self._amount_ratio
-        return out
 
     # -- persistence -----------------------------------------------------------------------------
     _ARRAYS = ("edges", "shape", "bin_start", "bin_count", "vol_coef", "vol_resid", "lv_start", "amount_ratio", "sigma_start")

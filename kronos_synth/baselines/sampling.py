@@ -24,7 +24,7 @@ import pandas as pd
 from kronos_synth.baselines.base import CONFIG, Baseline, BaselineError
 from kronos_synth.baselines.fitting import CALENDAR, TRAINING
 
-NORMALIZATION = ("scale-free: log(OHLC / window's first close), log1p(volume), log1p(amount); "
+NORMALIZATION = ("scale-free v2: log(OHLC / window's first close), log1p(volume), log(amount / (volume * close)); "
                  "anchored at a real training close")
 
 
