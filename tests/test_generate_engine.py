@@ -47,6 +47,29 @@ def test_same_seed_same_data_across_batch_sizes(tiny_model, tmp_path):
     assert not np.allclose(a["close"].to_numpy(), c["close"].to_numpy())
 
 
+def test_shared_context_prefill_gives_the_per_row_result(tiny_model, tmp_path, monkeypatch):
+    """Samples of one context share one prefill; each row still gets exactly its alone-result."""
+    import kronos_synth.generate.sampler as sampler
+
+    calls = []
+    real = sampler.KronosCache.rows
+
+    def spy(self, lo, hi):
+        calls.append(hi - lo)
+        return real(self, lo, hi)
+
+    monkeypatch.setattr(sampler.KronosCache, "rows", spy)
+    _gen(tiny_model, tmp_path / "a", batch_size=12, samples_per_context=4)
+    assert calls and max(calls) <= 3  # 12 rows = 3 contexts × 4 samples: 3 prefill rows, not 12
+    monkeypatch.setattr(sampler.KronosCache, "rows", real)
+    _gen(tiny_model, tmp_path / "b", batch_size=1, samples_per_context=4)
+    a, b = read_synthetic(tmp_path / "a").frame, read_synthetic(tmp_path / "b").frame
+    pd.testing.assert_frame_equal(a, b)
+    # the four samples of a context differ from each other
+    first = a[a["sequence_id"] < 4].pivot(index="step", columns="sequence_id", values="close")
+    assert first.T.drop_duplicates().shape[0] == 4
+
+
 def test_killed_run_resumes_to_exactly_n(tiny_model, tmp_path, monkeypatch):
     original = ParquetSequenceWriter.write_part
     calls = {"n": 0}

@@ -112,7 +112,34 @@ def sample_tokens(
         cache.length = end - start
         return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
-    s1_logits, context = prefill(L)
+    def prefill_shared() -> tuple[torch.Tensor, torch.Tensor]:
+        # Several samples of one context (--samples-per-context) share their prefill: run it once per
+        # distinct row of (s1, s2, stamps) and copy the cache rows. Rows are independent, so each row's
+        # result is the one it would get alone.
+        start = max(0, L - max_context)
+        key = torch.cat([s1_all[:, start:L], s2_all[:, start:L], stamps[:, start:L].flatten(1).double()
+                         .view(torch.int64)], dim=1)
+        uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
+        if len(uniq) == b:
+            return prefill(L)
+        first = torch.full((len(uniq),), b, dtype=torch.long).scatter_reduce_(
+            0, inverse, torch.arange(b), reduce="amin")  # one representative row per distinct context
+        sub = model.init_cache(len(first), cache.max_len, device=device, dtype=cache.dep_k.dtype)
+        logits, ctx = [], []
+        for lo in range(0, len(first), PREFILL_ROWS):
+            rows = first[lo:lo + PREFILL_ROWS]
+            lg, c = model.decode_s1_cached(s1_all[rows, start:L], s2_all[rows, start:L], stamps[rows, start:L],
+                                           sub.rows(lo, lo + len(rows)), last_only=True)
+            logits.append(lg[:, -1])
+            ctx.append(c)
+        n = L - start
+        for dst, src in zip([*cache.k, *cache.v, cache.dep_k, cache.dep_v], [*sub.k, *sub.v, sub.dep_k, sub.dep_v],
+                            strict=True):
+            dst[:, :, :n] = src[inverse, :, :n]
+        cache.length = n
+        return torch.cat(logits)[inverse], torch.cat(ctx)[inverse]
+
+    s1_logits, context = prefill_shared()
     for i in range(horizon):
         t = L + i  # position being generated
         s1 = sample_from_logits(s1_logits, counter_uniform(seed, sequence_ids, i, 0), cfg)
