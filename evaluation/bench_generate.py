@@ -28,7 +28,7 @@ import torch
 
 from evaluation.markdown import replace_section
 from kronos_synth.generate.device import resolve_dtype
-from kronos_synth.generate.sampler import SamplingConfig, sample_tokens
+from kronos_synth.generate.sampler import SamplingConfig, decode_horizon, encode_contexts, sample_tokens
 from kronos_synth.model import InstanceNorm, Kronos, KronosTokenizer, time_features
 
 HEADING = "## Generation speed vs the reference"
@@ -66,10 +66,10 @@ def ours(tok, model, x, ts, horizon, cfg, batch, dtype) -> float:
         for lo in range(0, len(x), batch):
             xb = x[lo:lo + batch]
             stats = norm.fit(xb)
-            s1, s2 = tok.encode(torch.from_numpy(norm.transform(xb, stats)), half=True)
+            s1, s2 = encode_contexts(tok, torch.from_numpy(norm.transform(xb, stats)))
             stamps = torch.from_numpy(time_features(ts[lo:lo + batch]))
             g1, g2 = sample_tokens(m, s1, s2, stamps, horizon, cfg, seed=0, sequence_ids=np.arange(lo, lo + len(xb)))
-            z = tok.decode((torch.cat([s1, g1], 1), torch.cat([s2, g2], 1)), half=True)[:, -horizon:]
+            z = decode_horizon(tok, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), horizon)
             norm.inverse(z.numpy(), stats)
     return time.perf_counter() - t0
 

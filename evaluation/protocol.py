@@ -112,10 +112,25 @@ def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | N
         raise ProtocolError(f"{path}: test_fraction must be 0.2 (Kronos generation splits its contexts at 0.2)")
     if proto["kronos"]["init"] not in ("embedded", "scratch"):
         raise ProtocolError(f"{path}: kronos.init must be 'embedded' or 'scratch', got {proto['kronos']['init']!r}")
-    if proto["kronos"]["representation"] != "levels" and proto["kronos"]["init"] == "embedded":
-        raise ProtocolError(f"{path}: the embedded model uses the 'levels' representation — "
-                            f"'{proto['kronos']['representation']}' needs kronos.init = 'scratch'")
+    if proto["kronos"]["init"] == "embedded":
+        embedded = embedded_representation()
+        if proto["kronos"]["representation"] != embedded:
+            raise ProtocolError(f"{path}: the embedded model uses the {embedded!r} representation — "
+                                f"{proto['kronos']['representation']!r} needs kronos.init = 'scratch'")
     return proto
+
+
+def embedded_representation() -> str:
+    from kronos_synth.model.pretrained import default_model_dir, read_sidecar
+
+    return str(read_sidecar(default_model_dir() / "tokenizer").get("representation", "levels"))
+
+
+def embedded_sha256() -> str:
+    """Weights hash of the embedded tokenizer + predictor (a fine-tune from them depends on it)."""
+    from kronos_synth.model.pretrained import default_model_dir
+
+    return "+".join(sha256_file(default_model_dir() / part / "model.safetensors") for part in ("tokenizer", "model"))
 
 
 def resolve_data(proto: dict, data_dir: str | None) -> tuple[str, list[str]] | None:

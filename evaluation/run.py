@@ -33,11 +33,13 @@ from evaluation.protocol import (
     KRONOS,
     RESULTS_DIR,
     ROUNDTRIP,
+    embedded_sha256,
     load_protocol,
     resolve_data,
     settings_key,
     sha256_file,
 )
+from kronos_synth.baselines.base import TRANSFORM as BASELINE_TRANSFORM
 from kronos_synth.data.errors import InputError
 
 STAGES_FILE = "stages.json"
@@ -63,6 +65,8 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None) -> list[Stage]
     k, ev, sw = proto["kronos"], proto["evaluation"], proto["sweep"]
     gens = list(proto["generators"])
     kronos_train = {x: k[x] for x in ("representation", "init", "eval_every", "patience", "val_windows")}
+    if k["init"] == "embedded":  # a retrained embedded model invalidates the fine-tunes made from it
+        kronos_train["init_sha256"] = embedded_sha256()
     out: list[Stage] = [Stage("data", st.data_stage, {"base": base}, outputs=("work/real.pkl",))]
     wants_model = KRONOS in gens or ROUNDTRIP in gens or sw.get("enabled")
     if wants_model:
@@ -80,7 +84,8 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None) -> list[Stage]
     for b in BASELINES:
         if b in gens:
             out.append(Stage(f"baseline:{b}", st.baseline_stage, {"options": proto["baselines"].get(b, {}),
-                                                                  "n": proto["baselines"]["n"]},
+                                                                  "n": proto["baselines"]["n"],
+                                                                  "transform": BASELINE_TRANSFORM},
                              ("data",), {"name": b}, (f"work/baselines/{b}",)))
     out.append(Stage("calibration", st.calibration_stage, {"evaluation": ev}, ("data",), outputs=("calibration.json",)))
     source_of = {KRONOS: "generate", ROUNDTRIP: "roundtrip", **{b: f"baseline:{b}" for b in BASELINES}}

@@ -2,7 +2,7 @@
 
     python recipes/train_default_model.py                 # train into runs/default, install into the package
     python recipes/train_default_model.py --no-install    # train only (e.g. to compare sha256)
-    python recipes/train_default_model.py --representation geometry --work runs/default-geometry --no-install
+    python recipes/train_default_model.py --representation levels --work runs/default-levels --no-install  # the reference space
 
 Data: the TRAIN periods (first 80 % of each series minus a one-window gap) of the embedded daily
 datasets sp500-daily, nasdaq-daily and goog-daily. One CPU thread: results are bit-identical
@@ -39,8 +39,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage", choices=["all", "tokenizer"], default="all")
     ap.add_argument("--no-install", action="store_true", help="Do not copy the result into the package.")
-    ap.add_argument("--representation", choices=["levels", "geometry"], default="levels",
-                    help="Input space of the tokenizer (levels reproduces the shipped model; docs/models.md).")
+    ap.add_argument("--representation", choices=["levels", "geometry"], default="geometry",
+                    help="Input space of the tokenizer (geometry reproduces the shipped model; docs/models.md).")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)

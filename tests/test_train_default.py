@@ -23,7 +23,7 @@ def test_default_model_is_shipped_small_and_recorded():
     total = sum((root / p / "model.safetensors").stat().st_size for p in files)
     assert total <= 10 * 2 ** 20
     side = json.loads((root / "model" / "kronos_synth.json").read_text())
-    assert side["tokenizer"] == "../tokenizer" and side["representation"] == "levels"
+    assert side["tokenizer"] == "../tokenizer" and side["representation"] == "geometry"
     assert side["max_context"] >= 131  # daily lookback 96 + horizon 35
     for part in ("tokenizer", "model"):
         rec = json.loads((root / part / "training.json").read_text())
@@ -50,3 +50,9 @@ def test_generate_uses_the_embedded_default_offline(tmp_path):
     assert ds.n_sequences == 64
     bars = ds.generated()
     assert len(bars) == 64 * 35 and (bars["close"] > 0).all()
+    # geometry representation: every raw bar is valid by construction (no --repair)
+    assert ds.metadata["representation"] == "geometry"
+    assert (bars["high"] >= bars[["open", "close"]].max(axis=1)).all()
+    assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
+    vwap = bars["amount"] / bars["volume"]
+    assert ((vwap >= bars["low"] * (1 - 1e-9)) & (vwap <= bars["high"] * (1 + 1e-9)))[bars["volume"] > 0].all()

@@ -29,7 +29,7 @@ from kronos_synth.data.splits import extract_windows, split_by_time
 from kronos_synth.data.synthetic import ParquetSequenceWriter, sequences_to_frame
 from kronos_synth.generate.device import resolve_device, resolve_dtype
 from kronos_synth.generate.rng import counter_permutation
-from kronos_synth.generate.sampler import SamplingConfig, sample_tokens
+from kronos_synth.generate.sampler import SamplingConfig, decode_horizon, encode_contexts, sample_tokens
 from kronos_synth.generate.validity import repair_bars
 from kronos_synth.metrics.validity import bar_validity
 from kronos_synth.model import Kronos, KronosTokenizer, check_compatible, time_features
@@ -252,15 +252,13 @@ class Generator:
         ctx = self.pool.values[ci]  # (B, L, 6)
         stats = self.norm.fit(ctx)
         x = torch.from_numpy(self.norm.transform(ctx, stats)).to(self.device)
-        s1, s2 = self.tokenizer.encode(x, half=True)
+        s1, s2 = encode_contexts(self.tokenizer, x)
         ts = np.concatenate([self.pool.timestamps[ci], self.pool.future[ci]], axis=1)  # (B, L + H)
         stamps = torch.from_numpy(time_features(ts)).to(self.device)
         g1, g2 = sample_tokens(self.model, s1, s2, stamps, self.horizon, self.sampling, seed=self.seed,
                                sequence_ids=ids, max_context=self.max_context)
-        # Decode like the reference: the causal tokenizer decoder sees context + generated tokens.
-        full1, full2 = torch.cat([s1, g1], 1), torch.cat([s2, g2], 1)
-        start = max(0, full1.shape[1] - self.max_context)
-        z = self.tokenizer.decode((full1[:, start:], full2[:, start:]), half=True)[:, -self.horizon:]
+        z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
+                           self.max_context)
         bars = self.norm.inverse(z.float().cpu().numpy(), stats).astype(np.float64)
         check = bar_validity(bars)
         violations = {**check.counts, "invalid_bars": check.invalid_bars}

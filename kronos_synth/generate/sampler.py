@@ -153,3 +153,29 @@ def sample_tokens(
         else:
             s1_logits, context = prefill(t + 1)
     return s1_all[:, L:], s2_all[:, L:]
+
+
+@torch.no_grad()
+def encode_contexts(tokenizer: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenize normalised context windows (B, L, F) → (s1, s2) ids, each (B, L).
+
+    Equal rows (several samples of one context) are encoded once; rows are independent, so each
+    row gets the ids it would get alone."""
+    uniq, inverse = torch.unique(x.reshape(len(x), -1), dim=0, return_inverse=True)
+    if len(uniq) == len(x):
+        return tokenizer.encode(x, half=True)
+    s1, s2 = tokenizer.encode(uniq.view(len(uniq), *x.shape[1:]), half=True)
+    return s1[inverse], s2[inverse]
+
+
+@torch.no_grad()
+def decode_horizon(tokenizer: torch.nn.Module, s1: torch.Tensor, s2: torch.Tensor, horizon: int,
+                   max_context: int = 512, rows: int = PREFILL_ROWS) -> torch.Tensor:
+    """Decode context + generated ids (B, L + H) like the reference — the causal tokenizer decoder sees
+    the last `max_context` tokens — and return the last `horizon` positions (B, H, F).
+
+    In row chunks: the activations of all rows at once are hundreds of MB per op (see `prefill`)."""
+    start = max(0, s1.shape[1] - max_context)
+    parts = [tokenizer.decode((s1[lo:lo + rows, start:], s2[lo:lo + rows, start:]), half=True)[:, -horizon:]
+             for lo in range(0, len(s1), rows)]
+    return torch.cat(parts)
