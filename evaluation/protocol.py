@@ -30,10 +30,13 @@ DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.2,
     "seed": 0,
     "generators": [KRONOS, ROUNDTRIP, *BASELINES],
-    "kronos": {"representation": "levels", "init": "embedded", "tokenizer_steps": 150, "tokenizer_lr": 5e-5,
+    "kronos": {"representation": "geometry", "init": "embedded", "tokenizer_steps": 150, "tokenizer_lr": 5e-5,
                "tokenizer_batch_size": 64, "predictor_steps": 300, "predictor_lr": 1e-4,
                "predictor_batch_size": 32, "eval_every": 100, "val_windows": 512, "patience": 4, "n": 6000,
-               "temperature": 1.0, "top_p": 0.95, "batch_size": 512},
+               "temperature": 1.0, "top_p": 0.95, "batch_size": 512,
+               # training only: "" = train on `data`; else another glob / dataset (e.g. finer bars), and
+               # phase_offsets resamples finer bars at every bin offset (kronos_synth.train.windows)
+               "train_data": "", "phase_offsets": False},
     "baselines": {"n": 2000, "timegan": {}, "timevae": {}, "diffusion-ts": {}, "garch": {}, "bootstrap": {}},
     "evaluation": {"n": 2000, "repeats": 3, "epochs": 20, "n_test_tstr": 3000, "max_plot": 1000, "tsne": True},
     "sweep": {"enabled": True, "temperatures": [0.7, 0.85, 1.0, 1.15], "top_ps": [0.9, 0.95, 1.0], "n": 500,
@@ -147,6 +150,18 @@ def resolve_data(proto: dict, data_dir: str | None) -> tuple[str, list[str]] | N
     pattern = os.path.join(os.path.abspath(data_dir), proto["data"])
     files = sorted(glob.glob(pattern))
     return (pattern, files) if files else None
+
+
+def resolve_train_data(proto: dict, data_dir: str | None) -> tuple[str, list[str]] | None:
+    """(source, files) that Kronos trains on when `kronos.train_data` is set (a glob in `--data-dir` for folder
+    protocols, else an embedded dataset name); None when it is not set. No matching file → ProtocolError."""
+    name = proto["kronos"].get("train_data") or ""
+    if not name:
+        return None
+    resolved = resolve_data({**proto, "data": name}, data_dir)
+    if resolved is None:
+        raise ProtocolError(f"{proto['name']}: kronos.train_data = {name!r} matches no file in {data_dir}")
+    return resolved
 
 
 def sha256_file(path: str) -> str:

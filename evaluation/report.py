@@ -232,7 +232,10 @@ def _settings_lines(proto: dict) -> list[str]:
         + ("fine-tuned from the embedded default model" if k["init"] == "embedded" else "trained from scratch")
         + f"; tokenizer {k['tokenizer_steps']} steps (lr {k['tokenizer_lr']:g}), predictor {k['predictor_steps']} "
           f"steps (lr {k['predictor_lr']:g}); {k['n']} sequences, contexts from the train period, "
-          f"T = {k['temperature']:g}, top-p = {k['top_p']:g}",
+          f"T = {k['temperature']:g}, top-p = {k['top_p']:g}"
+        + (f"; trained on `{k.get('train_data') or proto['data']}`" if k.get("train_data") or k.get("phase_offsets")
+           else "")
+        + (" with phase offsets (finer bars resampled at every bin offset)" if k.get("phase_offsets") else ""),
         f"- Baselines: {b['n']} sequences each; options (over the CPU defaults): {opts}",
         f"- Evaluation: n = {ev['n']} sequences per set (discriminative: halves → ≤ {ev['n'] // 2} per class for "
         f"training and as many for testing), {ev['repeats']} repeats, {ev['epochs']} epochs, TSTR on up to "

@@ -36,6 +36,7 @@ from evaluation.protocol import (
     embedded_sha256,
     load_protocol,
     resolve_data,
+    resolve_train_data,
     settings_key,
     sha256_file,
 )
@@ -58,8 +59,11 @@ class Stage:
     key: str = ""
 
 
-def plan(proto: dict, files_sha256: dict[str, str] | None = None) -> list[Stage]:
-    """The protocol's stages in dependency order, each with its settings key (changed input files → new keys)."""
+def plan(proto: dict, files_sha256: dict[str, str] | None = None,
+         train_files_sha256: dict[str, str] | None = None) -> list[Stage]:
+    """The protocol's stages in dependency order, each with its settings key (changed input files → new keys).
+
+    `train_files_sha256`: the files of `kronos.train_data`, when set."""
     base = {k: proto[k] for k in ("name", "data", "freq", "window", "test_fraction", "seed")}
     base["files_sha256"] = files_sha256 or {}
     k, ev, sw = proto["kronos"], proto["evaluation"], proto["sweep"]
@@ -67,6 +71,11 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None) -> list[Stage]
     kronos_train = {x: k[x] for x in ("representation", "init", "eval_every", "patience", "val_windows")}
     if k["init"] == "embedded":  # a retrained embedded model invalidates the fine-tunes made from it
         kronos_train["init_sha256"] = embedded_sha256()
+    # only when set, so the keys of protocols without them (and their finished stages) stay as they were
+    if k.get("train_data"):
+        kronos_train.update(train_data=k["train_data"], train_files_sha256=train_files_sha256 or {})
+    if k.get("phase_offsets"):
+        kronos_train["phase_offsets"] = True
     out: list[Stage] = [Stage("data", st.data_stage, {"base": base}, outputs=("work/real.pkl",))]
     wants_model = KRONOS in gens or ROUNDTRIP in gens or sw.get("enabled")
     if wants_model:
@@ -260,13 +269,16 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
         echo(f"{proto['name']}: skipped — no {proto['data']} files in {where}; pass --data-dir FOLDER")
         return None
     source, files = resolved
+    train = resolve_train_data(proto, data_dir)  # kronos.train_data: what Kronos trains on, if not `data`
+    train_sha = {Path(f).name: sha256_file(f) for f in train[1]} if train else None
     jobs = int(jobs or proto["run"]["jobs"])
     threads = int(threads or proto["run"]["threads"])
     folder = Path(out) if out else (RESULTS_DIR / "quick" / proto["name"] if quick else RESULTS_DIR / proto["name"])
     folder.mkdir(parents=True, exist_ok=True)
     log = StageLog(folder, proto)
-    stages = plan(proto, {Path(f).name: sha256_file(f) for f in files})
-    ctx = {"proto": proto, "out": str(folder), "source": source, "files": files}
+    stages = plan(proto, {Path(f).name: sha256_file(f) for f in files}, train_sha)
+    ctx = {"proto": proto, "out": str(folder), "source": source, "files": files,
+           "train_source": train[0] if train else None}
     echo(f"{proto['name']}{' (quick)' if quick else ''}: {len(stages)} stages → {folder} "
          f"[{jobs} worker{'s' * (jobs != 1)}, {threads} torch thread{'s' * (threads != 1)} for training/generation]")
     t0 = time.perf_counter()

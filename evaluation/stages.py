@@ -106,14 +106,60 @@ def _loop_summary(res) -> dict:
 
 def training_data(ctx: dict):
     """Train-period windows for Kronos (lookback + window + 1 bars), split at the protocol's test fraction;
-    validation windows (test period, `kronos.val_windows` evenly spaced) drive early stopping."""
+    validation windows (test period, `kronos.val_windows` evenly spaced) drive early stopping.
+
+    `kronos.train_data` (ctx["train_source"]) replaces the protocol's data for training only, e.g. 5-minute
+    files for a 15-minute protocol; `kronos.phase_offsets` then adds their bars at every bin offset."""
     from kronos_synth.train import prepare_training_data
 
     proto = ctx["proto"]
     k = proto["kronos"]
-    return prepare_training_data([ctx["source"]], freq=proto["freq"], lookback=lookback(proto),
-                                 horizon=int(proto["window"]), test_fraction=float(proto["test_fraction"]),
-                                 representation=k["representation"], max_val_windows=int(k["val_windows"]))
+    td = prepare_training_data([ctx.get("train_source") or ctx["source"]], freq=proto["freq"],
+                               lookback=lookback(proto), horizon=int(proto["window"]),
+                               test_fraction=float(proto["test_fraction"]), representation=k["representation"],
+                               max_val_windows=int(k["val_windows"]), phase_offsets=bool(k.get("phase_offsets")))
+    if ctx.get("train_source"):
+        _check_train_period(ctx, td)
+    return td
+
+
+def _market(symbol: str) -> str:
+    """`BTCUSDT_5m` and `BTCUSDT_15m` → `BTCUSDT`: file stems of one market at two bar sizes."""
+    import re
+
+    return re.sub(r"[_\-.]\d+(min|m|t|h|d|w)$", "", symbol, flags=re.IGNORECASE)
+
+
+def _check_train_period(ctx: dict, td) -> None:
+    """Training on other files (`kronos.train_data`) must still end before the evaluation's test period, per
+    market: the split is made on those files' own rows, so a longer history there could reach into it."""
+    import pandas as pd
+
+    from evaluation.protocol import ProtocolError
+    from kronos_synth.data.cleaning import clean_klines
+    from kronos_synth.data.schema import SYMBOL, TIMESTAMPS
+    from kronos_synth.data.splits import split_by_time
+
+    proto = ctx["proto"]
+    cleaned = clean_klines(real_frame(ctx), eval_preset(proto)).frame
+    test = split_by_time(cleaned, test_fraction=float(proto["test_fraction"]), gap=int(proto["window"]))[1]
+    test_first = test.groupby(test[SYMBOL].astype(str).map(_market))[TIMESTAMPS].min()
+    bar = eval_preset(proto).timedelta
+    for sym in td.sources[0].symbols:
+        first = test_first.get(_market(sym["symbol"]))
+        if sym["train_last"] is not None and first is not None and pd.Timestamp(sym["train_last"]) + bar > first:
+            raise ProtocolError(f"{proto['name']}: kronos.train_data {sym['symbol']} trains until "
+                                f"{sym['train_last']}, inside the evaluation's test period (from {first})")
+
+
+def _training_data_summary(ctx: dict, td) -> dict:
+    """What the model trained on, when it is not simply the protocol's data (absent otherwise)."""
+    k = ctx["proto"]["kronos"]
+    if not (k.get("train_data") or k.get("phase_offsets")):
+        return {}
+    return {"training_data": {"source": td.sources[0].label, "phase_offsets": bool(k.get("phase_offsets")),
+                              "train_windows": len(td.train), "val_windows": len(td.val),
+                              "by_offset": td.sources[0].phases}}
 
 
 def tokenizer_stage(ctx: dict) -> dict:
@@ -124,7 +170,8 @@ def tokenizer_stage(ctx: dict) -> dict:
     proto = ctx["proto"]
     k = proto["kronos"]
     init = str(default_model_dir() / "tokenizer") if k["init"] == "embedded" else None
-    res = train_tokenizer(training_data(ctx), work_dir(ctx, "tokenizer"), freq=proto["freq"],
+    td = training_data(ctx)
+    res = train_tokenizer(td, work_dir(ctx, "tokenizer"), freq=proto["freq"],
                           init=init, config=None if init else "small",
                           steps=int(k["tokenizer_steps"]), batch_size=int(k["tokenizer_batch_size"]),
                           lr=float(k["tokenizer_lr"]), seed=stage_seed(proto["seed"], "tokenizer"),
@@ -132,7 +179,7 @@ def tokenizer_stage(ctx: dict) -> dict:
                           representation=k["representation"], progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", representation=k["representation"],
-               codebook_usage=res.extra.get("codebook_usage", {}).get("val"))
+               codebook_usage=res.extra.get("codebook_usage", {}).get("val"), **_training_data_summary(ctx, td))
     return out
 
 
@@ -145,13 +192,14 @@ def predictor_stage(ctx: dict) -> dict:
     k = proto["kronos"]
     init = str(default_model_dir() / "model") if k["init"] == "embedded" else None
     predictor, tokenizer = model_dirs(ctx)
-    res = train_predictor(training_data(ctx), predictor, tokenizer=tokenizer, freq=proto["freq"], init=init,
+    td = training_data(ctx)
+    res = train_predictor(td, predictor, tokenizer=tokenizer, freq=proto["freq"], init=init,
                           config=None if init else "small", steps=int(k["predictor_steps"]),
                           batch_size=int(k["predictor_batch_size"]), lr=float(k["predictor_lr"]),
                           seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]),
                           patience=int(k["patience"]), progress=False)
     out = _loop_summary(res)
-    out.update(init=init or "scratch (small config)")
+    out.update(init=init or "scratch (small config)", **_training_data_summary(ctx, td))
     return out
 
 

@@ -553,6 +553,9 @@ def _train_options(fn):
         click.option("--epochs", type=float, default=None, help="Passes over the train windows."),
         click.option("--freq", default="daily", show_default=True,
                      help="Bar frequency; finer sources are resampled to it."),
+        click.option("--phase-offsets", is_flag=True, help="Resample sources finer than an intraday --freq at "
+                     "every bin offset (5m → 15m bars starting at :00, :05, :10): more train windows from the "
+                     "same market and period; validation stays on offset 0."),
         click.option("--lookback", type=int, default=None, help="Context bars (default: frequency preset)."),
         click.option("--horizon", type=int, default=None, help="Predicted bars (default: frequency preset)."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -607,9 +610,9 @@ def train() -> None:
               help="Input space: levels (the reference; released checkpoints) or geometry (returns, wicks, "
               "log volume, VWAP position; valid bars by construction) [default: the --init checkpoint's, "
               "else levels].")
-def train_tokenizer_cmd(data, out, init, steps, epochs, freq, lookback, horizon, seed, batch_size, lr, config,
-                        eval_every, patience, progress, d_model, n_heads, ff_dim, enc_layers, dec_layers,
-                        s1_bits, s2_bits, representation) -> None:
+def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed, batch_size,
+                        lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, enc_layers,
+                        dec_layers, s1_bits, s2_bits, representation) -> None:
     """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
 
     Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
@@ -632,7 +635,8 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, lookback, horizon,
     res = train_tokenizer(list(data), out, freq=freq, lookback=lookback, horizon=horizon, init=init,
                           config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
                           lr=lr, seed=seed, eval_every=eval_every, patience=patience, progress=progress,
-                          representation=representation, log=lambda line: click.echo(line, err=True),
+                          representation=representation, phase_offsets=phase_offsets,
+                          log=lambda line: click.echo(line, err=True),
                           command=sys.argv)
     click.echo(_train_summary(res, out))
 
@@ -647,9 +651,9 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, lookback, horizon,
 @click.option("--dropout", type=float, default=None, help="ffn and residual dropout.")
 @click.option("--teacher-forcing", is_flag=True, help="Condition the s2 head on the true s1 (default: on an "
               "s1 sampled from the model, as the reference).")
-def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, lookback, horizon, seed, batch_size, lr,
-                    config, eval_every, patience, progress, d_model, n_heads, ff_dim, layers, dropout,
-                    teacher_forcing) -> None:
+def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed,
+                    batch_size, lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, layers,
+                    dropout, teacher_forcing) -> None:
     """Train a Kronos predictor on a frozen tokenizer; loss (CE_s1 + CE_s2) / 2 over all positions.
 
     OUT/kronos_synth.json records the tokenizer (relative path) and max_context, so
@@ -670,7 +674,7 @@ def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, lookback, h
     res = train_predictor(list(data), out, tokenizer=tokenizer, freq=freq, lookback=lookback, horizon=horizon,
                           init=init, config=config, overrides=overrides, steps=steps, epochs=epochs,
                           batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every, patience=patience,
-                          teacher_forcing=teacher_forcing, progress=progress,
+                          teacher_forcing=teacher_forcing, phase_offsets=phase_offsets, progress=progress,
                           log=lambda line: click.echo(line, err=True), command=sys.argv)
     click.echo(_train_summary(res, out))
 

@@ -43,3 +43,31 @@ def test_daily_to_weekly_and_upsample_refused():
     assert (wk["high"] >= wk[["open", "close"]].max(axis=1)).all()
     with pytest.raises(InputError, match="finer"):
         resample_klines(sp, "1h")
+
+
+def test_phase_offset_bins_equal_a_manual_aggregation_of_the_5min_bars():
+    rng = np.random.default_rng(3)
+    ts = pd.date_range("2024-01-01 00:00", periods=36, freq="5min")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 36)))
+    open_ = np.append(100.0, close[:-1])
+    df = pd.DataFrame({"symbol": "X", "timestamps": ts.as_unit("ns"), "open": open_,
+                       "high": np.maximum(open_, close) * 1.002, "low": np.minimum(open_, close) * 0.998,
+                       "close": close, "volume": rng.uniform(1, 5, 36), "amount": rng.uniform(100, 500, 36)})
+    out = resample_klines(df, "15min", offset=pd.Timedelta("10min"))
+    # bins start at :10, :25, :40, :55; the first (23:55 the day before) holds 00:00 and 00:05 only
+    assert (out["timestamps"].dt.minute % 15 == 10).all() and out["timestamps"].iloc[0] == pd.Timestamp("2023-12-31 23:55")
+    assert len(out) == 13
+    for _, bar in out.iterrows():
+        src = df[(df["timestamps"] >= bar["timestamps"]) & (df["timestamps"] < bar["timestamps"] + pd.Timedelta("15min"))]
+        assert bar["open"] == src["open"].iloc[0] and bar["close"] == src["close"].iloc[-1]
+        assert bar["high"] == src["high"].max() and bar["low"] == src["low"].min()
+        assert bar["volume"] == pytest.approx(src["volume"].sum()) and bar["amount"] == pytest.approx(src["amount"].sum())
+    pd.testing.assert_frame_equal(resample_klines(df, "15min", offset="0min"), resample_klines(df, "15min"))
+
+
+@pytest.mark.parametrize("freq, offset", [("15min", "7min"), ("15min", "15min"), ("15min", "-5min"),
+                                          ("daily", "1h"), ("15min", "soon")])
+def test_bad_phase_offset_is_one_input_error(freq, offset):
+    df = bars(pd.date_range("2024-01-01 00:00", periods=12, freq="5min"))
+    with pytest.raises(InputError, match="offset"):
+        resample_klines(df, freq, offset=offset)

@@ -12,9 +12,8 @@ from kronos_synth.data.readers import load_klines
 from kronos_synth.data.resample import resample_klines
 
 
-def klines_for(freq: str, data: str | None = None, *, strict: bool = False) -> tuple[pd.DataFrame, str]:
-    """K-lines at `freq` from `data` (file path or embedded dataset name), or from the embedded
-    dataset of that frequency when `data` is None. Returns the frame and a label naming the source."""
+def _load(freq: str, data: str | None, strict: bool):
+    """(frame as read, its frequency preset, the target preset, the data string)."""
     preset = get_preset(freq)
     if data is None:
         data = default_dataset_for(preset.name)
@@ -29,7 +28,30 @@ def klines_for(freq: str, data: str | None = None, *, strict: bool = False) -> t
         raise InputError(
             f"{data}: has {source.name} bars, coarser than --freq {preset.name} — pass finer data or "
             f"--freq {source.name}")
+    return frame, source, preset, data
+
+
+def klines_for(freq: str, data: str | None = None, *, strict: bool = False) -> tuple[pd.DataFrame, str]:
+    """K-lines at `freq` from `data` (file path or embedded dataset name), or from the embedded
+    dataset of that frequency when `data` is None. Returns the frame and a label naming the source."""
+    frame, source, preset, data = _load(freq, data, strict)
     if source.timedelta < preset.timedelta:
         frame = resample_klines(frame, preset)
         data = f"{data} (resampled {source.name} → {preset.name})"
     return frame, data
+
+
+def phase_klines_for(freq: str, data: str, *, strict: bool = False) -> tuple[dict[pd.Timedelta, pd.DataFrame], str]:
+    """`klines_for` at every phase: when `data` has bars finer than an intraday `freq`, one frame per
+    bin origin offset k·step (k = 0 .. freq/step − 1), e.g. 5-minute bars → 15-minute bars starting at
+    :00, :05 and :10. Offset 0 is exactly `klines_for`'s frame; a source that is not finer (or a daily
+    or weekly `freq`) gives that frame alone. Returns the frames by offset and the source label."""
+    frame, source, preset, data = _load(freq, data, strict)
+    if source.timedelta == preset.timedelta:
+        return {pd.Timedelta(0): frame}, data
+    if preset.timedelta >= pd.Timedelta("1D"):
+        return {pd.Timedelta(0): resample_klines(frame, preset)}, f"{data} (resampled {source.name} → {preset.name})"
+    offsets = pd.timedelta_range(pd.Timedelta(0), preset.timedelta - pd.Timedelta(1), freq=source.timedelta)
+    frames = {pd.Timedelta(off): resample_klines(frame, preset, offset=off) for off in offsets}
+    label = f"{data} (resampled {source.name} → {preset.name} at {len(frames)} phase offsets)"
+    return frames, label

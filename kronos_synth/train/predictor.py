@@ -109,6 +109,7 @@ def train_predictor(
     eval_every: int = 100,
     patience: int = 5,
     teacher_forcing: bool = False,
+    phase_offsets: bool = False,
     stop_after: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
@@ -118,6 +119,7 @@ def train_predictor(
 
     Writes `out/` (best weights in reference format, kronos_synth.json naming the tokenizer by a
     relative path, max_context and representation, training.json) and `out/checkpoint-last/`.
+    `phase_offsets`: as in `train_tokenizer`.
     """
     if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
         raise InputError("--init fine-tunes an existing model: size options (--config, --d-model, …) "
@@ -134,7 +136,11 @@ def train_predictor(
     if init is not None:
         check_same_representation(init, get_representation(read_sidecar(resolve_checkpoint(init)) or None), rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
-        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep)
+        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep, phase_offsets=phase_offsets,
+        log=log)
+    if phase_offsets and not td.phase_offsets:
+        raise InputError("phase_offsets: the training data was prepared without them — pass "
+                         "prepare_training_data(..., phase_offsets=True)")
     if td.train.representation.to_dict() != rep.to_dict():
         raise InputError(f"the tokenizer was trained on representation {rep.to_dict()}, "
                          f"the data is prepared as {td.train.representation.to_dict()}")

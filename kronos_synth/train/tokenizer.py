@@ -115,6 +115,7 @@ def train_tokenizer(
     eval_every: int = 100,
     patience: int = 5,
     representation: str | dict | Representation | None = None,
+    phase_offsets: bool = False,
     stop_after: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
@@ -125,7 +126,8 @@ def train_tokenizer(
     Writes `out/` (best weights, reference format, + kronos_synth.json + training.json) and
     `out/checkpoint-last/` (resumable); rerunning the same call continues an unfinished run.
     `representation` (None → the `init` checkpoint's, else levels) is recorded in kronos_synth.json;
-    fine-tuning cannot change it.
+    fine-tuning cannot change it. `phase_offsets`: sources finer than an intraday `freq` give train
+    windows at every bin origin offset (`prepare_training_data`).
     """
     if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
         raise InputError("--init fine-tunes an existing tokenizer: size options (--config, --d-model, …) "
@@ -146,7 +148,11 @@ def train_tokenizer(
     if init_rep is not None:
         check_same_representation(init, init_rep, rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
-        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep)
+        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep, phase_offsets=phase_offsets,
+        log=log)
+    if phase_offsets and not td.phase_offsets:
+        raise InputError("phase_offsets: the training data was prepared without them — pass "
+                         "prepare_training_data(..., phase_offsets=True)")
     torch.manual_seed(seed)  # initial weights
     if init is not None:
         tok = KronosTokenizer.from_pretrained(init).train()

@@ -6,6 +6,12 @@ it (last `test_fraction` of each symbol's rows is the test period, a gap of one 
 it belongs to neither part). Train windows are every window of lookback + horizon + 1 bars in
 the train period; validation windows come from the test period. Windows are gathered and
 normalised per batch (on their lookback part only), so memory stays at one copy of the bars.
+
+`phase_offsets`: a source with bars finer than an intraday `freq` is resampled once per bin origin
+offset (5-minute bars → 15-minute bars at :00, :05 and :10), each offset a sequence of its own for
+windowing. Offset 0 is split as above; every other offset keeps only its bars that end by the end of
+offset 0's train period (so its train windows are built from the same source bars), and validation
+uses offset 0 only, so validation losses are comparable with and without the option.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +29,7 @@ from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import get_preset
 from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
-from kronos_synth.data.sources import klines_for
+from kronos_synth.data.sources import klines_for, phase_klines_for
 from kronos_synth.data.splits import split_by_time
 from kronos_synth.model.normalize import time_features
 from kronos_synth.model.representation import Representation, get_representation
@@ -57,9 +63,13 @@ class SourceRecord:
     label: str
     files: dict[str, str]  # path → sha256
     symbols: list[dict] = field(default_factory=list)  # per symbol: rows and split dates
+    phases: list[dict] = field(default_factory=list)  # with phase_offsets: per offset its train rows and windows
 
     def to_dict(self) -> dict:
-        return {"data": self.data, "label": self.label, "files": self.files, "symbols": self.symbols}
+        out = {"data": self.data, "label": self.label, "files": self.files, "symbols": self.symbols}
+        if self.phases:  # absent without the option: earlier runs' fingerprints stay valid
+            out["phase_offsets"] = self.phases
+        return out
 
 
 @dataclass
@@ -72,6 +82,7 @@ class TrainingData:
     horizon: int
     test_fraction: float
     representation: str
+    phase_offsets: bool = False
 
     @property
     def window(self) -> int:
@@ -79,11 +90,14 @@ class TrainingData:
         return self.lookback + self.horizon + 1
 
     def describe(self) -> dict:
-        return {"freq": self.freq, "lookback": self.lookback, "horizon": self.horizon, "window": self.window,
-                "test_fraction": self.test_fraction, "representation": self.representation,
-                "representation_config": self.train.representation.to_dict(),
-                "train_windows": len(self.train), "val_windows": len(self.val),
-                "sources": [s.to_dict() for s in self.sources]}
+        out = {"freq": self.freq, "lookback": self.lookback, "horizon": self.horizon, "window": self.window,
+               "test_fraction": self.test_fraction, "representation": self.representation,
+               "representation_config": self.train.representation.to_dict(),
+               "train_windows": len(self.train), "val_windows": len(self.val),
+               "sources": [s.to_dict() for s in self.sources]}
+        if self.phase_offsets:
+            out["phase_offsets"] = True
+        return out
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -122,6 +136,21 @@ def _window_starts(frame: pd.DataFrame, length: int, stride: int) -> np.ndarray:
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 
+def _minutes(offset: pd.Timedelta) -> str:
+    return f"{int(offset / pd.Timedelta('1min'))}min"
+
+
+def _train_part_of_phase(frame: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """The bars of another phase that end by the end of offset 0's train period, per symbol.
+
+    Offset 0's last train bar starts at L and its bars are as long as this phase's, so a bar starting at
+    or before L ends by then too: its source bars all lie in offset 0's train period, before the gap."""
+    last = train.groupby(train[SYMBOL].astype(str), sort=False)[TIMESTAMPS].max()
+    limit = frame[SYMBOL].astype(str).map(last)  # NaT for symbols without offset-0 train bars
+    keep = (frame[TIMESTAMPS] <= limit).to_numpy(dtype=bool)
+    return frame.loc[keep].reset_index(drop=True)
+
+
 def _period(frame: pd.DataFrame, sym: str) -> tuple[str | None, str | None, int]:
     part = frame.loc[frame[SYMBOL].astype(str) == sym, TIMESTAMPS]
     if part.empty:
@@ -139,10 +168,13 @@ def prepare_training_data(
     representation: str | dict | Representation = "levels",
     train_stride: int = 1,
     max_val_windows: int = 512,
+    phase_offsets: bool = False,
+    log: Callable[[str], None] = lambda line: None,
 ) -> TrainingData:
     """Load, clean and time-split every source; index train and validation windows.
 
-    `representation`: a name, a sidecar / `to_dict()` dict or a `Representation`."""
+    `representation`: a name, a sidecar / `to_dict()` dict or a `Representation`. `phase_offsets`:
+    sources finer than an intraday `freq` add train windows at every bin origin offset (module doc)."""
     if not data:
         raise InputError("no training data: pass --data FILE_OR_DATASET (repeatable)")
     preset = get_preset(freq)
@@ -155,9 +187,14 @@ def prepare_training_data(
     parts: dict[str, list] = {"train": [], "val": []}
     offsets = {"train": 0, "val": 0}
     records = []
+    not_finer = []
     for src in data:
-        frame, label = klines_for(preset.name, src)
-        clean = clean_klines(frame, preset.name, min_segment_bars=length).frame
+        if phase_offsets:
+            frames, label = phase_klines_for(preset.name, src)
+        else:
+            frame, label = klines_for(preset.name, src)
+            frames = {pd.Timedelta(0): frame}
+        clean = clean_klines(frames.pop(pd.Timedelta(0)), preset.name, min_segment_bars=length).frame
         try:
             train, test = split_by_time(clean, test_fraction=test_fraction, gap=lookback + horizon)
         except InputError as e:
@@ -168,13 +205,31 @@ def prepare_training_data(
             te0, te1, nte = _period(test, sym)
             record.symbols.append({"symbol": sym, "train_first": tr0, "train_last": tr1, "train_rows": ntr,
                                    "test_first": te0, "test_last": te1, "test_rows": nte})
-        for name, part, stride in (("train", train, train_stride), ("val", test, 1)):
+        # each phase is a sequence of its own: windows are indexed per part and never cross parts
+        phase_parts = [("train", train, train_stride, pd.Timedelta(0)), ("val", test, 1, None)]
+        for off, frame in frames.items():
+            phase = clean_klines(frame, preset.name, min_segment_bars=length).frame
+            phase_parts.append(("train", _train_part_of_phase(phase, train), train_stride, off))
+        for name, part, stride, off in phase_parts:
             starts = _window_starts(part, length, stride)
             rows = part[list(FEATURES)].to_numpy(dtype=np.float64)
             stamps = time_features(part[TIMESTAMPS])
             parts[name].append((rows, stamps, starts + offsets[name]))
             offsets[name] += len(rows)
+            if phase_offsets and off is not None:
+                record.phases.append({"offset": _minutes(off), "train_rows": int(len(part)),
+                                      "train_windows": int(len(starts))})
+        if phase_offsets:
+            if frames:
+                log(f"{src}: phase offsets {', '.join(p['offset'] for p in record.phases)} → train windows "
+                    f"{' + '.join(str(p['train_windows']) for p in record.phases)}")
+            else:
+                not_finer.append(src)
         records.append(record)
+    if not_finer:  # the option does nothing here: say so once
+        why = (f"{preset.name} is not an intraday frequency" if preset.timedelta >= pd.Timedelta("1D")
+               else f"no bars finer than {preset.name} in {', '.join(not_finer)}")
+        log(f"phase offsets: {why} — one series per source (offset 0)")
 
     def join(name: str) -> WindowSet:
         rows = np.concatenate([p[0] for p in parts[name]])
@@ -193,4 +248,5 @@ def prepare_training_data(
     if len(val_set) > max_val_windows:  # evenly spaced, deterministic: validation cost stays bounded
         keep = np.unique(np.linspace(0, len(val_set) - 1, max_val_windows).round().astype(np.int64))
         val_set.starts = val_set.starts[keep]
-    return TrainingData(train_set, val_set, records, preset.name, lookback, horizon, test_fraction, rep.name)
+    return TrainingData(train_set, val_set, records, preset.name, lookback, horizon, test_fraction, rep.name,
+                        phase_offsets=bool(phase_offsets))
