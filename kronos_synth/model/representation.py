@@ -171,13 +171,14 @@ class Geometry(_Encode):
     clip: float = 6.0
     soft: float = 2.0
     gap_floor: float = 0.25
+    center_returns: bool = False  # True: gap/body scaled around 0, not around the context's mean return
     name: str = "geometry"
 
     @property
     def normalization(self) -> str:
         return ("per window over the lookback: mean/std of gap, body, wicks, log1p volume, VWAP position; "
                 f"gap std ≥ {self.gap_floor:g} × close-return std; std + 1e-5; soft {self.soft:g} (asinh); "
-                f"clip ±{self.clip:g}")
+                f"clip ±{self.clip:g}" + ("; gap/body scaled around 0 (not the window mean)" if self.center_returns else ""))
 
     def fit(self, context: np.ndarray) -> ReprStats:
         ctx = np.asarray(context, dtype=np.float64)
@@ -191,6 +192,10 @@ class Geometry(_Encode):
             returns = f[..., 1:, 0] + f[..., 1:, 1]  # close-to-close
             std[..., 0] = np.maximum(f[..., 1:, 0].std(axis=-1, keepdims=True),
                                      self.gap_floor * returns.std(axis=-1, keepdims=True))
+        if self.center_returns:
+            # Re-adding the context's mean return to every generated bar carries the context's trend on
+            # (drift slope ≈ +1 measured); real markets do not. Scale the returns, do not shift them.
+            mean[..., :2] = 0.0
         return ReprStats(mean, std, ctx[..., 0, 0], ctx[..., -1, 3])
 
     def transform(self, bars: np.ndarray, stats: ReprStats) -> np.ndarray:
@@ -214,7 +219,8 @@ class Geometry(_Encode):
         return bars_from_geometry(f, stats.first_open)
 
     def to_dict(self) -> dict:
-        return {"representation": self.name, "clip": self.clip, "soft": self.soft, "gap_floor": self.gap_floor}
+        d = {"representation": self.name, "clip": self.clip, "soft": self.soft, "gap_floor": self.gap_floor}
+        return {**d, "center_returns": True} if self.center_returns else d
 
 
 REPRESENTATIONS = ("levels", "geometry")
@@ -235,7 +241,8 @@ def get_representation(spec: str | dict | Representation | None) -> Representati
             return Levels(clip=float(spec.get("clip", Levels.clip)))
         if name == "geometry":
             return Geometry(clip=float(spec.get("clip", Geometry.clip)), soft=float(spec.get("soft", Geometry.soft)),
-                            gap_floor=float(spec.get("gap_floor", Geometry.gap_floor)))
+                            gap_floor=float(spec.get("gap_floor", Geometry.gap_floor)),
+                            center_returns=bool(spec.get("center_returns", False)))
     except (TypeError, ValueError) as e:
         raise InputError(f"representation {spec}: {e}") from e
     raise InputError(f"unknown representation '{name}' — known: {', '.join(REPRESENTATIONS)}")
