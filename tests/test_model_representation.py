@@ -132,3 +132,22 @@ def test_get_representation():
         get_representation("returns")
     with pytest.raises(InputError, match="clip"):
         get_representation({"representation": "geometry", "clip": "wide"})
+
+
+def test_center_returns_scales_returns_around_zero(rng):
+    x = _bars(rng)
+    x[..., :4] *= np.exp(0.01 * np.arange(x.shape[1]))[None, :, None]  # a strong up-trend in the context
+    plain, centered = Geometry(clip=50.0, soft=0.0), Geometry(clip=50.0, soft=0.0, center_returns=True)
+    s_plain, s_cent = plain.fit(x[:, :30]), centered.fit(x[:, :30])
+    assert np.all(s_cent.mean[..., :2] == 0.0) and np.all(s_plain.mean[..., 0] + s_plain.mean[..., 1] > 0.005)
+    np.testing.assert_array_equal(s_cent.mean[..., 2:], s_plain.mean[..., 2:])
+    np.testing.assert_array_equal(s_cent.std, s_plain.std)
+    # a zero model output continues flat instead of carrying the trend on
+    flat = centered.inverse(np.zeros((4, 5, 6), np.float32), s_cent)
+    trend = plain.inverse(np.zeros((4, 5, 6), np.float32), s_plain)
+    assert np.allclose(flat[:, -1, 3], x[:, 29, 3]) and np.all(trend[:, -1, 3] > x[:, 29, 3] * 1.04)
+    # still a lossless round trip, and the flag survives the sidecar
+    zf = centered.transform(x[:, 29:], s_cent)[:, 1:]
+    np.testing.assert_allclose(centered.inverse(zf, s_cent), x[:, 30:], rtol=1e-5)
+    assert get_representation(centered.to_dict()) == centered
+    assert "center_returns" not in plain.to_dict()
