@@ -107,7 +107,8 @@ def test_cli_roundtrip_of_the_embedded_model_writes_a_report(tmp_path, capsys):
     doc = json.loads((out / "report.json").read_text())
     rt = doc["data"]["roundtrip"]
     assert rt["n"] == 16 and rt["codebook_usage"]["s1"]["vocab"] == 256
-    assert doc["settings"]["representation"] == {"representation": "levels", "clip": 5.0}
+    assert doc["settings"]["representation"] == {"representation": "geometry", "clip": 6.0, "soft": 2.0,
+                                                  "gap_floor": 0.25}
     assert doc["settings"]["lookback"] == 96 and doc["settings"]["horizon"] == 35  # the model's window
     assert (out / "report.md").read_text().startswith("# Evaluation")
 
