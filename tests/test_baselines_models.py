@@ -265,3 +265,23 @@ def test_diffusion_default_steps_follow_the_window():
     explicit = get_baseline("diffusion-ts", steps=7, sampling_steps=3)
     explicit.window = 96
     assert (explicit.training_steps(), explicit.sampling_steps()) == (7, 3)
+
+
+def test_timevae_decoder_noise_restores_the_spread_of_noisy_channels(train_windows, tmp_path):
+    from kronos_synth.baselines.base import collapse_check
+
+    opts = {"steps": 15, "filters": [16, 32, 32], "patience": 50, "epoch_windows": 0, "batch": 32}
+    runs = {}
+    for noise in (False, True):
+        m = get_baseline("timevae", decoder_noise=noise, **opts)
+        m.collapse_samples = 50
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CollapseWarning)
+            m.fit(train_windows, seed=3)
+        runs[noise] = (m, collapse_check(train_windows, m.sample(400, seed=5)).ratios)
+    plain, noisy = runs[False][1], runs[True][1]
+    assert runs[False][0].noise_std is None and len(runs[True][0].noise_std) == 6
+    assert noisy["amount"] > plain["amount"] + 0.1  # the per-bar VWAP noise comes back
+    m = runs[True][0]
+    m.save(tmp_path / "tv")
+    assert Baseline.load(tmp_path / "tv").sample(20, seed=9).tobytes() == m.sample(20, seed=9).tobytes()

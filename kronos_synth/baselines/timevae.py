@@ -11,7 +11,10 @@ log-variance of a latent of size 8. Interpretable decoder = sum of
 Loss = 3.0 × (summed squared error + summed squared error of the feature-averaged series)
 + summed KL, summed per window and averaged over the batch (the sums set the balance).
 Min–max scaling to [0, 1]; Adam 1e-3, learning rate halved on a 10-epoch plateau, early stop after
-`patience` epochs without improvement of the epoch loss. Sampling: z ~ N(0, I).
+`patience` epochs without improvement of the epoch loss. Sampling: z ~ N(0, I), decoded to the
+likelihood's mean (the paper); with `decoder_noise=True` the Gaussian likelihood is sampled instead,
+with a per-channel std estimated after training (the RMS reconstruction residual on train windows) —
+the mean alone flattens channels that are nearly independent from bar to bar (docs/baselines.md).
 
 Original: batch 16, up to 1 000 epochs over all windows (`batch=16, steps=1000,
 epoch_windows=0`). CPU default: batch 64, ≤ 100 epochs of 2 000 random train windows each
@@ -83,7 +86,7 @@ class TimeVAEBaseline(TorchBaseline):
     name = "timevae"
     defaults = {"latent": 8, "filters": [50, 100, 200], "trend_degree": 2, "seasons": [],
                 "recon_weight": 3.0, "batch": 64, "lr": 1e-3, "steps": 100, "patience": 20,
-                "epoch_windows": 2000}
+                "epoch_windows": 2000, "decoder_noise": False}
 
     def _build(self) -> nn.ModuleDict:
         o = self.options
@@ -134,9 +137,26 @@ class TimeVAEBaseline(TorchBaseline):
                 if since >= patience:  # early stopping on the epoch loss
                     break
         bar.close()
+        self.noise_std = None
+        if o["decoder_noise"]:
+            vae.eval()
+            with torch.no_grad():  # residual of the posterior mean, on ≤ 2 000 train windows
+                xs = x[torch.randperm(len(x), generator=gen)[:2000]]
+                resid = xs - vae.decode(vae.encode(xs)[0])
+                self.noise_std = resid.pow(2).mean((0, 1)).sqrt().tolist()
         return {k: v[-1] for k, v in hist.items()} | {"epochs": float(len(hist["loss"]))}, hist
+
+    def _save_state(self, path: Any) -> dict[str, Any]:
+        return {**super()._save_state(path), "noise_std": getattr(self, "noise_std", None)}
+
+    def _load_state(self, path: Any, config: dict[str, Any]) -> None:
+        super()._load_state(path, config)
+        self.noise_std = config.get("noise_std")
 
     @torch.no_grad()
     def _generate(self, n: int, gen: torch.Generator) -> torch.Tensor:
         vae: Any = self.nets["vae"]  # type: ignore[index]
-        return vae.decode(torch.randn(n, int(self.options["latent"]), generator=gen))
+        out = vae.decode(torch.randn(n, int(self.options["latent"]), generator=gen))
+        if getattr(self, "noise_std", None) is not None:
+            out = out + torch.randn(out.shape, generator=gen) * torch.tensor(self.noise_std)
+        return out
