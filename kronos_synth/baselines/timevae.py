@@ -88,6 +88,7 @@ class TimeVAEBaseline(TorchBaseline):
     defaults = {"latent": 8, "filters": [50, 100, 200], "trend_degree": 2, "seasons": [],
                 "recon_weight": 3.0, "batch": 64, "lr": 1e-3, "steps": 100, "patience": 20,
                 "epoch_windows": 2000, "decoder_noise": True}
+    noise_std: list[float] | None = None  # per-channel likelihood std, set by fit when decoder_noise
 
     def _build(self) -> nn.ModuleDict:
         o = self.options
@@ -148,7 +149,7 @@ class TimeVAEBaseline(TorchBaseline):
         return {k: v[-1] for k, v in hist.items()} | {"epochs": float(len(hist["loss"]))}, hist
 
     def _save_state(self, path: Any) -> dict[str, Any]:
-        return {**super()._save_state(path), "noise_std": getattr(self, "noise_std", None)}
+        return {**super()._save_state(path), "noise_std": self.noise_std}
 
     def _load_state(self, path: Any, config: dict[str, Any]) -> None:
         super()._load_state(path, config)
@@ -158,6 +159,6 @@ class TimeVAEBaseline(TorchBaseline):
     def _generate(self, n: int, gen: torch.Generator) -> torch.Tensor:
         vae: Any = self.nets["vae"]  # type: ignore[index]
         out = vae.decode(torch.randn(n, int(self.options["latent"]), generator=gen))
-        if getattr(self, "noise_std", None) is not None:
+        if self.noise_std is not None:
             out = out + torch.randn(out.shape, generator=gen) * torch.tensor(self.noise_std)
         return out

@@ -95,51 +95,39 @@ def sample_tokens(
     s2_all = torch.cat([s2_context, s2_context.new_zeros(b, horizon)], dim=1)
     cache = model.init_cache(b, min(L + horizon, max_context), device=device)
 
-    def feed(start: int, end: int, rows: slice = slice(None), part: KronosCache | None = None):
+    def feed(start: int, end: int, rows: slice | torch.Tensor = slice(None), part: KronosCache | None = None):
         logits, ctx = model.decode_s1_cached(s1_all[rows, start:end], s2_all[rows, start:end],
                                              stamps[rows, start:end], part or cache, last_only=True)
         return logits[:, -1], ctx  # (B, V1), (B, 1, D)
 
-    def prefill(end: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def prefill(end: int, share: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         # (Re)fill the cache with the last `max_context` tokens before `end` (reference window semantics),
         # PREFILL_ROWS rows at a time: the per-layer activations of all rows at once would be hundreds of
         # MB per tensor, which the allocator maps and zeroes afresh for every op (most of the time went
-        # to page faults). Rows are independent, so the result is the same.
+        # to page faults). With `share`, rows with the same tokens and stamps (several samples of one
+        # context, --samples-per-context) are run once and their cache rows copied. Rows are independent,
+        # so every row gets the result it would get alone.
         cache.reset()
         start = max(0, end - max_context)
-        out = [feed(start, end, slice(lo, lo + PREFILL_ROWS), cache.rows(lo, lo + PREFILL_ROWS))
-               for lo in range(0, b, PREFILL_ROWS)]
+        shared = distinct_rows(torch.cat([s1_all[:, start:end], s2_all[:, start:end],
+                                          stamps[:, start:end].flatten(1).double().view(torch.int64)], 1)
+                               ) if share else None
+        rows = shared[0] if shared else torch.arange(b)
+        target = model.init_cache(len(rows), cache.max_len, device=device, dtype=cache.dep_k.dtype) \
+            if shared else cache
+        out = [feed(start, end, rows[lo:hi], target.rows(lo, hi))
+               for lo in range(0, len(rows), PREFILL_ROWS) for hi in [min(lo + PREFILL_ROWS, len(rows))]]
+        logits, context = torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+        if shared:
+            inverse = shared[1]
+            for dst, src in zip([*cache.k, *cache.v, cache.dep_k, cache.dep_v],
+                                [*target.k, *target.v, target.dep_k, target.dep_v], strict=True):
+                dst[:, :, :end - start] = src[inverse, :, :end - start]
+            logits, context = logits[inverse], context[inverse]
         cache.length = end - start
-        return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+        return logits, context
 
-    def prefill_shared() -> tuple[torch.Tensor, torch.Tensor]:
-        # Several samples of one context (--samples-per-context) share their prefill: run it once per
-        # distinct row of (s1, s2, stamps) and copy the cache rows. Rows are independent, so each row's
-        # result is the one it would get alone.
-        start = max(0, L - max_context)
-        key = torch.cat([s1_all[:, start:L], s2_all[:, start:L], stamps[:, start:L].flatten(1).double()
-                         .view(torch.int64)], dim=1)
-        uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
-        if len(uniq) == b:
-            return prefill(L)
-        first = torch.full((len(uniq),), b, dtype=torch.long).scatter_reduce_(
-            0, inverse, torch.arange(b), reduce="amin")  # one representative row per distinct context
-        sub = model.init_cache(len(first), cache.max_len, device=device, dtype=cache.dep_k.dtype)
-        logits, ctx = [], []
-        for lo in range(0, len(first), PREFILL_ROWS):
-            rows = first[lo:lo + PREFILL_ROWS]
-            lg, c = model.decode_s1_cached(s1_all[rows, start:L], s2_all[rows, start:L], stamps[rows, start:L],
-                                           sub.rows(lo, lo + len(rows)), last_only=True)
-            logits.append(lg[:, -1])
-            ctx.append(c)
-        n = L - start
-        for dst, src in zip([*cache.k, *cache.v, cache.dep_k, cache.dep_v], [*sub.k, *sub.v, sub.dep_k, sub.dep_v],
-                            strict=True):
-            dst[:, :, :n] = src[inverse, :, :n]
-        cache.length = n
-        return torch.cat(logits)[inverse], torch.cat(ctx)[inverse]
-
-    s1_logits, context = prefill_shared()
+    s1_logits, context = prefill(L, share=True)
     for i in range(horizon):
         t = L + i  # position being generated
         s1 = sample_from_logits(s1_logits, counter_uniform(seed, sequence_ids, i, 0), cfg)
@@ -161,11 +149,22 @@ def encode_contexts(tokenizer: torch.nn.Module, x: torch.Tensor) -> tuple[torch.
 
     Equal rows (several samples of one context) are encoded once; rows are independent, so each
     row gets the ids it would get alone."""
-    uniq, inverse = torch.unique(x.reshape(len(x), -1), dim=0, return_inverse=True)
-    if len(uniq) == len(x):
+    shared = distinct_rows(x.reshape(len(x), -1))
+    if shared is None:
         return tokenizer.encode(x, half=True)
-    s1, s2 = tokenizer.encode(uniq.view(len(uniq), *x.shape[1:]), half=True)
-    return s1[inverse], s2[inverse]
+    s1, s2 = tokenizer.encode(x[shared[0]], half=True)
+    return s1[shared[1]], s2[shared[1]]
+
+
+def distinct_rows(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """For a (B, K) key: (index of the first row of each distinct key, each row's position among them),
+    or None when every row is distinct — so equal rows can share one computation."""
+    uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
+    if len(uniq) == len(key):
+        return None
+    first = torch.full((len(uniq),), len(key), dtype=torch.long, device=key.device).scatter_reduce_(
+        0, inverse, torch.arange(len(key), device=key.device), reduce="amin")
+    return first, inverse
 
 
 @torch.no_grad()
