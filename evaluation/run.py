@@ -42,6 +42,7 @@ from evaluation.protocol import (
 )
 from kronos_synth.baselines.base import TRANSFORM as BASELINE_TRANSFORM
 from kronos_synth.data.errors import InputError
+from kronos_synth.metrics.discriminative import SPLIT as DISCRIMINATIVE_SPLIT
 
 STAGES_FILE = "stages.json"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance"
@@ -89,13 +90,15 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
         out.append(Stage("generate", st.generate_stage, {x: k[x] for x in ("n", "temperature", "top_p", "batch_size")},
                          ("predictor",), outputs=("work/kronos",), serial=True))
     if ROUNDTRIP in gens:
-        out.append(Stage("roundtrip", st.roundtrip_stage, {"n": ev["n"]}, ("tokenizer",), outputs=("work/roundtrip",)))
+        out.append(Stage("roundtrip", st.roundtrip_stage, {"n": ev["n"], "times": True}, ("tokenizer",),
+                         outputs=("work/roundtrip",)))
     for b in BASELINES:
         if b in gens:
             out.append(Stage(f"baseline:{b}", st.baseline_stage, {"options": proto["baselines"].get(b, {}),
                                                                   "n": proto["baselines"]["n"],
                                                                   "transform": BASELINE_TRANSFORM},
                              ("data",), {"name": b}, (f"work/baselines/{b}",)))
+    ev = {**ev, "discriminative_split": DISCRIMINATIVE_SPLIT}  # a changed split reruns every evaluation
     out.append(Stage("calibration", st.calibration_stage, {"evaluation": ev}, ("data",), outputs=("calibration.json",)))
     source_of = {KRONOS: "generate", ROUNDTRIP: "roundtrip", **{b: f"baseline:{b}" for b in BASELINES}}
     for g in gens:

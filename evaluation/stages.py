@@ -252,7 +252,8 @@ def roundtrip_stage(ctx: dict) -> dict:
     n = int(proto["evaluation"]["n"])
     out: dict[str, Any] = {"lookback": lb, "representation": rep.name}
     for period, frame in (("test", test), ("train", train)):
-        wins = extract_windows(frame, lb + window).values
+        windows = extract_windows(frame, lb + window)
+        wins = windows.values
         if len(wins) < 4:
             return {"skipped": f"only {len(wins)} {period} windows of {lb + window} bars: no round-trip row"}
         rng = np.random.default_rng(stage_seed(proto["seed"], f"roundtrip:{period}"))
@@ -261,6 +262,8 @@ def roundtrip_stage(ctx: dict) -> dict:
         path = work_dir(ctx, "roundtrip", f"{period}.npy")
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, bars)
+        # first/last bar time of each decoded horizon: the discriminative split's time blocks
+        np.save(path.with_name(f"{period}_time.npy"), windows.timestamps[pick][:, [lb, -1]].astype("int64"))
         out[period] = {"path": str(path), "n": int(len(pick)), "n_available": int(len(wins))}
     return out
 
@@ -330,7 +333,8 @@ def evaluate_stage(ctx: dict, generator: str) -> dict:
     frame = real_frame(ctx)
     if generator == ROUNDTRIP:  # see roundtrip_stage: TSTR on decoded train-period windows
         result = evaluate_all(frame, synthetic, metrics=tuple(m for m in EVAL_METRICS if m != "tstr"),
-                              calibration=False, **_eval_kwargs(proto))
+                              calibration=False, synthetic_time=np.load(work_dir(ctx, "roundtrip", "test_time.npy")),
+                              **_eval_kwargs(proto))
         decoded_train = np.load(work_dir(ctx, "roundtrip", "train.npy"))
         result.tstr = evaluate_all(frame, decoded_train, metrics=("tstr",), calibration=False,
                                    **_eval_kwargs(proto)).tstr
@@ -367,10 +371,11 @@ def calibration_stage(ctx: dict) -> dict:
     real = split_real(real_frame(ctx), freq=preset, window=int(proto["window"]), test_fraction=kw["test_fraction"])
     volume_free = is_volume_free(real.test.values)
     s_real, _, s_model = repeat_seeds(kw["seed"], 3)  # evaluate_all's (real, synthetic, models) seeds
-    real_test = real.test.values[_sample(len(real.test), n, s_real)]
-    real_train = real.train.values[_sample(len(real.train), n, s_real)]
+    test_idx, train_idx = _sample(len(real.test), n, s_real), _sample(len(real.train), n, s_real)
+    real_test, real_train = real.test.values[test_idx], real.train.values[train_idx]
     disc = discriminative_table(real_test, None, real_train, seed=s_model, volume_free=volume_free,
-                                protocol="paper", repeats=kw["repeats"], epochs=kw["epochs"])
+                                protocol="paper", repeats=kw["repeats"], epochs=kw["epochs"],
+                                real_test_time=real.test.spans[test_idx], real_train_time=real.train.spans[train_idx])
     tstr_test = real.test.values[_sample(len(real.test), kw["n_test_tstr"], s_real)]
     common = dict(lookback=preset.tstr_lookback, horizon=preset.tstr_horizon, seed=s_model, repeats=kw["repeats"],
                   epochs=kw["epochs"], n_test=None, include_volume=not volume_free)

@@ -50,3 +50,47 @@ def test_timegan_protocol_reports_abs_half_minus_accuracy(rng):
     assert res.score.mean > 0.4  # shifted by 2 sigma: accuracy ≈ 1
     assert res.runs[0].n_test == 80
     assert res.settings["classifier"].startswith("GRU(hidden=2)")
+
+
+def _stride1_spans(n: int, length: int, start: int = 0) -> np.ndarray:
+    t = np.arange(start, start + n, dtype=np.int64)
+    return np.stack([t, t + length - 1], 1)
+
+
+def test_time_blocks_keep_train_and_test_windows_apart():
+    from kronos_synth.metrics.discriminative import time_block_sides
+
+    real, other = _stride1_spans(1000, 35), _stride1_spans(600, 35, start=200)  # overlapping periods
+    far = _stride1_spans(500, 35, start=5000)  # a disjoint period gets blocks of its own
+    (sr, so, none, sf), k = time_block_sides([real, other, None, far], 10, np.random.default_rng(0))
+    assert none is None
+    assert k == 7  # (1034 bars) // (2 * 35) = 14 > 10 for the first cluster; 534 // 70 = 7 for the far one
+    for side in (sr, so, sf):
+        assert set(np.unique(side)) == {-1, 0, 1}
+        assert (side >= 0).mean() > 0.7  # only windows crossing a train/test boundary are dropped
+    # no bar of any test-side window lies inside any train-side window, across both overlapping sets
+    spans = np.concatenate([real, other])
+    sides = np.concatenate([sr, so])
+    train_bars = np.zeros(2000, bool)
+    for a, b in spans[sides == 0]:
+        train_bars[a:b + 1] = True
+    for a, b in spans[sides == 1]:
+        assert not train_bars[a:b + 1].any()
+    # too short a period for two blocks: no time split for that set
+    (short,), k = time_block_sides([_stride1_spans(40, 35)], 10, np.random.default_rng(0))
+    assert short is None and k < 2
+
+
+def test_discriminative_score_splits_timed_sets_by_time(rng):
+    from kronos_synth.metrics.discriminative import discriminative_score
+
+    real, fake = rng.normal(size=(400, 12, 3)), rng.normal(size=(400, 12, 3))
+    spans = _stride1_spans(400, 12)
+    timed = discriminative_score(real, fake, repeats=2, epochs=2, seed=0, real_time=spans, synthetic_time=spans)
+    plain = discriminative_score(real, fake, repeats=2, epochs=2, seed=0)
+    assert "by time" in timed.settings["split"] and "random" in plain.settings["split"]
+    # the dropped boundary windows and unequal block halves leave fewer than the random halves' 200 + 200
+    assert all(r.n_train < plain.runs[0].n_train for r in timed.runs)
+    assert plain.runs[0].n_train == 400
+    again = discriminative_score(real, fake, repeats=2, epochs=2, seed=0, real_time=spans, synthetic_time=spans)
+    assert [r.error for r in again.runs] == [r.error for r in timed.runs]  # seeded

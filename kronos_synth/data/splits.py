@@ -75,6 +75,11 @@ class Windows:
     def length(self) -> int:
         return int(self.values.shape[1])
 
+    @property
+    def spans(self) -> np.ndarray:
+        """(N, 2) int64 ns: first and last bar time of each window."""
+        return self.timestamps[:, [0, -1]].astype("int64").reshape(-1, 2)
+
     def take(self, index: np.ndarray) -> Windows:
         """A subset of windows (e.g. a seeded sample)."""
         index = np.asarray(index)

@@ -306,6 +306,14 @@ class SyntheticDataset:
                 "metrics need equal-length sequences")
         return df.loc[:, list(features)].to_numpy(dtype=np.float64).reshape(len(counts), counts[0], len(features))
 
+    def spans(self) -> np.ndarray | None:
+        """(n, 2) int64 ns: first and last generated bar time per sequence (sequence-id order); None
+        when the dataset has no timestamps."""
+        ts = self.generated().groupby("sequence_id", sort=True)["timestamp"].agg(["min", "max"])
+        if ts.isna().to_numpy().any():
+            return None
+        return ts.to_numpy(dtype="datetime64[ns]").astype("int64").reshape(-1, 2)
+
     def sequence_frames(self) -> Iterator[tuple[int, pd.DataFrame]]:
         for sid, g in self.generated().groupby("sequence_id", sort=True):
             yield int(sid), g

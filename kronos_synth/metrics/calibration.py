@@ -22,13 +22,6 @@ SHUFFLED = "shuffled bars"
 ROWS = (SYNTHETIC, TRAIN_PERIOD, DISJOINT_HALVES, SHUFFLED)
 
 
-def random_halves(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two disjoint random halves of the sequences."""
-    idx = np.random.default_rng(seed).permutation(len(x))
-    h = len(x) // 2
-    return x[idx[:h]], x[idx[h:2 * h]]
-
-
 def block_halves(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and second half in stored (time) order: overlapping stride-1 windows barely cross over."""
     h = len(x) // 2
@@ -37,29 +30,34 @@ def block_halves(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def discriminative_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_train: np.ndarray | None,
                          *, seed: int = 0, volume_free: bool | None = None, calibration: bool = True,
-                         **kwargs) -> dict[str, DiscriminativeResult]:
+                         real_test_time: np.ndarray | None = None, real_train_time: np.ndarray | None = None,
+                         synthetic_time: np.ndarray | None = None, **kwargs) -> dict[str, DiscriminativeResult]:
     """The discriminative score of the synthetic set and of the three calibration rows (raw bars in).
 
-    `kwargs` go to `discriminative_score` (protocol, n, repeats, epochs, …). A None set skips its row;
+    `*_time` are (n, 2) first/last bar times of each set's windows: with them the classifier's train and
+    test windows come from disjoint time blocks (`discriminative_score`). `kwargs` go to
+    `discriminative_score` (protocol, n, repeats, epochs, …). A None set skips its row;
     `calibration=False` computes the synthetic row only (a benchmark computes the others once).
     """
     sets = [x for x in (real_test, synthetic, real_train) if x is not None]
     if volume_free is None:
         volume_free = any(is_volume_free(x) for x in sets)
     cal_seed = repeat_seeds(seed, 1)[0]
-    a, b = random_halves(real_test, cal_seed)
+    ia, ib = np.array_split(np.random.default_rng(cal_seed).permutation(len(real_test))[:len(real_test) // 2 * 2], 2)
+    a, b = real_test[ia], real_test[ib]
+    ta, tb = (None, None) if real_test_time is None else (real_test_time[ia], real_test_time[ib])
     pairs = {
-        SYNTHETIC: (real_test, synthetic),
-        TRAIN_PERIOD: (real_test, real_train),
-        DISJOINT_HALVES: (a, b),
-        SHUFFLED: (a, shuffle_bars(b, np.random.default_rng(cal_seed))),
+        SYNTHETIC: (real_test, synthetic, real_test_time, synthetic_time),
+        TRAIN_PERIOD: (real_test, real_train, real_test_time, real_train_time),
+        DISJOINT_HALVES: (a, b, ta, tb),
+        SHUFFLED: (a, shuffle_bars(b, np.random.default_rng(cal_seed)), ta, tb),
     }
     out = {}
-    for name, (r, s) in pairs.items():
+    for name, (r, s, tr, ts) in pairs.items():
         if s is None or (not calibration and name != SYNTHETIC):
             continue
         fs = prepare_features(r, s, volume_free=volume_free)
-        out[name] = discriminative_score(fs.real, fs.synthetic, seed=seed, **kwargs)
+        out[name] = discriminative_score(fs.real, fs.synthetic, seed=seed, real_time=tr, synthetic_time=ts, **kwargs)
         out[name].settings["volume_free"] = volume_free
     return out
 

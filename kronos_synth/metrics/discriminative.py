@@ -18,6 +18,8 @@ from kronos_synth.metrics._nets import LastStateRNN, StepwiseRNN, fit_epochs, pr
 from kronos_synth.metrics.stats import Estimate, estimate, repeat_seeds, seeded_torch, torch_threads
 
 PROTOCOLS = ("paper", "timegan")
+#: how the paper protocol splits sets with times (recorded by the benchmark runner: a change reruns evaluations)
+SPLIT = "time-blocks-v1"
 
 
 @dataclass
@@ -57,6 +59,59 @@ class DiscriminativeResult:
                 "accuracy_synthetic": self.accuracy_synthetic.to_dict(),
                 "timegan_score": self.timegan_score.to_dict(), "runs": [asdict(r) for r in self.runs],
                 "settings": self.settings}
+
+
+def time_block_sides(spans: list[np.ndarray | None], n_blocks: int, rng: np.random.Generator
+                     ) -> tuple[list[np.ndarray | None], int]:
+    """Per-window side (0 = classifier train, 1 = test, -1 = dropped) from time blocks; one draw per call.
+
+    `spans` holds (n, 2) [first bar, last bar] times per set (None: the set has no times). Sets whose
+    periods overlap share one cutting of their joint period into equal blocks of at least twice the
+    longest window (at most `n_blocks`); a random half of the blocks is the train side. A window that
+    starts on one side and ends on the other is dropped, so no bar of a test window was seen in
+    training — overlapping stride-1 windows split at random leak (a test window is a one-bar shift of
+    a training window), which lets the classifier recognise the real period by heart.
+    Returns the sides (None where a set has no times or its period is too short for two blocks) and the
+    fewest blocks used.
+    """
+    arrs = [None if s is None else np.asarray(s, np.int64).reshape(-1, 2) for s in spans]
+    periods = sorted((int(a[:, 0].min()), int(a[:, 1].max()), i) for i, a in enumerate(arrs)
+                     if a is not None and len(a))
+    clusters: list[list[int]] = []  # set indices whose periods overlap (transitively)
+    reach = None
+    for lo, hi, i in periods:
+        if reach is None or lo > reach:
+            clusters.append([])
+            reach = hi
+        clusters[-1].append(i)
+        reach = max(reach, hi)
+    out: list[np.ndarray | None] = [None] * len(spans)
+    fewest = 0
+    for members in clusters:
+        lo = min(int(arrs[i][:, 0].min()) for i in members)
+        hi = max(int(arrs[i][:, 1].max()) for i in members) + 1
+        longest = max(int((arrs[i][:, 1] - arrs[i][:, 0]).max()) + 1 for i in members)
+        k = min(int(n_blocks), (hi - lo) // (2 * longest))
+        fewest = k if fewest == 0 else min(fewest, k)
+        if k < 2:
+            continue
+        edges = np.linspace(lo, hi, k + 1)
+        block_side = np.zeros(k, np.int64)
+        block_side[rng.permutation(k)[k // 2:]] = 1
+        for i in members:
+            b0 = np.clip(np.searchsorted(edges, arrs[i][:, 0], side="right") - 1, 0, k - 1)
+            b1 = np.clip(np.searchsorted(edges, arrs[i][:, 1], side="right") - 1, 0, k - 1)
+            out[i] = np.where(block_side[b0] == block_side[b1], block_side[b0], -1)
+    return out, fewest
+
+
+def _halves(side: np.ndarray | None, n_items: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices, shuffled: by time side when known, else random halves."""
+    if side is None:
+        p = rng.permutation(n_items)
+        h = n_items // 2
+        return p[:h], p[h:2 * h]
+    return rng.permutation(np.flatnonzero(side == 0)), rng.permutation(np.flatnonzero(side == 1))
 
 
 def _check(real: np.ndarray, synthetic: np.ndarray) -> None:
@@ -101,13 +156,17 @@ def _run(real_tr, syn_tr, real_te, syn_te, *, seed, cell, hidden, lr, batch_size
 
 def discriminative_score(real: np.ndarray, synthetic: np.ndarray, *, protocol: str = "paper",
                          n: int | None = None, repeats: int = 5, seed: int = 0, epochs: int = 20,
-                         iterations: int = 2000, threads: int | None = None,
-                         progress: bool = False) -> DiscriminativeResult:
+                         iterations: int = 2000, threads: int | None = None, progress: bool = False,
+                         real_time: np.ndarray | None = None, synthetic_time: np.ndarray | None = None,
+                         n_blocks: int = 10) -> DiscriminativeResult:
     """Train a real-vs-synthetic classifier `repeats` times; report the score with a 95 % t-interval.
 
     paper: each set is split into halves first (no sequence in train and test); n + n sequences from the
     first halves train, another n + n from the second halves test; LSTM(32) + linear on the last hidden
     state, BCE, Adam 5e-4, batch 64, `epochs` epochs. n defaults to the largest balanced size.
+    A set with times (`real_time`, `synthetic_time`: (n, 2) first/last bar times, e.g. int64 ns) is
+    halved by time blocks instead (`time_block_sides`, new blocks each repeat): windows cut at stride 1
+    from one period overlap, and a random split of them leaks.
     timegan: 80/20 split of each set, GRU with ⌊F/2⌋ units, `iterations` steps of batch 128 (+128), Adam 1e-3.
     """
     if protocol not in PROTOCOLS:
@@ -116,19 +175,22 @@ def discriminative_score(real: np.ndarray, synthetic: np.ndarray, *, protocol: s
     _check(real, synthetic)
     n_feat = real.shape[-1]
     runs = []
+    n_used_blocks = 0
     seeds = repeat_seeds(seed, repeats)
     with torch_threads(threads):
         for s in tqdm(seeds, desc=f"discriminative ({protocol})", disable=not progress, leave=False):
             rng = np.random.default_rng(s)
-            pr, ps = rng.permutation(len(real)), rng.permutation(len(synthetic))
             if protocol == "paper":
-                hr, hs = len(real) // 2, len(synthetic) // 2
-                m = min(hr, hs) if n is None else min(n, hr, hs)
+                (side_r, side_s), n_used_blocks = time_block_sides([real_time, synthetic_time], n_blocks, rng)
+                (r_tr, r_te), (s_tr, s_te) = _halves(side_r, len(real), rng), _halves(side_s, len(synthetic), rng)
+                m = min(len(r_tr), len(r_te), len(s_tr), len(s_te))
+                m = m if n is None else min(n, m)
                 if m < 2:
-                    raise ValueError("need at least 4 real and 4 synthetic sequences")
-                runs.append(_run(real[pr[:m]], synthetic[ps[:m]], real[pr[hr:hr + m]], synthetic[ps[hs:hs + m]],
+                    raise ValueError("need at least 4 real and 4 synthetic sequences (2 on each side of the split)")
+                runs.append(_run(real[r_tr[:m]], synthetic[s_tr[:m]], real[r_te[:m]], synthetic[s_te[:m]],
                                  seed=s, cell="lstm", hidden=32, lr=5e-4, batch_size=64, epochs=epochs))
             else:
+                pr, ps = rng.permutation(len(real)), rng.permutation(len(synthetic))
                 if n is not None:
                     pr, ps = pr[:n], ps[:n]
                 cr, cs = int(0.8 * len(pr)), int(0.8 * len(ps))
@@ -136,9 +198,19 @@ def discriminative_score(real: np.ndarray, synthetic: np.ndarray, *, protocol: s
                                  seed=s, cell="gru", hidden=max(1, n_feat // 2), lr=1e-3, batch_size=128,
                                  iterations=iterations))
     if protocol == "paper":
+        timed = [name for name, t in (("real", real_time), ("synthetic", synthetic_time)) if t is not None]
+        if timed and n_used_blocks >= 2:
+            split = (f"halves first — {', '.join(timed)} by time: {n_used_blocks} equal time blocks, a random half "
+                     "per repeat trains, windows crossing sides dropped"
+                     + ("; synthetic: random halves" if synthetic_time is None else "")
+                     + "; n+n train from the first halves, n+n test from the second")
+        else:
+            split = "halves first (random); n+n train from first halves, n+n test from second halves"
+            if timed:
+                split += " — the period is too short for time blocks"
         settings = {"protocol": "paper", "classifier": "LSTM(hidden=32) + linear on last hidden state",
                     "loss": "BCE", "optimizer": "Adam", "lr": 5e-4, "batch_size": 64, "epochs": epochs,
-                    "split": "halves first; n+n train from first halves, n+n test from second halves"}
+                    "split": split, "n_blocks": n_blocks}
     else:
         settings = {"protocol": "timegan", "classifier": f"GRU(hidden={max(1, n_feat // 2)}) + linear",
                     "loss": "BCE", "optimizer": "Adam", "lr": 1e-3, "batch_size": 128,

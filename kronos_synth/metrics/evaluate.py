@@ -164,7 +164,8 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
                  repeats: int = 5, n: int | None = None, seed: int = 0, protocol: str = "paper",
                  epochs: int | None = None, iterations: int | None = None, test_fraction: float = 0.2,
                  n_test_tstr: int = 3000, max_plot: int = 1000, tsne: bool = True, progress: bool = False,
-                 sources: dict[str, Any] | None = None, calibration: bool = True) -> EvaluationResult:
+                 sources: dict[str, Any] | None = None, calibration: bool = True,
+                 synthetic_time: np.ndarray | None = None) -> EvaluationResult:
     """Run the selected metric groups (`METRICS`) of the protocol; see EVALUATION.md.
 
     `n` caps the sequences drawn per set (real test windows and synthetic sequences, seeded, without
@@ -172,6 +173,8 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     the paper's 20 (discriminative and TSTR), `iterations` the TimeGAN protocol's 2000 / 5000.
     `calibration=False` skips the calibration rows (a benchmark over many generators computes them once;
     the real samples depend only on `seed` and `n`, so the rows stay comparable).
+    `synthetic_time`: (n, 2) first/last bar times of a bare array's sequences (a dataset brings its own):
+    the discriminative classifier's train and test windows then come from disjoint time blocks.
     """
     unknown = set(metrics) - set(METRICS)
     if unknown:
@@ -196,13 +199,19 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     volume_free = not real_has_volume
 
     s_real, s_syn, s_model = repeat_seeds(seed, 3)
-    syn = syn_all[_sample(len(syn_all), n, s_syn)]
+    syn_idx = _sample(len(syn_all), n, s_syn)
+    syn = syn_all[syn_idx]
+    syn_spans = synthetic.spans() if isinstance(synthetic, SyntheticDataset) else synthetic_time
+    if syn_spans is not None and len(syn_spans) != len(syn_all):
+        raise EvaluationInputError(f"synthetic_time has {len(syn_spans)} rows for {len(syn_all)} sequences")
     n_real = len(syn) if n is None else n
     test_idx = _sample(len(real.test), n_real, s_real)
     real_test = real.test.values[test_idx]
     real_train_all = real.train.values
     train_idx = _sample(len(real.train), n_real, s_real)
     real_train = real_train_all[train_idx]
+    times = {"real_test_time": real.test.spans[test_idx], "real_train_time": real.train.spans[train_idx],
+             "synthetic_time": None if syn_spans is None else np.asarray(syn_spans)[syn_idx]}
 
     settings = {
         "metrics": list(metrics), "protocol": protocol, "repeats": repeats, "seed": seed, "n_requested": n,
@@ -212,7 +221,8 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
         "sample_seeds": {"real": s_real, "synthetic": s_syn, "models": s_model}, "calibration": calibration,
         "features": list(FEATURES[:4] if volume_free else FEATURES), "volume_free": volume_free,
         "normalization": "per sequence: prices share one mean/std, log1p volume/amount z-scored, clip ±5",
-        "real_windows": "cut from the test period (stride 1), sampled without replacement",
+        "real_windows": "cut from the test period (stride 1), sampled without replacement; the discriminative "
+                        "classifier trains and tests on windows from disjoint time blocks",
         "preset": preset.to_dict(),
     }
     data = {
@@ -240,7 +250,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
         if iterations is not None:
             kw["iterations"] = iterations
         result.discriminative = discriminative_table(real_test, syn, real_train, volume_free=volume_free,
-                                                     calibration=calibration, **kw)
+                                                     calibration=calibration, **times, **kw)
         if protocol == "timegan":
             fs = prepare_features(real_test, syn, volume_free=volume_free)
             result.predictive = predictive_score(fs.real, fs.synthetic, repeats=repeats, seed=s_model,
