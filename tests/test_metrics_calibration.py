@@ -64,7 +64,7 @@ def test_time_blocks_keep_train_and_test_windows_apart():
     far = _stride1_spans(500, 35, start=5000)  # a disjoint period gets blocks of its own
     (sr, so, none, sf), k = time_block_sides([real, other, None, far], 10, np.random.default_rng(0))
     assert none is None
-    assert k == 7  # (1034 bars) // (2 * 35) = 14 > 10 for the first cluster; 534 // 70 = 7 for the far one
+    assert 2 <= k <= 10  # blocks of about equal window counts, each at least two windows (70 bars) long
     for side in (sr, so, sf):
         assert set(np.unique(side)) == {-1, 0, 1}
         assert (side >= 0).mean() > 0.7  # only windows crossing a train/test boundary are dropped

@@ -19,7 +19,7 @@ from kronos_synth.metrics.stats import Estimate, estimate, repeat_seeds, seeded_
 
 PROTOCOLS = ("paper", "timegan")
 #: how the paper protocol splits sets with times (recorded by the benchmark runner: a change reruns evaluations)
-SPLIT = "time-blocks-v1"
+SPLIT = "time-blocks-v2"
 
 
 @dataclass
@@ -61,16 +61,28 @@ class DiscriminativeResult:
                 "settings": self.settings}
 
 
+def _block_edges(starts: np.ndarray, lo: int, hi: int, n_blocks: int, min_len: int) -> np.ndarray:
+    """Edges of at most `n_blocks` blocks holding about equally many window starts, each ≥ `min_len` long."""
+    edges = [float(lo)]
+    for e in np.quantile(starts, np.linspace(0, 1, n_blocks + 1)[1:-1]):
+        if e - edges[-1] >= min_len:
+            edges.append(float(e))
+    while len(edges) > 1 and hi - edges[-1] < min_len:
+        edges.pop()
+    return np.array(edges + [float(hi)])
+
+
 def time_block_sides(spans: list[np.ndarray | None], n_blocks: int, rng: np.random.Generator
                      ) -> tuple[list[np.ndarray | None], int]:
     """Per-window side (0 = classifier train, 1 = test, -1 = dropped) from time blocks; one draw per call.
 
     `spans` holds (n, 2) [first bar, last bar] times per set (None: the set has no times). Sets whose
-    periods overlap share one cutting of their joint period into equal blocks of at least twice the
-    longest window (at most `n_blocks`); a random half of the blocks is the train side. A window that
-    starts on one side and ends on the other is dropped, so no bar of a test window was seen in
-    training — overlapping stride-1 windows split at random leak (a test window is a one-bar shift of
-    a training window), which lets the classifier recognise the real period by heart.
+    periods overlap share one cutting of their joint period into at most `n_blocks` blocks of about
+    equal window counts, each at least twice the longest window; a random half of the blocks (redrawn
+    until every set has ≥ 25 % of its windows on each side) is the train side. A window that starts on
+    one side and ends on the other is dropped, so no bar of a test window was seen in training —
+    overlapping stride-1 windows split at random leak (a test window is a one-bar shift of a training
+    window), which lets the classifier recognise the real period by heart.
     Returns the sides (None where a set has no times or its period is too short for two blocks) and the
     fewest blocks used.
     """
@@ -91,17 +103,21 @@ def time_block_sides(spans: list[np.ndarray | None], n_blocks: int, rng: np.rand
         lo = min(int(arrs[i][:, 0].min()) for i in members)
         hi = max(int(arrs[i][:, 1].max()) for i in members) + 1
         longest = max(int((arrs[i][:, 1] - arrs[i][:, 0]).max()) + 1 for i in members)
-        k = min(int(n_blocks), (hi - lo) // (2 * longest))
+        edges = _block_edges(np.concatenate([arrs[i][:, 0] for i in members]), lo, hi, n_blocks, 2 * longest)
+        k = len(edges) - 1
         fewest = k if fewest == 0 else min(fewest, k)
         if k < 2:
             continue
-        edges = np.linspace(lo, hi, k + 1)
-        block_side = np.zeros(k, np.int64)
-        block_side[rng.permutation(k)[k // 2:]] = 1
-        for i in members:
-            b0 = np.clip(np.searchsorted(edges, arrs[i][:, 0], side="right") - 1, 0, k - 1)
-            b1 = np.clip(np.searchsorted(edges, arrs[i][:, 1], side="right") - 1, 0, k - 1)
-            out[i] = np.where(block_side[b0] == block_side[b1], block_side[b0], -1)
+        where = {i: (np.clip(np.searchsorted(edges, arrs[i][:, 0], side="right") - 1, 0, k - 1),
+                     np.clip(np.searchsorted(edges, arrs[i][:, 1], side="right") - 1, 0, k - 1)) for i in members}
+        for _ in range(100):
+            block_side = np.zeros(k, np.int64)
+            block_side[rng.permutation(k)[k // 2:]] = 1
+            sides = {i: np.where(block_side[b0] == block_side[b1], block_side[b0], -1) for i, (b0, b1) in where.items()}
+            if all(min((v == 0).sum(), (v == 1).sum()) >= 0.25 * (v >= 0).sum() for v in sides.values()):
+                break
+        for i, v in sides.items():
+            out[i] = v
     return out, fewest
 
 
@@ -200,7 +216,7 @@ def discriminative_score(real: np.ndarray, synthetic: np.ndarray, *, protocol: s
     if protocol == "paper":
         timed = [name for name, t in (("real", real_time), ("synthetic", synthetic_time)) if t is not None]
         if timed and n_used_blocks >= 2:
-            split = (f"halves first — {', '.join(timed)} by time: {n_used_blocks} equal time blocks, a random half "
+            split = (f"halves first — {', '.join(timed)} by time: {n_used_blocks} time blocks, a random half "
                      "per repeat trains, windows crossing sides dropped"
                      + ("; synthetic: random halves" if synthetic_time is None else "")
                      + "; n+n train from the first halves, n+n test from the second")
