@@ -176,7 +176,8 @@ def tokenizer_stage(ctx: dict) -> dict:
                           steps=int(k["tokenizer_steps"]), batch_size=int(k["tokenizer_batch_size"]),
                           lr=float(k["tokenizer_lr"]), seed=stage_seed(proto["seed"], "tokenizer"),
                           eval_every=int(k["eval_every"]), patience=int(k["patience"]),
-                          representation=k["representation"], progress=False)
+                          representation=k["representation"], tail_weight=float(k.get("tokenizer_tail_weight", 0.0)),
+                          progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", representation=k["representation"],
                codebook_usage=res.extra.get("codebook_usage", {}).get("val"), **_training_data_summary(ctx, td))

@@ -610,9 +610,12 @@ def train() -> None:
               help="Input space: levels (the reference; released checkpoints) or geometry (returns, wicks, "
               "log volume, VWAP position; valid bars by construction) [default: the --init checkpoint's, "
               "else levels].")
+@click.option("--tail-weight", type=float, default=0.0, show_default=True,
+              help="Weigh each reconstruction error by 1 + w·x² (x: the normalised input) so rare large bars "
+              "keep their size through the tokenizer; 0 is the reference loss (docs/models.md, Tails).")
 def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed, batch_size,
                         lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, enc_layers,
-                        dec_layers, s1_bits, s2_bits, representation) -> None:
+                        dec_layers, s1_bits, s2_bits, representation, tail_weight) -> None:
     """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
 
     Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
@@ -635,7 +638,7 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
     res = train_tokenizer(list(data), out, freq=freq, lookback=lookback, horizon=horizon, init=init,
                           config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
                           lr=lr, seed=seed, eval_every=eval_every, patience=patience, progress=progress,
-                          representation=representation, phase_offsets=phase_offsets,
+                          representation=representation, phase_offsets=phase_offsets, tail_weight=tail_weight,
                           log=lambda line: click.echo(line, err=True),
                           command=sys.argv)
     click.echo(_train_summary(res, out))
