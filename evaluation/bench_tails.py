@@ -1,0 +1,69 @@
+"""How much of the real excess kurtosis survives a tokenizer round trip, before and after more training.
+
+    python -m evaluation.bench_tails eurusd-1h --tail-weight 2 --steps 300
+
+Reads a finished protocol run (evaluation/results/NAME/work/{real.pkl,tokenizer}); prints the excess
+kurtosis of close log returns of 2 000 test-period horizons: real, representation only (no tokenizer),
+the protocol's tokenizer, and (with --steps) that tokenizer fine-tuned `steps` more with `--tail-weight`
+(written to --out). docs/models.md ("Tail-weighted reconstruction") records the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from evaluation.protocol import load_protocol
+from evaluation.stages import eval_preset, lookback
+from kronos_synth.data.cleaning import clean_klines
+from kronos_synth.data.splits import extract_windows, split_by_time
+from kronos_synth.metrics.roundtrip import close_kurtosis, roundtrip_bars
+from kronos_synth.model.pretrained import read_sidecar
+from kronos_synth.model.representation import get_representation
+from kronos_synth.model.tokenizer import KronosTokenizer
+from kronos_synth.train import prepare_training_data, train_tokenizer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("protocol")
+    ap.add_argument("--tail-weight", type=float, default=0.0)
+    ap.add_argument("--steps", type=int, default=0, help="fine-tuning steps (0: only measure)")
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--out", default=None, help="folder of the fine-tuned tokenizer [/tmp/tails-NAME-W]")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    proto = load_protocol(args.protocol)
+    run = Path("evaluation/results", proto["name"], "work")
+    base = run / "tokenizer"
+    window, lb = int(proto["window"]), lookback(proto)
+    rep = get_representation(read_sidecar(base) or None)
+    frame = pd.read_pickle(run / "real.pkl")
+    test = split_by_time(clean_klines(frame, eval_preset(proto)).frame, test_fraction=0.2, gap=window)[1]
+    wins = extract_windows(test, lb + window).values
+    w = wins[np.sort(np.random.default_rng(0).choice(len(wins), min(args.n, len(wins)), replace=False))]
+    last = w[:, lb - 1, 3]
+
+    def kurt(tok) -> float:
+        return round(close_kurtosis(roundtrip_bars(tok, rep, w, lb), last), 2)
+
+    print(f"{proto['name']}: real {round(close_kurtosis(w[:, lb:], last), 2)}, representation only {kurt(None)}, "
+          f"protocol tokenizer {kurt(KronosTokenizer.from_pretrained(base).eval())}", flush=True)
+    if args.steps:
+        out = Path(args.out or f"/tmp/tails-{proto['name']}-{args.tail_weight:g}")
+        td = prepare_training_data([proto["data"]], freq=proto["freq"], lookback=lb, horizon=window,
+                                   test_fraction=0.2, representation=rep.to_dict(), max_val_windows=512)
+        t0 = time.perf_counter()
+        train_tokenizer(td, out, freq=proto["freq"], init=str(base), steps=args.steps, batch_size=64, lr=5e-5,
+                        seed=0, eval_every=args.steps, patience=4, tail_weight=args.tail_weight, progress=False)
+        print(f"+{args.steps} steps, tail weight {args.tail_weight:g} ({time.perf_counter() - t0:.0f} s): "
+              f"{kurt(KronosTokenizer.from_pretrained(out).eval())}")
+
+
+if __name__ == "__main__":
+    main()
