@@ -157,7 +157,8 @@ def _results(res: dict[str, dict], doc: Path, results: Path) -> list[str]:
     rows = (*GENERATORS, *CALIBRATION_ROWS)
     lines += ["## Table 1 — fidelity: discriminative error", "",
               "Test error of the LSTM real-vs-synthetic classifier: 0.5 = indistinguishable, 0 = trivially detected. "
-              "Calibration rows: `disjoint halves` must be ≈ 0.5, `shuffled bars` ≈ 0; `real (train period)` shows "
+              "The classifier trains and tests on windows from disjoint time blocks (no bar in both; "
+              "[protocol.md](protocol.md#3-fidelity-the-discriminative-score)). Calibration rows: `disjoint halves` must be ≈ 0.5, `shuffled bars` ≈ 0; `real (train period)` shows "
               "how far apart the two real periods already are.", ""]
     lines += _headline(res, "discriminative_error", rows)
     lines += ["## Table 2 — usefulness: TSTR", "",
