@@ -86,3 +86,20 @@ def test_same_seed_same_report_bytes(tmp_path):
         texts.append((open(files.json, "rb").read(), open(files.markdown, "rb").read(),
                       open(os.path.join(tmp_path / f"r{k}", "stylized_acf.png"), "rb").read()))
     assert texts[0] == texts[1]
+
+
+def test_discriminative_split_uses_the_times_of_both_sets(tmp_path):
+    syn = read_synthetic(_write_real_as_synthetic(tmp_path / "syn", n=120))
+    spans = syn.spans()
+    bars = syn.generated().sort_values(["sequence_id", "step"])
+    first = bars.groupby("sequence_id")["timestamp"].min().to_numpy().astype("int64")
+    assert spans.shape == (120, 2) and (spans[:, 0] == first).all() and (spans[:, 1] > spans[:, 0]).all()
+    res = evaluate_all(load_klines("sp500-daily"), syn, metrics=("discriminative",), n=120, repeats=1, epochs=1,
+                       calibration=False)
+    split = res.discriminative["synthetic"].settings["split"]
+    assert "real, synthetic by time" in split
+    # a bare array without times: the synthetic side falls back to random halves
+    res = evaluate_all(load_klines("sp500-daily"), syn.to_array(("open", "high", "low", "close", "volume", "amount")),
+                       freq="daily", metrics=("discriminative",), n=120, repeats=1, epochs=1, calibration=False)
+    assert "real by time" in res.discriminative["synthetic"].settings["split"]
+    assert "synthetic: random halves" in res.discriminative["synthetic"].settings["split"]
