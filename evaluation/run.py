@@ -121,10 +121,21 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     return out
 
 
+def _exit_with_parent(parent: int, every_s: float = 2.0) -> None:
+    """Stop this worker when the runner dies: a killed runner (SIGTERM, SIGKILL) leaves its pool workers
+    alive, and they would go on writing the stage they were running into the results folder."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
+
+
 def _worker_init() -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(1)  # metric nets and baselines: one thread each, two processes on two cores
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
 def _call(fn: Callable[..., dict], ctx: dict, params: dict) -> tuple[dict, float]:
