@@ -149,7 +149,7 @@ def test_failed_write_keeps_the_old_file(inputs, tmp_path):
 def _cli(*args, cwd):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "kronos_synth.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
+                          cwd=cwd, env=env, timeout=600)  # a guard against hangs; a loaded CI box can take minutes to import torch
 
 
 def test_cli_writes_and_reports_errors_in_one_line(inputs, tmp_path):
