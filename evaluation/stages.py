@@ -264,7 +264,7 @@ def roundtrip_stage(ctx: dict) -> dict:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, bars)
         # first/last bar time of each decoded horizon: the discriminative split's time blocks
-        np.save(path.with_name(f"{period}_time.npy"), windows.timestamps[pick][:, [lb, -1]].astype("int64"))
+        np.save(path.with_name(f"{period}_time.npy"), windows.spans(lb)[pick])
         out[period] = {"path": str(path), "n": int(len(pick)), "n_available": int(len(wins))}
     return out
 
@@ -376,7 +376,7 @@ def calibration_stage(ctx: dict) -> dict:
     real_test, real_train = real.test.values[test_idx], real.train.values[train_idx]
     disc = discriminative_table(real_test, None, real_train, seed=s_model, volume_free=volume_free,
                                 protocol="paper", repeats=kw["repeats"], epochs=kw["epochs"],
-                                real_test_time=real.test.spans[test_idx], real_train_time=real.train.spans[train_idx])
+                                real_test_time=real.test.spans()[test_idx], real_train_time=real.train.spans()[train_idx])
     tstr_test = real.test.values[_sample(len(real.test), kw["n_test_tstr"], s_real)]
     common = dict(lookback=preset.tstr_lookback, horizon=preset.tstr_horizon, seed=s_model, repeats=kw["repeats"],
                   epochs=kw["epochs"], n_test=None, include_volume=not volume_free)

@@ -75,10 +75,10 @@ class Windows:
     def length(self) -> int:
         return int(self.values.shape[1])
 
-    @property
-    def spans(self) -> np.ndarray:
-        """(N, 2) int64 ns: first and last bar time of each window."""
-        return self.timestamps[:, [0, -1]].astype("int64").reshape(-1, 2)
+    def spans(self, first: int = 0) -> np.ndarray:
+        """(N, 2) int64 ns: time of bar `first` (e.g. the lookback, for the horizon alone) and of the last bar
+        of each window."""
+        return self.timestamps[:, [first, -1]].astype("int64").reshape(-1, 2)
 
     def take(self, index: np.ndarray) -> Windows:
         """A subset of windows (e.g. a seeded sample)."""

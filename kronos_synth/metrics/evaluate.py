@@ -210,7 +210,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     real_train_all = real.train.values
     train_idx = _sample(len(real.train), n_real, s_real)
     real_train = real_train_all[train_idx]
-    times = {"real_test_time": real.test.spans[test_idx], "real_train_time": real.train.spans[train_idx],
+    times = {"real_test_time": real.test.spans()[test_idx], "real_train_time": real.train.spans()[train_idx],
              "synthetic_time": None if syn_spans is None else np.asarray(syn_spans)[syn_idx]}
 
     settings = {

@@ -143,14 +143,11 @@ def evaluate_roundtrip(tokenizer, representation, real_frame: pd.DataFrame, *, l
     result = EvaluationResult(settings, data)
     if m < n:
         result.notes.append(f"only {len(real.test)} real test windows exist: {m} round-tripped, {m} as reference")
-    def horizon_spans(w, idx):  # first/last bar time of the horizons: the time blocks of the classifier split
-        return w.timestamps[idx][:, [lookback, -1]].astype("int64")
-
     table = discriminative_table(real_ref, decoded, real_train, seed=s_model, volume_free=volume_free,
                                  calibration=calibration, protocol="paper", repeats=repeats, epochs=ep,
-                                 progress=progress, real_test_time=horizon_spans(real.test, ref_idx),
-                                 synthetic_time=horizon_spans(real.test, trip_idx),
-                                 real_train_time=horizon_spans(real.train, train_idx))
+                                 progress=progress, real_test_time=real.test.spans(lookback)[ref_idx],
+                                 synthetic_time=real.test.spans(lookback)[trip_idx],
+                                 real_train_time=real.train.spans(lookback)[train_idx])
     result.discriminative = {("tokenizer round trip" if k == "synthetic" else k): v for k, v in table.items()}
     result.validity = [bar_validity(decoded, label="tokenizer round trip (raw)"),
                        bar_validity(rep_only, label="representation only, no tokenizer (raw)"),
