@@ -115,6 +115,8 @@ def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | N
         raise ProtocolError(f"{path}: test_fraction must be 0.2 (Kronos generation splits its contexts at 0.2)")
     if proto["kronos"]["init"] not in ("embedded", "scratch"):
         raise ProtocolError(f"{path}: kronos.init must be 'embedded' or 'scratch', got {proto['kronos']['init']!r}")
+    if proto["kronos"].get("center_returns") and proto["kronos"]["representation"] != "geometry":
+        raise ProtocolError(f"{path}: kronos.center_returns needs representation = 'geometry'")
     if proto["kronos"]["init"] == "embedded":
         embedded = embedded_representation()
         if proto["kronos"]["representation"] != embedded:

@@ -77,6 +77,8 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
         kronos_train.update(train_data=k["train_data"], train_files_sha256=train_files_sha256 or {})
     if k.get("phase_offsets"):
         kronos_train["phase_offsets"] = True
+    if k.get("center_returns"):
+        kronos_train["center_returns"] = True
     out: list[Stage] = [Stage("data", st.data_stage, {"base": base}, outputs=("work/real.pkl",))]
     wants_model = KRONOS in gens or ROUNDTRIP in gens or sw.get("enabled")
     if wants_model:

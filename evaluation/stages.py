@@ -104,6 +104,13 @@ def _loop_summary(res) -> dict:
             "first_val_loss": next((h.get("val_loss") for h in r.history if h.get("val_loss") is not None), None)}
 
 
+def representation_spec(k: dict) -> str | dict:
+    """The protocol's representation for training: a name, or with `kronos.center_returns` a dict."""
+    if k.get("center_returns"):
+        return {"representation": k["representation"], "center_returns": True}
+    return k["representation"]
+
+
 def training_data(ctx: dict):
     """Train-period windows for Kronos (lookback + window + 1 bars), split at the protocol's test fraction;
     validation windows (test period, `kronos.val_windows` evenly spaced) drive early stopping.
@@ -116,7 +123,7 @@ def training_data(ctx: dict):
     k = proto["kronos"]
     td = prepare_training_data([ctx.get("train_source") or ctx["source"]], freq=proto["freq"],
                                lookback=lookback(proto), horizon=int(proto["window"]),
-                               test_fraction=float(proto["test_fraction"]), representation=k["representation"],
+                               test_fraction=float(proto["test_fraction"]), representation=representation_spec(k),
                                max_val_windows=int(k["val_windows"]), phase_offsets=bool(k.get("phase_offsets")))
     if ctx.get("train_source"):
         _check_train_period(ctx, td)
@@ -176,10 +183,11 @@ def tokenizer_stage(ctx: dict) -> dict:
                           steps=int(k["tokenizer_steps"]), batch_size=int(k["tokenizer_batch_size"]),
                           lr=float(k["tokenizer_lr"]), seed=stage_seed(proto["seed"], "tokenizer"),
                           eval_every=int(k["eval_every"]), patience=int(k["patience"]),
-                          representation=k["representation"], tail_weight=float(k.get("tokenizer_tail_weight", 0.0)),
+                          representation=representation_spec(k),
+                          tail_weight=float(k.get("tokenizer_tail_weight", 0.0)),
                           progress=False)
     out = _loop_summary(res)
-    out.update(init=init or "scratch (small config)", representation=k["representation"],
+    out.update(init=init or "scratch (small config)", representation=representation_spec(k),
                codebook_usage=res.extra.get("codebook_usage", {}).get("val"), **_training_data_summary(ctx, td))
     return out
 
@@ -198,7 +206,9 @@ def predictor_stage(ctx: dict) -> dict:
                           config=None if init else "small", steps=int(k["predictor_steps"]),
                           batch_size=int(k["predictor_batch_size"]), lr=float(k["predictor_lr"]),
                           seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]),
-                          patience=int(k["patience"]), progress=False)
+                          patience=int(k["patience"]), progress=False,
+                          teacher_forcing=bool(k.get("predictor_teacher_forcing", False)),
+                          s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)))
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", **_training_data_summary(ctx, td))
     return out

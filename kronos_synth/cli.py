@@ -613,9 +613,12 @@ def train() -> None:
 @click.option("--tail-weight", type=float, default=0.0, show_default=True,
               help="Weigh each reconstruction error by 1 + w·x² (x: the normalised input) so rare large bars "
               "keep their size through the tokenizer; 0 is the reference loss (docs/models.md, Tails).")
+@click.option("--center-returns/--no-center-returns", default=None,
+              help="geometry: scale gap/body around 0, not around the context's mean return, so generated "
+              "sequences do not carry the context's trend on [default: the --init checkpoint's, else no].")
 def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed, batch_size,
                         lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, enc_layers,
-                        dec_layers, s1_bits, s2_bits, representation, tail_weight) -> None:
+                        dec_layers, s1_bits, s2_bits, representation, tail_weight, center_returns) -> None:
     """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
 
     Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
@@ -639,7 +642,7 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
                           config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
                           lr=lr, seed=seed, eval_every=eval_every, patience=patience, progress=progress,
                           representation=representation, phase_offsets=phase_offsets, tail_weight=tail_weight,
-                          log=lambda line: click.echo(line, err=True),
+                          center_returns=center_returns, log=lambda line: click.echo(line, err=True),
                           command=sys.argv)
     click.echo(_train_summary(res, out))
 
@@ -654,9 +657,12 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
 @click.option("--dropout", type=float, default=None, help="ffn and residual dropout.")
 @click.option("--teacher-forcing", is_flag=True, help="Condition the s2 head on the true s1 (default: on an "
               "s1 sampled from the model, as the reference).")
+@click.option("--s2-lr-scale", type=float, default=1.0, show_default=True,
+              help="Learning-rate multiplier for the s2 head (its dependency layer and projection); with "
+              "--teacher-forcing, e.g. 10 when fine-tuning a model whose s2 head ignores s1.")
 def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed,
                     batch_size, lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, layers,
-                    dropout, teacher_forcing) -> None:
+                    dropout, teacher_forcing, s2_lr_scale) -> None:
     """Train a Kronos predictor on a frozen tokenizer; loss (CE_s1 + CE_s2) / 2 over all positions.
 
     OUT/kronos_synth.json records the tokenizer (relative path) and max_context, so
@@ -677,8 +683,8 @@ def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offse
     res = train_predictor(list(data), out, tokenizer=tokenizer, freq=freq, lookback=lookback, horizon=horizon,
                           init=init, config=config, overrides=overrides, steps=steps, epochs=epochs,
                           batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every, patience=patience,
-                          teacher_forcing=teacher_forcing, phase_offsets=phase_offsets, progress=progress,
-                          log=lambda line: click.echo(line, err=True), command=sys.argv)
+                          teacher_forcing=teacher_forcing, s2_lr_scale=s2_lr_scale, phase_offsets=phase_offsets,
+                          progress=progress, log=lambda line: click.echo(line, err=True), command=sys.argv)
     click.echo(_train_summary(res, out))
 
 

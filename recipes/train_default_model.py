@@ -25,7 +25,9 @@ from kronos_synth.train import train_predictor, train_tokenizer
 
 DATA = ["sp500-daily", "nasdaq-daily", "goog-daily"]
 TOKENIZER = dict(config="small", steps=600, batch_size=32, lr=1e-3, eval_every=50, patience=4)
-PREDICTOR = dict(config="small", steps=700, batch_size=32, lr=5e-4, eval_every=50, patience=4)
+# teacher forcing: the s2 head learns p(s2 | s1); trained on sampled siblings (the reference) it ignores s1
+# and sampled bars come out ~30 % too small (docs/models.md, "The s2 head")
+PREDICTOR = dict(config="small", steps=700, batch_size=32, lr=5e-4, eval_every=50, patience=4, teacher_forcing=True)
 SHIPPED = ("config.json", "model.safetensors", "kronos_synth.json", "training.json")
 
 

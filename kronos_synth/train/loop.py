@@ -48,6 +48,8 @@ class LoopConfig:
     eval_every: int = 100
     patience: int = 5  # evaluations without a new best before stopping; 0 = never stop early
     seed: int = 0
+    #: (parameter-name prefix, lr multiplier) pairs: those parameters train at lr × multiplier
+    lr_scale: tuple[tuple[str, float], ...] = ()
 
     def total_steps(self, n_train: int) -> int:
         if (self.steps is None) == (self.epochs is None):
@@ -131,6 +133,22 @@ def evaluate_batches(ws: WindowSet, batch_size: int,
     return {k: v / len(ws) for k, v in totals.items()}
 
 
+def param_groups(model: torch.nn.Module, cfg: LoopConfig) -> list[dict]:
+    """Trainable parameters as AdamW groups: one at `cfg.lr`, plus one per `cfg.lr_scale` prefix that
+    matches (first matching prefix wins). Without `lr_scale` a single group, as before."""
+    names = [name for name, _ in model.named_parameters()]
+    unused = [prefix for prefix, _ in cfg.lr_scale if not any(n.startswith(prefix) for n in names)]
+    if unused:
+        raise InputError(f"lr_scale: no parameter name starts with {', '.join(map(repr, unused))}")
+    buckets: dict[float, list[torch.nn.Parameter]] = {1.0: []}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        scale = next((float(m) for prefix, m in cfg.lr_scale if name.startswith(prefix)), 1.0)
+        buckets.setdefault(scale, []).append(p)
+    return [{"params": ps, "lr": cfg.lr * m} for m, ps in buckets.items() if ps]
+
+
 def run_loop(task: Task, train: WindowSet, val: WindowSet, cfg: LoopConfig, out: Path, *,
              run_fingerprint: str, stop_after: int | None = None, progress: bool | None = None,
              log: Callable[[str], None] = lambda line: None) -> LoopResult:
@@ -138,10 +156,11 @@ def run_loop(task: Task, train: WindowSet, val: WindowSet, cfg: LoopConfig, out:
     resumable state to `out/checkpoint-last/`. Reruns with the same fingerprint continue."""
     model = task.model
     total = cfg.total_steps(len(train))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start,
-                                                div_factor=cfg.div_factor)
+    groups = param_groups(model, cfg)
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total,
+                                                pct_start=cfg.pct_start, div_factor=cfg.div_factor)
     torch.manual_seed(cfg.seed)  # dropout
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # s1 sampling for the s2 head
     res = LoopResult(0, total, False, False, -1, math.inf)

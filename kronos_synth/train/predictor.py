@@ -31,6 +31,8 @@ from kronos_synth.train.tokenizer import TrainOutput, check_same_representation
 from kronos_synth.train.windows import TrainingData, WindowSet, prepare_training_data
 
 SCRATCH_LR, FINETUNE_LR = 5e-4, 1e-5
+#: parameters that only the s2 head uses (its dependency layer and projection)
+S2_HEAD = ("dep_layer.", "head.proj_s2.")
 
 
 def predictor_loss(model: Kronos, tok: KronosTokenizer, x: torch.Tensor, stamps: torch.Tensor, *,
@@ -109,6 +111,7 @@ def train_predictor(
     eval_every: int = 100,
     patience: int = 5,
     teacher_forcing: bool = False,
+    s2_lr_scale: float = 1.0,
     phase_offsets: bool = False,
     stop_after: int | None = None,
     progress: bool | None = None,
@@ -119,8 +122,12 @@ def train_predictor(
 
     Writes `out/` (best weights in reference format, kronos_synth.json naming the tokenizer by a
     relative path, max_context and representation, training.json) and `out/checkpoint-last/`.
-    `phase_offsets`: as in `train_tokenizer`.
+    `phase_offsets`: as in `train_tokenizer`. `s2_lr_scale` multiplies the learning rate of the s2 head
+    (`S2_HEAD`): a model whose s2 head learned to ignore s1 (trained on sampled siblings) relearns it
+    fast while the shared trunk keeps the small fine-tuning step (docs/models.md, "The s2 head").
     """
+    if not s2_lr_scale > 0:
+        raise InputError(f"--s2-lr-scale must be > 0, got {s2_lr_scale}")
     if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
         raise InputError("--init fine-tunes an existing model: size options (--config, --d-model, …) "
                          "cannot be combined with it")
@@ -157,7 +164,8 @@ def train_predictor(
     check_compatible(tok, model)
     max_context = max(td.lookback + td.horizon, _init_context(init) if init else 0)
     loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=3.0, seed=seed,
-                      eval_every=eval_every, patience=patience)
+                      eval_every=eval_every, patience=patience,
+                      lr_scale=tuple((prefix, float(s2_lr_scale)) for prefix in S2_HEAD) if s2_lr_scale != 1 else ())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok_ref = str(tok_folder.resolve()) if Path(tokenizer).is_dir() else tokenizer
@@ -173,7 +181,7 @@ def train_predictor(
     result = run_loop(task, td.train, td.val, loop, out, run_fingerprint=run_id, stop_after=stop_after,
                       progress=progress, log=log)
     extra = {"tokenizer": tokenizer, "tokenizer_sha256": tok_sha, "teacher_forcing": teacher_forcing,
-             "max_context": max_context}
+             "s2_lr_scale": s2_lr_scale, "max_context": max_context}
     path = write_training_json(out, kind="predictor", data=td, model_config=model.config, loop=loop,
                                result=result, init=init, extra=extra, command=command)
     return TrainOutput(out, result, model.config, path, extra)

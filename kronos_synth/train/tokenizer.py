@@ -7,6 +7,7 @@ halves is reported (reference Kronos: 97.7 % of s1 codes, 85.3 % of s2 codes).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from kronos_synth.data.errors import InputError
 from kronos_synth.model.hub import resolve_checkpoint
 from kronos_synth.model.pretrained import read_sidecar
-from kronos_synth.model.representation import Representation, get_representation
+from kronos_synth.model.representation import Geometry, Representation, get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
 from kronos_synth.train.configs import resolve_config
 from kronos_synth.train.loop import LoopConfig, LoopResult, evaluate_batches, fingerprint, run_loop
@@ -89,9 +90,16 @@ class TokenizerTask:
         write_sidecar(folder, self.sidecar)
 
 
+def _comparable(rep: Representation) -> dict:
+    return {k: v for k, v in rep.to_dict().items() if k != "center_returns"}
+
+
 def check_same_representation(init: str, init_rep: Representation, rep: Representation) -> None:
-    """Fine-tuning keeps the input space the `init` checkpoint learned (its kronos_synth.json, else levels)."""
-    if init_rep.to_dict() != rep.to_dict():
+    """Fine-tuning keeps the input space the `init` checkpoint learned (its kronos_synth.json, else levels).
+
+    `center_returns` may change: it only drops the shift of the gap/body z-scores by the context's mean
+    return/std (≈ 1/√lookback), so the fine-tune adapts to it like to a new market."""
+    if _comparable(init_rep) != _comparable(rep):
         raise InputError(f"--init {init} was trained in representation {init_rep.to_dict()} but this run uses "
                          f"{rep.to_dict()} — fine-tuning cannot change the representation; train from scratch "
                          "or pass the checkpoint's representation")
@@ -128,6 +136,7 @@ def train_tokenizer(
     representation: str | dict | Representation | None = None,
     phase_offsets: bool = False,
     tail_weight: float = 0.0,
+    center_returns: bool | None = None,
     stop_after: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
@@ -138,7 +147,8 @@ def train_tokenizer(
     Writes `out/` (best weights, reference format, + kronos_synth.json + training.json) and
     `out/checkpoint-last/` (resumable); rerunning the same call continues an unfinished run.
     `representation` (None → the `init` checkpoint's, else levels) is recorded in kronos_synth.json;
-    fine-tuning cannot change it. `phase_offsets`: sources finer than an intraday `freq` give train
+    fine-tuning cannot change it (except `center_returns`: True scales the gap/body around 0 instead of the
+    context's mean return — no trend carried on; geometry only; None keeps the chosen one). `phase_offsets`: sources finer than an intraday `freq` give train
     windows at every bin origin offset (`prepare_training_data`). `tail_weight` > 0 weighs the
     reconstruction error of large normalised values up (`tokenizer_loss`; train and validation loss).
     """
@@ -160,6 +170,10 @@ def train_tokenizer(
         rep = init_rep  # the name alone keeps the checkpoint's settings (clip, …)
     else:
         rep = get_representation(representation if representation is not None else init_rep)
+    if center_returns is not None and not isinstance(data, TrainingData):
+        if not isinstance(rep, Geometry):
+            raise InputError("--center-returns needs --representation geometry")
+        rep = dataclasses.replace(rep, center_returns=bool(center_returns))
     if init_rep is not None:
         check_same_representation(init, init_rep, rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
