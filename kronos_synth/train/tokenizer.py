@@ -170,9 +170,11 @@ def train_tokenizer(
         rep = init_rep  # the name alone keeps the checkpoint's settings (clip, …)
     else:
         rep = get_representation(representation if representation is not None else init_rep)
-    if center_returns is not None and not isinstance(data, TrainingData):
+    if center_returns is not None:
         if not isinstance(rep, Geometry):
             raise InputError("--center-returns needs --representation geometry")
+        if isinstance(data, TrainingData) and rep.center_returns != bool(center_returns):
+            raise InputError(f"the windows are prepared with center_returns={rep.center_returns}")
         rep = dataclasses.replace(rep, center_returns=bool(center_returns))
     if init_rep is not None:
         check_same_representation(init, init_rep, rep)
