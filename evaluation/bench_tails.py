@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluation.protocol import load_protocol
+from evaluation.protocol import load_protocol, resolve_data
 from evaluation.stages import eval_preset, lookback
 from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.splits import extract_windows, split_by_time
@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="fine-tuning steps (0: only measure)")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--out", default=None, help="folder of the fine-tuned tokenizer [/tmp/tails-NAME-W]")
+    ap.add_argument("--data-dir", default=None, help="folder of a folder protocol's files (e.g. crypto-15m)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     proto = load_protocol(args.protocol)
@@ -56,7 +57,10 @@ def main() -> None:
           f"protocol tokenizer {kurt(KronosTokenizer.from_pretrained(base).eval())}", flush=True)
     if args.steps:
         out = Path(args.out or f"/tmp/tails-{proto['name']}-{args.tail_weight:g}")
-        td = prepare_training_data([proto["data"]], freq=proto["freq"], lookback=lb, horizon=window,
+        source = resolve_data(proto, args.data_dir)
+        if source is None:
+            raise SystemExit(f"{proto['name']}: pass --data-dir with its {proto['data']} files")
+        td = prepare_training_data([source[0]], freq=proto["freq"], lookback=lb, horizon=window,
                                    test_fraction=0.2, representation=rep.to_dict(), max_val_windows=512)
         t0 = time.perf_counter()
         train_tokenizer(td, out, freq=proto["freq"], init=str(base), steps=args.steps, batch_size=64, lr=5e-5,
