@@ -207,6 +207,7 @@ def predictor_stage(ctx: dict) -> dict:
                           batch_size=int(k["predictor_batch_size"]), lr=float(k["predictor_lr"]),
                           seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]),
                           patience=int(k["patience"]), progress=False,
+                          # absent key: the reference loss, as the runs made before the key existed
                           teacher_forcing=bool(k.get("predictor_teacher_forcing", False)),
                           s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)))
     out = _loop_summary(res)

@@ -2,8 +2,9 @@
 
 Each window of lookback + horizon + 1 bars is tokenised; inputs are tokens[:-1] with their
 stamps, targets tokens[1:]; loss = (CE_s1 + CE_s2) / 2 over all positions. The s2 head is
-conditioned on an s1 sampled from the model's own s1 distribution (reference default) or, with
-`teacher_forcing`, on the true next s1.
+conditioned on the true next s1 (`teacher_forcing`, the default here) or, as the reference trains it,
+on an s1 sampled from the model's own s1 distribution — which teaches the head to ignore s1, and
+sampled bars then come out ~30 % too small (docs/models.md, "The s2 head").
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def train_predictor(
     seed: int = 0,
     eval_every: int = 100,
     patience: int = 5,
-    teacher_forcing: bool = False,
+    teacher_forcing: bool = True,
     s2_lr_scale: float = 1.0,
     phase_offsets: bool = False,
     stop_after: int | None = None,
