@@ -5,7 +5,8 @@
 Reads a finished protocol run (evaluation/results/NAME/work/{real.pkl,tokenizer}); prints the excess
 kurtosis of close log returns of 2 000 test-period horizons: real, representation only (no tokenizer),
 the protocol's tokenizer, and (with --steps) that tokenizer fine-tuned `steps` more with `--tail-weight`
-(written to --out). docs/models.md ("Tail-weighted reconstruction") records the results.
+(written to --out), or with --from-scratch a small tokenizer trained from scratch on the protocol's data.
+docs/models.md ("Tail-weighted reconstruction") records the results.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--out", default=None, help="folder of the fine-tuned tokenizer [/tmp/tails-NAME-W]")
     ap.add_argument("--data-dir", default=None, help="folder of a folder protocol's files (e.g. crypto-15m)")
+    ap.add_argument("--from-scratch", action="store_true",
+                    help="train a small-config tokenizer from scratch instead of fine-tuning the protocol's")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate [5e-5 fine-tune, 1e-3 from scratch]")
+    ap.add_argument("--bits", type=int, default=8, help="s1 and s2 bits (--from-scratch only)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     proto = load_protocol(args.protocol)
@@ -63,9 +68,14 @@ def main() -> None:
         td = prepare_training_data([source[0]], freq=proto["freq"], lookback=lb, horizon=window,
                                    test_fraction=0.2, representation=rep.to_dict(), max_val_windows=512)
         t0 = time.perf_counter()
-        train_tokenizer(td, out, freq=proto["freq"], init=str(base), steps=args.steps, batch_size=64, lr=5e-5,
-                        seed=0, eval_every=args.steps, patience=4, tail_weight=args.tail_weight, progress=False)
-        print(f"+{args.steps} steps, tail weight {args.tail_weight:g} ({time.perf_counter() - t0:.0f} s): "
+        start = dict(config="small", overrides={"s1_bits": args.bits, "s2_bits": args.bits}) if args.from_scratch \
+            else dict(init=str(base))
+        lr = args.lr or (1e-3 if args.from_scratch else 5e-5)
+        train_tokenizer(td, out, freq=proto["freq"], steps=args.steps, batch_size=64, lr=lr, seed=0,
+                        eval_every=args.steps, patience=4, tail_weight=args.tail_weight, progress=False, **start)
+        how = f"from scratch ({args.bits}+{args.bits} bits)" if args.from_scratch else "more"
+        print(f"{how}: {args.steps} steps, lr {lr:g}, tail weight {args.tail_weight:g} "
+              f"({time.perf_counter() - t0:.0f} s): "
               f"{kurt(KronosTokenizer.from_pretrained(out).eval())}")
 
 
