@@ -21,9 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluation.protocol import load_protocol
-from evaluation.stages import eval_preset, lookback
-from kronos_synth.data.cleaning import clean_klines
-from kronos_synth.data.splits import extract_windows, split_by_time
+from evaluation.stages import lookback, sample_period_windows
 from kronos_synth.model.kronos import Kronos
 from kronos_synth.model.normalize import time_features
 from kronos_synth.model.pretrained import read_sidecar
@@ -52,12 +50,9 @@ def main() -> None:
     proto = load_protocol(args.protocol)
     run = Path("evaluation/results", proto["name"])
     mdir = Path(args.model) if args.model else run / "work"
-    window, lb = int(proto["window"]), lookback(proto)
-    cleaned = clean_klines(pd.read_pickle(run / "work/real.pkl"), eval_preset(proto)).frame
-    train, _ = split_by_time(cleaned, test_fraction=float(proto["test_fraction"]), gap=window)
-    w = extract_windows(train, lb + window)
-    pick = np.sort(np.random.default_rng(0).choice(len(w), min(args.n, len(w)), replace=False))
-    x, stamps = w.values[pick], torch.from_numpy(time_features(w.timestamps[pick]))
+    lb = lookback(proto)
+    w = sample_period_windows(proto, pd.read_pickle(run / "work/real.pkl"), "train", args.n)
+    x, stamps = w.values, torch.from_numpy(time_features(w.timestamps))
     tok = KronosTokenizer.from_pretrained(mdir / "tokenizer").eval()
     model = Kronos.from_pretrained(mdir / "predictor" if (mdir / "predictor").is_dir() else mdir / "model").eval()
     rep = get_representation(read_sidecar(mdir / "tokenizer") or None)

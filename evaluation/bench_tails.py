@@ -15,14 +15,11 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from evaluation.protocol import load_protocol, resolve_data
-from evaluation.stages import eval_preset, lookback
-from kronos_synth.data.cleaning import clean_klines
-from kronos_synth.data.splits import extract_windows, split_by_time
+from evaluation.stages import lookback, sample_period_windows
 from kronos_synth.metrics.roundtrip import close_kurtosis, roundtrip_bars
 from kronos_synth.model.pretrained import read_sidecar
 from kronos_synth.model.representation import get_representation
@@ -49,10 +46,7 @@ def main() -> None:
     base = run / "tokenizer"
     window, lb = int(proto["window"]), lookback(proto)
     rep = get_representation(read_sidecar(base) or None)
-    frame = pd.read_pickle(run / "real.pkl")
-    test = split_by_time(clean_klines(frame, eval_preset(proto)).frame, test_fraction=0.2, gap=window)[1]
-    wins = extract_windows(test, lb + window).values
-    w = wins[np.sort(np.random.default_rng(0).choice(len(wins), min(args.n, len(wins)), replace=False))]
+    w = sample_period_windows(proto, pd.read_pickle(run / "real.pkl"), "test", args.n).values
     last = w[:, lb - 1, 3]
 
     def kurt(tok) -> float:

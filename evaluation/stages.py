@@ -43,6 +43,19 @@ def lookback(proto: dict) -> int:
     return int(proto.get("lookback") or get_preset(proto["freq"]).lookback)
 
 
+def sample_period_windows(proto: dict, frame, period: str, n: int, seed: int = 0):
+    """`n` seeded windows (lookback + window bars) of the protocol's train or test period, split as every
+    evaluation splits it (gap of one window); all of them when fewer exist. For the benchmark scripts."""
+    from kronos_synth.data.cleaning import clean_klines
+    from kronos_synth.data.splits import extract_windows, split_by_time
+
+    window = int(proto["window"])
+    train, test = split_by_time(clean_klines(frame, eval_preset(proto)).frame,
+                                test_fraction=float(proto["test_fraction"]), gap=window)
+    w = extract_windows({"train": train, "test": test}[period], lookback(proto) + window)
+    return w.take(np.sort(np.random.default_rng(seed).choice(len(w), min(n, len(w)), replace=False)))
+
+
 def real_frame(ctx: dict):
     """The real K-lines at the protocol's frequency (read once by the data stage, then from its pickle)."""
     import pandas as pd

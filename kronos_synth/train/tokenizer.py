@@ -147,9 +147,10 @@ def train_tokenizer(
     Writes `out/` (best weights, reference format, + kronos_synth.json + training.json) and
     `out/checkpoint-last/` (resumable); rerunning the same call continues an unfinished run.
     `representation` (None → the `init` checkpoint's, else levels) is recorded in kronos_synth.json;
-    fine-tuning cannot change it (except `center_returns`: True scales the gap/body around 0 instead of the
-    context's mean return — no trend carried on; geometry only; None keeps the chosen one). `phase_offsets`: sources finer than an intraday `freq` give train
-    windows at every bin origin offset (`prepare_training_data`). `tail_weight` > 0 weighs the
+    fine-tuning cannot change it, except `center_returns` (True scales the gap/body around 0 instead of the
+    context's mean return, so no trend is carried on; geometry only; None keeps the chosen one).
+    `phase_offsets`: sources finer than an intraday `freq` give train windows at every bin origin offset
+    (`prepare_training_data`). `tail_weight` > 0 weighs the
     reconstruction error of large normalised values up (`tokenizer_loss`; train and validation loss).
     """
     if tail_weight < 0:
