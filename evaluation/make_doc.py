@@ -233,15 +233,15 @@ def _results(res: dict[str, dict], doc: Path, results: Path) -> list[str]:
 
 def _settings_section(res: dict[str, dict]) -> list[str]:
     lines = ["## Settings", "", "Everything below is smaller than the papers' and the originals' settings, to fit "
-              "a 2-core CPU budget of about 15 minutes per protocol. The reductions, all in the protocol files:", "",
+              "a 2-core CPU budget (measured times: wall-time table). The reductions, all in the protocol files:", "",
               "- Discriminative score: n ≤ 1 000 per class for training and as many for testing (paper: 3 000), "
-              "3 repeats (protocol default 5), 20 epochs as in the paper. When the test period holds fewer "
+              "the repeats of the settings table (paper: 5), 20 epochs as in the paper. When the test period holds fewer "
               "windows (sp500/nasdaq ≈ 970, goog ≈ 400, eurusd ≈ 930), all are used and the classes shrink to half "
               "of that; the report's `n train` column gives the count.",
-              "- TSTR: trained on ≤ 2 000 sequences (paper: 6 000), 3 repeats; tested on ≤ 3 000 real test windows "
+              "- TSTR: trained on ≤ 2 000 sequences (paper: 6 000), same repeats; tested on ≤ 3 000 real test windows "
               "(crypto: ≤ 2 000).",
               "- Kronos: a short fine-tune of the embedded default model (small config, 4 layers, d_model 128) "
-              "— a few hundred steps — not the paper's pre-trained Kronos-small/base/large. 6 000 sequences are "
+              "— 150 to 1 600 steps, settings table — not the paper's pre-trained Kronos-small/base/large. 6 000 sequences are "
               "generated, of which the evaluation samples its n. The training API validates on the test period "
               "for early stopping and best-checkpoint selection, so the test period informs model selection "
               "(not the weights' gradients).",
