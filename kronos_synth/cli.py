@@ -537,6 +537,56 @@ def augment(real: str, synthetic: str, ratio: float, out: str, fmt: str | None, 
     click.echo(f"wrote {len(aug.frame)} rows to {out}: {aug.summary()}")
 
 
+# --- corpus -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def corpus() -> None:
+    """Pretraining corpora: many instruments and bar sizes, cleaned, split and windowed."""
+
+
+@corpus.command("build")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output corpus folder.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Last share of each instrument's bars kept for validation (held-out periods).")
+@click.option("--holdout-fraction", type=float, default=0.1, show_default=True,
+              help="Share of instruments held out whole (seeded hash of the name) for zero-shot validation.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the instrument hold-out hash.")
+@click.option("--freqs", default="5min,15min,30min,1h,4h,daily", show_default=True,
+              help="Bar sizes to keep (comma-separated presets); files at other sizes are skipped and listed.")
+@click.option("--embargo", multiple=True, metavar="PATTERN@START..END",
+              help="Drop the bars of instruments matching PATTERN in a period (e.g. benchmark test periods); "
+              "repeatable.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def corpus_build(sources: tuple[str, ...], out: str, val_fraction: float, holdout_fraction: float, seed: int,
+                 freqs: str, embargo: tuple[str, ...], progress: bool | None) -> None:
+    """Build a pretraining corpus from folders of K-line files (CSV, TSV, Parquet, Feather).
+
+    SOURCES are folders (searched recursively) or files, optionally as GROUP=PATH to name the asset
+    class used to balance training (default: the first sub-folder under the source, else its name).
+    OUT gets manifest.json (sources, sha256, bar counts, cleaning, split per file) and memory-mappable
+    window arrays that `train tokenizer/model --corpus` stream.
+
+    \b
+    Example:
+      kronos-synth corpus build crypto=binance/ markets/ --out corpus/ --embargo 'EURUSD@2018-01-01..2018-12-31'
+    """
+    from kronos_synth.data.corpus import CorpusConfig, Embargo, build_corpus
+
+    config = CorpusConfig(val_fraction=val_fraction, holdout_fraction=holdout_fraction, seed=seed,
+                          freqs=tuple(f.strip() for f in freqs.split(",") if f.strip()),
+                          embargo=tuple(Embargo.parse(e) for e in embargo))
+    manifest = build_corpus(list(sources), out, config, progress=progress)
+    totals = {s: (sum(v["rows"] for v in a.values()), sum(v["windows"] for v in a.values()))
+              for s, a in manifest["arrays"].items()}
+    n_hold = sum(1 for v in manifest["instruments"].values() if v["split"] == "holdout")
+    click.echo(f"{out}: {len(manifest['files'])} files, {len(manifest['instruments'])} instruments "
+               f"({n_hold} held out), {len(manifest['skipped'])} files skipped (listed in manifest.json)")
+    for split, (rows, windows) in totals.items():
+        click.echo(f"  {split}: {rows} bars, {windows} windows")
+
+
 # --- train ------------------------------------------------------------------------------------
 
 

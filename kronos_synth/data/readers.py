@@ -1,4 +1,4 @@
-"""Read K-line files (CSV, CSV.gz, Parquet) into the canonical, validated K-line frame.
+"""Read K-line files (CSV, TSV, CSV.gz, Parquet, Feather) into the canonical, validated K-line frame.
 
 Canonical frame: `symbol, timestamps, open, high, low, close, volume, amount`, sorted by symbol
 then time (file order is kept within a symbol: unsorted time is an error, not something we fix).
@@ -7,6 +7,7 @@ then time (file order is kept within a symbol: unsorted time is an error, not so
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 import zipfile
 
@@ -37,12 +38,39 @@ __all__ = [
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
+_FEATHER_SUFFIXES = (".feather",)
+KLINE_SUFFIXES = _CSV_SUFFIXES + _PARQUET_SUFFIXES + _FEATHER_SUFFIXES
+
+
+#: column order of headerless K-line exports (MetaTrader, many vendors): time, O, H, L, C[, volume[, amount]]
+HEADERLESS_COLUMNS = ("timestamps", "open", "high", "low", "close", "volume", "amount")
+
+
+def _csv_layout(path: str) -> tuple[str, bool]:
+    """(separator, has_header). Tab for .tsv files and for files whose first line has tabs but no commas
+    (MetaTrader exports); no header when the first line is a bar: a date followed by 4 to 6 numbers."""
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            first = f.readline().strip()
+    except OSError:
+        return ",", True
+    sep = "\t" if path.lower().endswith(".tsv") or ("\t" in first and "," not in first) else ","
+    cells = [c.strip() for c in first.split(sep)]
+    if not 5 <= len(cells) <= len(HEADERLESS_COLUMNS):
+        return sep, True
+    try:
+        [float(c) for c in cells[1:]]
+        pd.Timestamp(cells[0])
+    except ValueError:
+        return sep, True
+    return sep, False
 
 
 def file_stem(path: str) -> str:
     """File name without folder and K-line suffix: `data/BTCUSDT_15m.csv.gz` → `BTCUSDT_15m`."""
     name = os.path.basename(path)
-    for suffix in sorted(_CSV_SUFFIXES + _PARQUET_SUFFIXES, key=len, reverse=True):
+    for suffix in sorted(KLINE_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return os.path.splitext(name)[0]
@@ -64,20 +92,26 @@ def _read_raw(path: str) -> pd.DataFrame:
                 # A frame saved with a DatetimeIndex keeps its dates in the index.
                 raw = raw.reset_index()
             return raw
+        if lower.endswith(_FEATHER_SUFFIXES):
+            return pd.read_feather(path)
         if lower.endswith(_CSV_SUFFIXES):
-            sep = "\t" if lower.endswith(".tsv") else ","
-            return pd.read_csv(path, sep=sep)
+            sep, header = _csv_layout(path)
+            if header:
+                return pd.read_csv(path, sep=sep)
+            raw = pd.read_csv(path, sep=sep, header=None)
+            return raw.set_axis(list(HEADERLESS_COLUMNS[: raw.shape[1]]), axis=1)
     except pd.errors.EmptyDataError:
         raise KlineDataError("file is empty", file=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, zipfile.BadZipFile) as e:
-        kind = "Parquet" if lower.endswith(_PARQUET_SUFFIXES) else "CSV"
+        kind = ("Parquet" if lower.endswith(_PARQUET_SUFFIXES) else
+                "Feather" if lower.endswith(_FEATHER_SUFFIXES) else "CSV")
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise KlineDataError(f"cannot read as {kind}: {first}", file=path, hint="is the file corrupt?") from None
     except Exception as e:  # pyarrow raises its own types (ArrowInvalid, …)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise KlineDataError(f"cannot read file: {first}", file=path, hint="is the file corrupt?") from None
     raise KlineDataError(
-        "unknown file type", file=path, hint="use .csv, .csv.gz or .parquet"
+        "unknown file type", file=path, hint="use .csv, .tsv, .csv.gz, .parquet or .feather"
     )
 
 
@@ -247,7 +281,7 @@ def inspect_klines(path: str, *, strict: bool = False) -> tuple[pd.DataFrame, li
 
 
 def read_klines(path: str, *, strict: bool = False) -> pd.DataFrame:
-    """Read one K-line file (CSV, CSV.gz, Parquet) or a glob of them into a validated K-line frame.
+    """Read one K-line file (CSV, TSV, CSV.gz, Parquet, Feather) or a glob of them into a validated K-line frame.
 
     A file without a `symbol` column gets symbol = file stem. Bad input raises `KlineDataError`
     naming file, column and first offending row.

@@ -118,19 +118,28 @@ def deterministic() -> Iterator[None]:
 
 
 def _tensors(ws: WindowSet, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x, stamps = ws.batch(index)
+    return _as_tensors(*ws.batch(index))
+
+
+def _as_tensors(x: np.ndarray, stamps: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(stamps))
 
 
 def evaluate_batches(ws: WindowSet, batch_size: int,
                      fn: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]) -> dict[str, float]:
-    """Mean of per-batch metrics over all windows of `ws`, in order, weighted by batch size."""
-    totals: dict[str, float] = {}
-    for a in range(0, len(ws), batch_size):
-        idx = np.arange(a, min(a + batch_size, len(ws)))
-        for k, v in fn(*_tensors(ws, idx)).items():
-            totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
-    return {k: v / len(ws) for k, v in totals.items()}
+    """Mean of per-batch metrics over all windows of `ws`, in order, weighted by batch size; a mixture of
+    bar sizes (`ws.groups()`) weighs each bar size equally."""
+    means = []
+    for part in ws.groups():
+        totals: dict[str, float] = {}
+        for a in range(0, len(part), batch_size):
+            idx = np.arange(a, min(a + batch_size, len(part)))
+            for k, v in fn(*_tensors(part, idx)).items():
+                totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
+        means.append({k: v / len(part) for k, v in totals.items()})
+    if len(means) == 1:
+        return means[0]
+    return {k: float(np.mean([m[k] for m in means])) for k in means[0]}
 
 
 def param_groups(model: torch.nn.Module, cfg: LoopConfig) -> list[dict]:
@@ -230,7 +239,7 @@ def run_loop(task: Task, train: WindowSet, val: WindowSet, cfg: LoopConfig, out:
                     save_last(False)
                     bar.close()
                     return res
-                x, stamps = _tensors(train, batch_indices(cfg.seed, res.steps_done, len(train), cfg.batch_size))
+                x, stamps = _as_tensors(*train.draw(cfg.seed, res.steps_done, cfg.batch_size))
                 loss, _ = task.loss(x, stamps, gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -170,8 +170,7 @@ def train_predictor(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok_ref = str(tok_folder.resolve()) if Path(tokenizer).is_dir() else tokenizer
-    sidecar = {"kind": "predictor", **rep.to_dict(), "max_context": max_context,
-               "freq": td.freq, "lookback": td.lookback, "horizon": td.horizon}
+    sidecar = {"kind": "predictor", **rep.to_dict(), "max_context": max_context, **td.sidecar_window()}
     from kronos_synth.model.pretrained import weights_sha256
 
     tok_sha = weights_sha256(tok_folder)

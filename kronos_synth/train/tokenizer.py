@@ -54,14 +54,16 @@ def codebook_usage(tok: KronosTokenizer, ws: WindowSet, batch_size: int = 256,
                    max_windows: int = 2048) -> dict[str, float]:
     """Share of the 2^bits codes that occur, and perplexity / vocabulary, for s1 and s2 separately,
     over (up to `max_windows` evenly spaced) windows of `ws`."""
-    n = len(ws)
-    index = np.unique(np.linspace(0, n - 1, min(n, max_windows)).round().astype(np.int64))
     ids: dict[str, list[np.ndarray]] = {"s1": [], "s2": []}
-    for a in range(0, len(index), batch_size):
-        x, _ = ws.batch(index[a:a + batch_size])
-        s1, s2 = tok.encode(torch.from_numpy(x), half=True)
-        ids["s1"].append(s1.numpy().ravel())
-        ids["s2"].append(s2.numpy().ravel())
+    parts = list(ws.groups())  # a mixture of bar sizes: the windows are shared out evenly
+    for part in parts:
+        n = len(part)
+        index = np.unique(np.linspace(0, n - 1, min(n, max_windows // len(parts))).round().astype(np.int64))
+        for a in range(0, len(index), batch_size):
+            x, _ = part.batch(index[a:a + batch_size])
+            s1, s2 = tok.encode(torch.from_numpy(x), half=True)
+            ids["s1"].append(s1.numpy().ravel())
+            ids["s2"].append(s2.numpy().ravel())
     out: dict[str, float] = {"tokens": float(sum(len(v) for v in ids["s1"]))}
     for half, bits in (("s1", tok.s1_bits), ("s2", tok.s2_bits)):
         counts = np.bincount(np.concatenate(ids[half]), minlength=2 ** bits)
@@ -203,8 +205,7 @@ def train_tokenizer(
     objective = {"tail_weight": float(tail_weight)} if tail_weight else {}  # absent: fingerprints stay as they were
     run_id = fingerprint({"kind": "tokenizer", "config": tok.config, "init": init, "loop": loop,
                           "data": td.describe(), **objective})
-    task = TokenizerTask(tok, {"kind": "tokenizer", **rep.to_dict(), "freq": td.freq, "lookback": td.lookback,
-                               "horizon": td.horizon}, float(tail_weight))
+    task = TokenizerTask(tok, {"kind": "tokenizer", **rep.to_dict(), **td.sidecar_window()}, float(tail_weight))
     result = run_loop(task, td.train, td.val, loop, out, run_fingerprint=run_id, stop_after=stop_after,
                       progress=progress, log=log)
     extra: dict[str, Any] = dict(objective)

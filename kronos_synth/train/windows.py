@@ -19,7 +19,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +53,16 @@ class WindowSet:
         """Windows `index` → (x (B, T, d_in) float32, stamps (B, T, 5) float32)."""
         idx = self.starts[np.asarray(index)][:, None] + np.arange(self.length)[None, :]
         return self.representation.encode(self.rows[idx], self.lookback), self.stamps[idx]
+
+    def groups(self) -> Iterator[WindowSet]:
+        """Sets of windows of one length (a mixture of bar sizes has several; this has one)."""
+        yield self
+
+    def draw(self, seed: int, step: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The train batch of global step `step`: epoch-wise seeded permutations (pure in its arguments)."""
+        from kronos_synth.train.loop import batch_indices
+
+        return self.batch(batch_indices(seed, step, len(self), batch_size))
 
 
 @dataclass
@@ -88,6 +98,10 @@ class TrainingData:
     def window(self) -> int:
         """Bars per training window: lookback + horizon + 1 (inputs [:-1], targets [1:])."""
         return self.lookback + self.horizon + 1
+
+    def sidecar_window(self) -> dict:
+        """What a checkpoint's kronos_synth.json records of the data's bar size and window."""
+        return {"freq": self.freq, "lookback": self.lookback, "horizon": self.horizon}
 
     def describe(self) -> dict:
         out = {"freq": self.freq, "lookback": self.lookback, "horizon": self.horizon, "window": self.window,

@@ -1,0 +1,177 @@
+"""Pretrain Kronos on a multi-market corpus on the CPU: the embedded default model's recipe.
+
+    python recipes/pretrain.py corpus                      # fetch the MIT sources, build corpus/ (≈ 1 min + download)
+    python recipes/pretrain.py tokenizer                   # ≈ 7 min on one thread
+    python recipes/pretrain.py predictor --size small      # sizes: small (0.9 M), medium (3.1 M), large (7.5 M)
+    python recipes/pretrain.py holdout --size small        # validation loss on held-out periods and instruments
+    python recipes/pretrain.py install --size small        # copy tokenizer + predictor into the package
+
+Sources (MIT licence, public GitHub repositories, taken at fixed commits; see docs/models.md):
+- imsatoshi/GeneTrader: 136 Binance spot USDT pairs at 5m/15m/1h/4h/1d, 2024-01 → 2024-09;
+- TheSnowGuru/Stocks-Futures-Financial-Time-series-Tick-Bar-Data: 42 FX, commodity, index, crypto and
+  stock series at 15m/30m/1h/4h/daily, 2007–2023.
+`corpus` clones each repository into --src (needs the network once; `--mirror DIR` uses existing git
+directories instead), extracts the files at the pinned commit with `git archive`, and runs
+`kronos-synth corpus build` with the embargo below. The benchmark protocols' test periods are kept out:
+the S&P 500, NASDAQ 100 and Dow index bars from the start of the gap before the sp500/nasdaq-daily test
+period to its end, and EURUSD over the eurusd-1h test period (the crypto-15m test period, 2025, lies after
+the corpus). Everything is seeded; one CPU thread gives bit-identical weights for the same torch build, and
+a killed stage continues where it stopped when rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SOURCES = [
+    # (group or "", repository, commit, path inside the repository)
+    ("crypto", "imsatoshi/GeneTrader", "2b5dfc6e2077ef65b086376b2b536dad121c36cd", "user_data/data/binance"),
+    ("", "TheSnowGuru/Stocks-Futures-Financial-Time-series-Tick-Bar-Data",
+     "5fa48d39fd20858d6591db25e6eeee5de45ce6fd", "."),
+]
+EMBARGO = [
+    "USA500IDXUSD@2014-06-26..2018-12-31",   # sp500-daily: gap + test period
+    "USATECHIDXUSD@2014-06-26..2018-12-31",  # nasdaq-daily (NASDAQ 100 beside the Composite)
+    "USA30IDXUSD@2014-06-26..2018-12-31",    # the Dow, same US large caps
+    "EURUSD@2017-11-29..2018-02-07",         # eurusd-1h: gap + test period
+]
+REPRESENTATION = {"representation": "geometry", "center_returns": True}
+TOKENIZER = dict(config="small", steps=1000, batch_size=64, lr=1e-3, eval_every=100, patience=0, tail_weight=2.0)
+#: predictor sizes of the scaling comparison; steps give each about the same wall time on one thread (≈ 25 min)
+SIZES = {
+    "small": (dict(), 2400, 200),  # overrides of the small preset, steps, eval_every
+    "medium": (dict(n_layers=6, d_model=192, n_heads=6, ff_dim=512), 800, 100),
+    "large": (dict(n_layers=8, d_model=256, n_heads=8, ff_dim=768), 400, 50),
+}
+PREDICTOR = dict(batch_size=32, lr=5e-4, patience=0, teacher_forcing=True)
+MAX_VAL_WINDOWS = 128  # per bar size, evenly spaced
+SHIPPED = ("config.json", "model.safetensors", "kronos_synth.json", "training.json")
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def fetch_sources(src: Path, mirror: list[str]) -> list[str]:
+    """Extract each pinned source into src/NAME; returns the `corpus build` source arguments."""
+    args = []
+    for group, repo, commit, path in SOURCES:
+        name = repo.split("/")[1]
+        dest = src / name
+        if not (dest / ".complete").is_file():
+            gitdir = next((m for m in mirror if repo.replace("/", "+") in m or m.rstrip("/").endswith(name)), None)
+            if gitdir is None:
+                gitdir = str(src / f"{name}.git")
+                if not Path(gitdir).is_dir():
+                    subprocess.run(["git", "clone", "--bare", f"https://github.com/{repo}", gitdir], check=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir(parents=True)
+            # blobs absent from a snapshot (files stored with Git LFS upstream) are skipped, not fatal
+            listing = subprocess.run(["git", "-C", gitdir, "ls-tree", "-r", "-l", commit, "--", path],
+                                     check=True, capture_output=True, text=True).stdout.splitlines()
+            present = [ln.split("\t", 1)[1] for ln in listing
+                       if subprocess.run(["git", "-C", gitdir, "cat-file", "-e", ln.split()[2]]).returncode == 0]
+            archive = subprocess.run(["git", "-C", gitdir, "archive", commit, "--", *present], check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+            (dest / ".complete").write_text(f"{repo}@{commit}\n")
+            log(f"{repo}@{commit[:10]}: {len(present)} of {len(listing)} files extracted into {dest}")
+        folder = dest / path if path != "." else dest
+        args.append(f"{group}={folder}" if group else str(folder))
+    return args
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=["corpus", "tokenizer", "predictor", "holdout", "install"])
+    ap.add_argument("--size", choices=sorted(SIZES), default="small")
+    ap.add_argument("--corpus", default="corpus", help="Corpus folder (built by the `corpus` stage).")
+    ap.add_argument("--src", default="corpus-src", help="Where the sources are extracted (`corpus` stage).")
+    ap.add_argument("--mirror", action="append", default=[], help="Existing (bare) git directory of a source.")
+    ap.add_argument("--work", default="runs/pretrain", help="Training folders (resumable).")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    work = Path(args.work)
+    command = [sys.executable, *sys.argv]
+    if args.stage == "corpus":
+        sources = fetch_sources(Path(args.src), args.mirror)
+        cmd = ["kronos-synth", "corpus", "build", *sources, "--out", args.corpus, "--no-progress"]
+        cmd += [a for e in EMBARGO for a in ("--embargo", e)]
+        log("+ " + " ".join(cmd))
+        subprocess.run(cmd, check=True)
+        return
+
+    from kronos_synth.train import train_predictor, train_tokenizer
+    from kronos_synth.train.corpus import load_corpus
+
+    td = load_corpus(args.corpus, representation=REPRESENTATION, max_val_windows=MAX_VAL_WINDOWS)
+    if args.stage == "tokenizer":
+        out = train_tokenizer(td, work / "tokenizer", seed=args.seed, log=log, command=command, **TOKENIZER)
+        log(f"tokenizer: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
+            f"{out.result.wall_time_s:.0f} s")
+        return
+    overrides, steps, eval_every = SIZES[args.size]
+    folder = work / f"predictor-{args.size}"
+    if args.stage == "predictor":
+        out = train_predictor(td, folder, tokenizer=str(work / "tokenizer"), config="small", overrides=overrides,
+                              steps=steps, eval_every=eval_every, seed=args.seed, log=log, command=command,
+                              **PREDICTOR)
+        log(f"predictor {args.size}: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
+            f"{out.result.wall_time_s:.0f} s")
+    elif args.stage == "holdout":
+        print(json.dumps(held_out_losses(td, folder), indent=1))
+    elif args.stage == "install":
+        from kronos_synth.model.pretrained import default_model_dir
+
+        for part, src in (("tokenizer", work / "tokenizer"), ("model", folder)):
+            dest = default_model_dir() / part
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in SHIPPED:
+                shutil.copy2(src / name, dest / name)
+                (dest / name).chmod(0o644)  # safetensors writes 0600; package data is world-readable
+        sidecar = default_model_dir() / "model" / "kronos_synth.json"
+        side = json.loads(sidecar.read_text())
+        side["tokenizer"] = "../tokenizer"
+        sidecar.write_text(json.dumps(side, indent=2, sort_keys=True) + "\n")
+        log(f"installed {folder} into {default_model_dir()}")
+
+
+def held_out_losses(td, folder: Path) -> dict:
+    """Validation loss (and its s1/s2 parts) of the best weights: per bar size and balanced, on held-out
+    periods of the training instruments and on held-out instruments."""
+    from kronos_synth.model.kronos import Kronos
+    from kronos_synth.model.tokenizer import KronosTokenizer
+    from kronos_synth.train.loop import evaluate_batches
+    from kronos_synth.train.predictor import causal_s2, predictor_loss
+
+    model = Kronos.from_pretrained(folder).eval()
+    side = json.loads((folder / "kronos_synth.json").read_text())
+    tok = KronosTokenizer.from_pretrained((folder / side["tokenizer"]).resolve()).eval()
+    record = json.loads((folder / "training.json").read_text())
+    out = {"folder": str(folder), "parameters": sum(p.numel() for p in model.parameters()),
+           "steps": record["steps_done"], "best_step": record["best_step"], "wall_time_s": record["wall_time_s"]}
+    t0 = time.perf_counter()
+    for name, mix in (("val_periods", td.val), ("holdout_instruments", td.holdout)):
+        per = {}
+        with torch.no_grad(), causal_s2(model):
+            for freq, ws in mix.parts.items():
+                gen = torch.Generator().manual_seed(2)
+                per[freq] = evaluate_batches(ws, 64, lambda x, s: predictor_loss(
+                    model, tok, x, s, teacher_forcing=True, generator=gen)[1])
+        out[name] = {"balanced": {k: sum(p[k] for p in per.values()) / len(per) for k in ("loss", "ce_s1", "ce_s2")},
+                     "per_freq": per}
+    out["eval_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+if __name__ == "__main__":
+    main()
