@@ -2,11 +2,13 @@
 
 Runs the library exactly as `kronos-synth baseline fit/sample` does, on
 - the embedded daily dataset (`sp500-daily`, window 35), and
-- `/work/shared/data/crypto-binance/BTCUSDT_15m.csv` (15min, window 96),
+- `BTCUSDT_15m.csv` of the crypto benchmark folder (`evaluation.protocol.CRYPTO_DATA_DIR`, or the file
+  `$KRONOS_SYNTH_CRYPTO`; 15min, window 96),
 with the CPU-sized defaults (or `--steps N` / `-o key=value` for quick timings and variants), and
 writes one JSON line per (dataset, baseline) to `evaluation/results/bench_baselines.jsonl`.
 
-    python evaluation/bench_baselines.py [--only garch,bootstrap] [--sets daily,crypto] [-o sampling_steps=50]
+    python -m evaluation.bench_baselines [--only garch,bootstrap] [--sets daily,crypto] [-o sampling_steps=50]
+    python evaluation/bench_baselines.py …   (the same, run as a script)
 
 Run it alone: the machine has 2 shared cores. Rows record wall and process CPU seconds and the
 1-minute load average, since wall times on a shared machine depend on the other jobs.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -26,9 +29,13 @@ import numpy as np
 from kronos_synth.baselines import NAMES, get_baseline
 from kronos_synth.baselines.fitting import fit_baseline
 
+if not __package__:  # run as a script (python evaluation/bench_baselines.py): make `evaluation` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from evaluation.protocol import CRYPTO_DATA_DIR  # noqa: E402
+
 SETS = {
     "daily": ("sp500-daily", "daily", 35),
-    "crypto": (os.environ.get("KRONOS_SYNTH_CRYPTO", "/work/shared/data/crypto-binance/BTCUSDT_15m.csv"),
+    "crypto": (os.environ.get("KRONOS_SYNTH_CRYPTO", str(CRYPTO_DATA_DIR / "BTCUSDT_15m.csv")),
                "15min", 96),
 }
 

@@ -1,8 +1,8 @@
 """Generation speed: our KV-cached sampler vs the reference `auto_regressive_inference`.
 
 Same seeded random Kronos-small-shaped weights (tokenizer: Kronos-Tokenizer-base shape), same real
-contexts (15-minute BTC bars when ../shared/data is present, else an embedded dataset), lookback 120,
-horizon 96, measured side by side in one process:
+contexts (15-minute BTC bars when the crypto benchmark folder `evaluation.protocol.CRYPTO_DATA_DIR` is
+present, else an embedded dataset), lookback 120, horizon 96, measured side by side in one process:
 
   1. reference, batch B (sample_count=1, T=1, top-p 0.95)        → sequences/s
   2. ours, fp32, the same batch B                                → sequences/s and the ratio
@@ -21,18 +21,18 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from evaluation.markdown import replace_section
+from evaluation.protocol import CRYPTO_DATA_DIR
 from kronos_synth.generate.device import resolve_dtype
 from kronos_synth.generate.sampler import SamplingConfig, decode_horizon, encode_contexts, sample_tokens
 from kronos_synth.model import InstanceNorm, Kronos, KronosTokenizer, time_features
 
 HEADING = "## Generation speed vs the reference"
-CRYPTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance" / "BTCUSDT_15m.csv"
+CRYPTO = CRYPTO_DATA_DIR / "BTCUSDT_15m.csv"
 
 
 def _perturb(module: torch.nn.Module, seed: int) -> None:
@@ -45,7 +45,7 @@ def _perturb(module: torch.nn.Module, seed: int) -> None:
 def contexts(n: int, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray, str]:
     """n real windows (raw bars) and the timestamps of context + future."""
     from kronos_synth.data.calendar import SessionCalendar
-    from kronos_synth.data.readers import load_klines
+    from kronos_synth.data.sources import load_klines
     from kronos_synth.data.splits import extract_windows
 
     source = str(CRYPTO) if CRYPTO.exists() else "eurusd-1h"

@@ -1,6 +1,6 @@
-"""Evaluation budgets (EVALUATION §8): one discriminative repeat at n = 3000 + 3000, length 96, and one
+"""Evaluation budgets (docs/protocol.md, section 8): one discriminative repeat at n = 3000 + 3000, length 96, and one
 TSTR repeat with 6000 training sequences at the 15-minute shapes (lookback 80, horizon 16), on real
-15-minute crypto windows (../shared/data/crypto-binance when present, else simulated GARCH bars).
+15-minute crypto windows (`evaluation.protocol.CRYPTO_DATA_DIR` when present, else simulated bars).
 
   python -m evaluation.bench_metrics --out docs/performance.md
 
@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from evaluation.markdown import replace_section
+from evaluation.protocol import CRYPTO_DATA_DIR
 from kronos_synth.metrics.discriminative import discriminative_score
 from kronos_synth.metrics.features import prepare_features
 from kronos_synth.metrics.tstr import forecast_score
 
 HEADING = "## Evaluation budgets"
-CRYPTO = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "crypto-binance")
+CRYPTO = str(CRYPTO_DATA_DIR)
 
 
 def _windows(n: int, length: int, seed: int) -> tuple[np.ndarray, str]:
@@ -31,7 +32,7 @@ def _windows(n: int, length: int, seed: int) -> tuple[np.ndarray, str]:
     pattern = os.path.join(os.path.abspath(CRYPTO), "*_15m.csv")
     if os.path.isdir(CRYPTO):
         from kronos_synth.data.cleaning import clean_klines
-        from kronos_synth.data.readers import load_klines
+        from kronos_synth.data.sources import load_klines
         from kronos_synth.data.splits import extract_windows
 
         w = extract_windows(clean_klines(load_klines(pattern), "15min").frame, length).values

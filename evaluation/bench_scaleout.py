@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from evaluation.markdown import replace_section
+from evaluation.protocol import CRYPTO_DATA_DIR
 from kronos_synth.model import Kronos, KronosTokenizer
 
 HEADING = "## Measured: workers vs sequences/s on a 2-core machine"
-CRYPTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance" / "BTCUSDT_15m.csv"
+CRYPTO = CRYPTO_DATA_DIR / "BTCUSDT_15m.csv"
 
 
 def build_model(work: Path) -> Path:

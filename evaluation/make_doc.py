@@ -144,11 +144,14 @@ def render(res: dict[str, dict], doc: Path, results: Path) -> str:
         lines += ["No results yet: run the protocols, then `python -m evaluation.make_doc`.", ""]
     lines += _settings_section(res)
     lines += ["## Reproduce", "", "```bash",
-              *[f"python -m evaluation.run {p}" + (" --data-dir /work/shared/data/crypto-binance"
-                                                     if p == "crypto-15m" else "") for p in PROTOCOLS],
+              *[f"python -m evaluation.run {p}" + (" --data-dir DIR" if p == "crypto-15m" else "")
+                for p in PROTOCOLS],
               "python -m evaluation.make_doc", "```", "",
               "Each run is resumable (stages.json in its results folder); `--quick` runs a protocol end to end at "
-              "toy size into evaluation/results/quick/.", ""]
+              "toy size into evaluation/results/quick/. crypto-15m reads Binance 15-minute `*_15m.csv` files from "
+              "`--data-dir` (not shipped with the package; default: `CRYPTO_DATA_DIR` in evaluation/protocol.py "
+              "when that folder exists) and is skipped with one line without them; see "
+              "[CONTRIBUTING.md](../CONTRIBUTING.md).", ""]
     return "\n".join(lines)
 
 

@@ -18,12 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from kronos_synth.baselines import NAMES as BASELINES
 from kronos_synth.data.errors import InputError
+from kronos_synth.generate.config import GenerationConfig
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: Default data folder of the folder protocols (crypto-15m: Binance `*_15m.csv` files), which the package does
+#: not ship: `../shared/data/crypto-binance` beside the checkout. The one definition: `evaluation.run`
+#: (`--data-dir`), the bench scripts and the tests import it from here.
+CRYPTO_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance"
 KRONOS, ROUNDTRIP = "kronos", "tokenizer-roundtrip"
-BASELINES = ("timegan", "timevae", "diffusion-ts", "garch", "bootstrap")
 
 # Defaults every protocol file may override; the files spell out what they change.
 DEFAULTS: dict[str, Any] = {
@@ -33,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "kronos": {"representation": "geometry", "init": "embedded", "tokenizer_steps": 150, "tokenizer_lr": 5e-5,
                "tokenizer_batch_size": 64, "predictor_steps": 300, "predictor_lr": 1e-4,
                "predictor_batch_size": 32, "eval_every": 100, "val_windows": 512, "patience": 4, "n": 6000,
-               "temperature": 1.0, "top_p": 0.95, "batch_size": 512,
+               "temperature": GenerationConfig.default("temperature"), "top_p": GenerationConfig.default("top_p"),
+               "batch_size": GenerationConfig.default("batch_size"),
                # training only: "" = train on `data`; else another glob / dataset (e.g. finer bars), and
                # phase_offsets resamples finer bars at every bin offset (kronos_synth.train.windows)
                "train_data": "", "phase_offsets": False},

@@ -142,7 +142,7 @@ def diversity_figures(folder: Path, gens: list[str], title: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from kronos_synth.report.plots import REAL, SYN, _save
+    from kronos_synth.report.plots import REAL, SYN, save_figure
 
     emb = {g: e for g in gens if (e := _embeddings(folder, g)) is not None}
     if not emb:
@@ -163,7 +163,7 @@ def diversity_figures(folder: Path, gens: list[str], title: str) -> list[str]:
     for ax in axes.ravel()[len(emb):]:
         ax.axis("off")
     fig.suptitle(f"{title}: joint embedding of real test windows and each generator's sequences", fontsize=10)
-    paths.append(_save(fig, str(folder / "diversity_tsne.png")))
+    paths.append(save_figure(fig, str(folder / "diversity_tsne.png")))
 
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
     for ax, (g, e) in zip(axes.ravel(), emb.items(), strict=False):
@@ -182,7 +182,7 @@ def diversity_figures(folder: Path, gens: list[str], title: str) -> list[str]:
         ax.axis("off")
     fig.suptitle(f"{title}: density of close log returns (log scale), standardized with the real mean/std",
                  fontsize=10)
-    paths.append(_save(fig, str(folder / "returns_kde.png")))
+    paths.append(save_figure(fig, str(folder / "returns_kde.png")))
     return [Path(p).name for p in paths]
 
 
@@ -192,7 +192,7 @@ def sweep_plot(folder: Path, sweep: list[dict], best: dict | None, title: str) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from kronos_synth.report.plots import _save
+    from kronos_synth.report.plots import save_figure
 
     pts = [s for s in sweep if s.get("discriminative_error") is not None and s.get("price_rank_ic") is not None]
     if not pts:
@@ -214,7 +214,7 @@ def sweep_plot(folder: Path, sweep: list[dict], best: dict | None, title: str) -
     ax.set_ylabel("TSTR price RankIC (higher = more useful)")
     n = pts[0].get("n")
     ax.set_title(f"{title}: sampling sweep, n = {n} per setting, {pts[0].get('repeats', 1)} repeat", fontsize=10)
-    return Path(_save(fig, str(folder / "sweep_tradeoff.png"))).name
+    return Path(save_figure(fig, str(folder / "sweep_tradeoff.png"))).name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def stylized_score(s: dict | None) -> str:
 
 def write_benchmark_report(proto: dict, folder: Path, log: dict, names: list[str] | None = None) -> dict:
     """Write report.json, report.md and the combined plots of one protocol folder."""
-    from kronos_synth.report.writer import _clean
+    from kronos_synth.report.writer import json_safe
 
     rep = collect(proto, folder, log, names)
     title = proto["name"] + (" (quick)" if proto.get("quick") else "")
@@ -398,6 +398,6 @@ def write_benchmark_report(proto: dict, folder: Path, log: dict, names: list[str
     if rep["sweep"]:
         plots["sweep"] = sweep_plot(folder, rep["sweep"]["settings"], rep["sweep"]["best"], title)
     rep["plots"] = plots
-    (folder / "report.json").write_text(json.dumps(_clean(rep), indent=2, sort_keys=True, default=str) + "\n")
+    (folder / "report.json").write_text(json.dumps(json_safe(rep), indent=2, sort_keys=True, default=str) + "\n")
     (folder / "report.md").write_text(render(rep, plots) + "\n")
     return rep

@@ -1,7 +1,7 @@
 """Run a benchmark protocol end to end, stage by stage, resumably.
 
     python -m evaluation.run sp500-daily [--quick] [--out DIR] [--jobs 2] [--threads 2]
-    python -m evaluation.run crypto-15m --data-dir /work/shared/data/crypto-binance
+    python -m evaluation.run crypto-15m [--data-dir DIR]   # DIR: the Binance *_15m.csv files (not shipped)
 
 Per protocol (evaluation/protocols/NAME.toml): split the data; fine-tune (or train) a Kronos tokenizer
 and predictor on the train period; generate its set; fit and sample every baseline; evaluate every
@@ -30,6 +30,7 @@ from pathlib import Path
 from evaluation import stages as st
 from evaluation.protocol import (
     BASELINES,
+    CRYPTO_DATA_DIR,
     KRONOS,
     RESULTS_DIR,
     ROUNDTRIP,
@@ -45,7 +46,7 @@ from kronos_synth.data.errors import InputError
 from kronos_synth.metrics.discriminative import SPLIT as DISCRIMINATIVE_SPLIT
 
 STAGES_FILE = "stages.json"
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance"
+DEFAULT_DATA_DIR = CRYPTO_DATA_DIR  # --data-dir when that folder exists
 
 
 @dataclass
@@ -140,7 +141,7 @@ def _worker_init() -> None:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
-def _call(fn: Callable[..., dict], ctx: dict, params: dict) -> tuple[dict, float]:
+def _call(fn: Callable[..., dict], ctx: st.StageContext, params: dict) -> tuple[dict, float]:
     t0 = time.perf_counter()
     result = fn(ctx, **params)
     return result, round(time.perf_counter() - t0, 3)
@@ -187,7 +188,7 @@ class StageLog:
         os.replace(tmp, self.path)
 
 
-def execute(stages: list[Stage], ctx: dict, log: StageLog, *, jobs: int, threads: int,
+def execute(stages: list[Stage], ctx: st.StageContext, log: StageLog, *, jobs: int, threads: int,
             echo: Callable[[str], None] = print) -> dict:
     """Run unfinished stages: serial ones in this process, the others in `jobs` worker processes.
 
@@ -197,7 +198,7 @@ def execute(stages: list[Stage], ctx: dict, log: StageLog, *, jobs: int, threads
     """
     import torch
 
-    out = Path(ctx["out"])
+    out = Path(ctx.out)
     done = {s.name for s in stages if log.finished(s)}
     skipped_now = [s.name for s in stages if s.name in done]
     for name in skipped_now:
@@ -293,8 +294,8 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
     folder.mkdir(parents=True, exist_ok=True)
     log = StageLog(folder, proto)
     stages = plan(proto, {Path(f).name: sha256_file(f) for f in files}, train_sha)
-    ctx = {"proto": proto, "out": str(folder), "source": source, "files": files,
-           "train_source": train[0] if train else None}
+    ctx = st.StageContext(proto=proto, out=str(folder), source=source, files=files,
+                          train_source=train[0] if train else None)
     echo(f"{proto['name']}{' (quick)' if quick else ''}: {len(stages)} stages → {folder} "
          f"[{jobs} worker{'s' * (jobs != 1)}, {threads} torch thread{'s' * (threads != 1)} for training/generation]")
     t0 = time.perf_counter()
@@ -319,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="toy sizes, end to end in about a minute")
     ap.add_argument("--out", default=None, help="results folder (one protocol only)")
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR) if DEFAULT_DATA_DIR.is_dir() else None,
-                    help="folder with the files of folder protocols (crypto-15m: *_15m.csv)")
+                    help="folder with the files of folder protocols (crypto-15m: *_15m.csv) "
+                         "[default: evaluation.protocol.CRYPTO_DATA_DIR when it exists]")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: the protocol's run.jobs)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for training and generation (default: the protocol's run.threads)")

@@ -1,9 +1,10 @@
 """The stages of a benchmark protocol as plain functions: `fn(ctx, **params) -> summary dict`.
 
-`ctx` carries the merged protocol (`proto`), the output folder (`out`), the data source string the
-data layer understands (`source`) and the input files. Heavy outputs (checkpoints, Parquet sets) go
-to `out/work/`; per-generator evaluation reports to `out/generators/<name>/`. Summaries are small
-JSON-able dicts that the runner stores in `stages.json` and the report reads.
+`ctx` is a `StageContext`: the merged protocol (`proto`), the output folder (`out`), the data source
+string the data layer understands (`source`), its files and the data of `kronos.train_data`. Heavy
+outputs (checkpoints, Parquet sets) go to `out/work/`; per-generator evaluation reports to
+`out/generators/<name>/`. Summaries are small JSON-able dicts that the runner stores in `stages.json`
+and the report reads. The context is not part of a stage's key: the runner hashes the settings.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,28 @@ from evaluation.protocol import stage_seed
 EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
 
 
+@dataclass(frozen=True)
+class StageContext:
+    """What every stage of one protocol run gets besides its own parameters.
+
+    `proto`: the merged protocol (`evaluation.protocol.load_protocol`); `out`: the results folder;
+    `source`: the data string `kronos_synth.data.sources.klines_for` understands (an embedded dataset
+    name or a glob); `files`: the files behind it; `train_source`: the data of `kronos.train_data`
+    (what Kronos trains on instead of `source`), None when unset."""
+
+    proto: dict[str, Any]
+    out: str
+    source: str
+    files: list[str] = field(default_factory=list)
+    train_source: str | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # shared helpers
 
 
-def work_dir(ctx: dict, *parts: str) -> Path:
-    return Path(ctx["out"], "work", *parts)
+def work_dir(ctx: StageContext, *parts: str) -> Path:
+    return Path(ctx.out, "work", *parts)
 
 
 def eval_preset(proto: dict):
@@ -56,7 +74,7 @@ def sample_period_windows(proto: dict, frame, period: str, n: int, seed: int = 0
     return w.take(np.sort(np.random.default_rng(seed).choice(len(w), min(n, len(w)), replace=False)))
 
 
-def real_frame(ctx: dict):
+def real_frame(ctx: StageContext):
     """The real K-lines at the protocol's frequency (read once by the data stage, then from its pickle)."""
     import pandas as pd
 
@@ -65,7 +83,7 @@ def real_frame(ctx: dict):
         return pd.read_pickle(cache)
     from kronos_synth.data.sources import klines_for
 
-    return klines_for(ctx["proto"]["freq"], ctx["source"])[0]
+    return klines_for(ctx.proto["freq"], ctx.source)[0]
 
 
 def eval_seed(proto: dict) -> int:
@@ -75,13 +93,13 @@ def eval_seed(proto: dict) -> int:
 
 
 def _json_file(path: Path, obj: Any) -> None:
-    from kronos_synth.report.writer import _clean
+    from kronos_synth.report import json_safe
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(obj), indent=2, sort_keys=True, default=str) + "\n")
+    path.write_text(json.dumps(json_safe(obj), indent=2, sort_keys=True, default=str) + "\n")
 
 
-def model_dirs(ctx: dict) -> tuple[str, str]:
+def model_dirs(ctx: StageContext) -> tuple[str, str]:
     return str(work_dir(ctx, "predictor")), str(work_dir(ctx, "tokenizer"))
 
 
@@ -89,21 +107,21 @@ def model_dirs(ctx: dict) -> tuple[str, str]:
 # data and Kronos
 
 
-def data_stage(ctx: dict) -> dict:
+def data_stage(ctx: StageContext) -> dict:
     """Load, clean and split the real data exactly as every evaluation does; record the periods."""
     from evaluation.protocol import sha256_file
     from kronos_synth.data.sources import klines_for
     from kronos_synth.metrics.evaluate import split_real
 
-    proto = ctx["proto"]
-    frame = klines_for(proto["freq"], ctx["source"])[0]
+    proto = ctx.proto
+    frame = klines_for(proto["freq"], ctx.source)[0]
     cache = work_dir(ctx, "real.pkl")
     cache.parent.mkdir(parents=True, exist_ok=True)
     frame.to_pickle(cache)  # later stages skip parsing the files again
     real = split_real(frame, freq=eval_preset(proto), window=int(proto["window"]),
                       test_fraction=float(proto["test_fraction"]))
     symbols = sorted(str(s) for s in np.unique(real.test.symbols))
-    return {"source": ctx["source"], "files": {Path(f).name: sha256_file(f) for f in ctx["files"]},
+    return {"source": ctx.source, "files": {Path(f).name: sha256_file(f) for f in ctx.files},
             "symbols": symbols, "rows": int(len(real.frame)), "train_windows": len(real.train),
             "test_windows": len(real.test),
             "train_period": [str(np.min(real.train.timestamps)), str(np.max(real.train.timestamps))],
@@ -124,21 +142,21 @@ def representation_spec(k: dict) -> str | dict:
     return k["representation"]
 
 
-def training_data(ctx: dict):
+def training_data(ctx: StageContext):
     """Train-period windows for Kronos (lookback + window + 1 bars), split at the protocol's test fraction;
     validation windows (test period, `kronos.val_windows` evenly spaced) drive early stopping.
 
-    `kronos.train_data` (ctx["train_source"]) replaces the protocol's data for training only, e.g. 5-minute
+    `kronos.train_data` (`ctx.train_source`) replaces the protocol's data for training only, e.g. 5-minute
     files for a 15-minute protocol; `kronos.phase_offsets` then adds their bars at every bin offset."""
     from kronos_synth.train import prepare_training_data
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     k = proto["kronos"]
-    td = prepare_training_data([ctx.get("train_source") or ctx["source"]], freq=proto["freq"],
+    td = prepare_training_data([ctx.train_source or ctx.source], freq=proto["freq"],
                                lookback=lookback(proto), horizon=int(proto["window"]),
                                test_fraction=float(proto["test_fraction"]), representation=representation_spec(k),
                                max_val_windows=int(k["val_windows"]), phase_offsets=bool(k.get("phase_offsets")))
-    if ctx.get("train_source"):
+    if ctx.train_source:
         _check_train_period(ctx, td)
     return td
 
@@ -150,7 +168,7 @@ def _market(symbol: str) -> str:
     return re.sub(r"[_\-.]\d+(min|m|t|h|d|w)$", "", symbol, flags=re.IGNORECASE)
 
 
-def _check_train_period(ctx: dict, td) -> None:
+def _check_train_period(ctx: StageContext, td) -> None:
     """Training on other files (`kronos.train_data`) must still end before the evaluation's test period, per
     market: the split is made on those files' own rows, so a longer history there could reach into it."""
     import pandas as pd
@@ -160,7 +178,7 @@ def _check_train_period(ctx: dict, td) -> None:
     from kronos_synth.data.schema import SYMBOL, TIMESTAMPS
     from kronos_synth.data.splits import split_by_time
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     cleaned = clean_klines(real_frame(ctx), eval_preset(proto)).frame
     test = split_by_time(cleaned, test_fraction=float(proto["test_fraction"]), gap=int(proto["window"]))[1]
     test_first = test.groupby(test[SYMBOL].astype(str).map(_market))[TIMESTAMPS].min()
@@ -172,9 +190,9 @@ def _check_train_period(ctx: dict, td) -> None:
                                 f"{sym['train_last']}, inside the evaluation's test period (from {first})")
 
 
-def _training_data_summary(ctx: dict, td) -> dict:
+def _training_data_summary(ctx: StageContext, td) -> dict:
     """What the model trained on, when it is not simply the protocol's data (absent otherwise)."""
-    k = ctx["proto"]["kronos"]
+    k = ctx.proto["kronos"]
     if not (k.get("train_data") or k.get("phase_offsets")):
         return {}
     return {"training_data": {"source": td.sources[0].label, "phase_offsets": bool(k.get("phase_offsets")),
@@ -182,12 +200,12 @@ def _training_data_summary(ctx: dict, td) -> dict:
                               "by_offset": td.sources[0].phases}}
 
 
-def tokenizer_stage(ctx: dict) -> dict:
+def tokenizer_stage(ctx: StageContext) -> dict:
     """Fine-tune the embedded tokenizer (or train one from scratch) on the train period."""
     from kronos_synth.model.pretrained import default_model_dir
     from kronos_synth.train import train_tokenizer
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     k = proto["kronos"]
     init = str(default_model_dir() / "tokenizer") if k["init"] == "embedded" else None
     td = training_data(ctx)
@@ -205,12 +223,12 @@ def tokenizer_stage(ctx: dict) -> dict:
     return out
 
 
-def predictor_stage(ctx: dict) -> dict:
+def predictor_stage(ctx: StageContext) -> dict:
     """Fine-tune the embedded predictor (or train from scratch) on the trained tokenizer's codes."""
     from kronos_synth.model.pretrained import default_model_dir
     from kronos_synth.train import train_predictor
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     k = proto["kronos"]
     init = str(default_model_dir() / "model") if k["init"] == "embedded" else None
     predictor, tokenizer = model_dirs(ctx)
@@ -228,27 +246,29 @@ def predictor_stage(ctx: dict) -> dict:
     return out
 
 
-def _generate(ctx: dict, out: Path, *, n: int, temperature: float, top_p: float, seed: int) -> dict:
+def _generate(ctx: StageContext, out: Path, *, n: int, temperature: float, top_p: float, seed: int) -> dict:
     from kronos_synth.generate.api import generate_dataset
+    from kronos_synth.generate.config import GenerationConfig
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     predictor, tokenizer = model_dirs(ctx)
-    summary = generate_dataset(n=int(n), freq=proto["freq"], out=str(out), data=ctx["source"], model=predictor,
-                               tokenizer=tokenizer, lookback=lookback(proto), horizon=int(proto["window"]),
-                               temperature=float(temperature), top_p=float(top_p), seed=seed, split="train",
-                               batch_size=int(proto["kronos"]["batch_size"]), device="cpu", progress=False)
+    config = GenerationConfig(freq=proto["freq"], lookback=lookback(proto), horizon=int(proto["window"]),
+                              temperature=float(temperature), top_p=float(top_p), seed=seed, split="train",
+                              batch_size=int(proto["kronos"]["batch_size"]), device="cpu")
+    summary = generate_dataset(config, n=int(n), out=str(out), data=ctx.source, model=predictor,
+                               tokenizer=tokenizer, progress=False)
     return summary.to_dict()
 
 
-def generate_stage(ctx: dict) -> dict:
+def generate_stage(ctx: StageContext) -> dict:
     """Sample the protocol's Kronos set (contexts from the train period)."""
-    proto = ctx["proto"]
+    proto = ctx.proto
     k = proto["kronos"]
     return _generate(ctx, work_dir(ctx, "kronos"), n=k["n"], temperature=k["temperature"], top_p=k["top_p"],
                      seed=stage_seed(proto["seed"], "generate"))
 
 
-def roundtrip_stage(ctx: dict) -> dict:
+def roundtrip_stage(ctx: StageContext) -> dict:
     """Encode → decode real windows (lookback + window bars) with the trained tokenizer; the decoded horizons
     are evaluated like a generator's output: what tokenization alone costs.
 
@@ -262,18 +282,15 @@ def roundtrip_stage(ctx: dict) -> dict:
                            "left out"}
     from kronos_synth.data.cleaning import clean_klines
     from kronos_synth.data.splits import extract_windows, split_by_time
-    from kronos_synth.model.pretrained import read_sidecar
-    from kronos_synth.model.representation import get_representation
-    from kronos_synth.model.tokenizer import KronosTokenizer
+    from kronos_synth.model.pretrained import load_tokenizer
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     window, lb = int(proto["window"]), lookback(proto)
     cleaned = clean_klines(real_frame(ctx), eval_preset(proto)).frame
     # the periods `split_real` (hence every evaluation) uses: gap of one window before the test period
     train, test = split_by_time(cleaned, test_fraction=float(proto["test_fraction"]), gap=window)
-    tok_dir = Path(model_dirs(ctx)[1])
-    tok = KronosTokenizer.from_pretrained(tok_dir).eval()
-    rep = get_representation(read_sidecar(tok_dir) or None)
+    bundle = load_tokenizer(model_dirs(ctx)[1])  # the trained tokenizer folder and its representation
+    tok, rep = bundle.tokenizer, bundle.representation
     n = int(proto["evaluation"]["n"])
     out: dict[str, Any] = {"lookback": lb, "representation": rep.name}
     for period, frame in (("test", test), ("train", train)):
@@ -297,19 +314,19 @@ def roundtrip_stage(ctx: dict) -> dict:
 # baselines
 
 
-def baseline_stage(ctx: dict, name: str) -> dict:
+def baseline_stage(ctx: StageContext, name: str) -> dict:
     """Fit one baseline on the train windows and sample its set."""
     from kronos_synth.baselines.fitting import fit_baseline
     from kronos_synth.baselines.sampling import sample_to_dataset
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     options = dict(proto["baselines"].get(name, {}))
     steps = options.pop("steps", None)
     root = work_dir(ctx, "baselines", name)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = fit_baseline(name, ctx["source"], proto["freq"], root / "model", seed=stage_seed(proto["seed"], f"{name}:fit"),
+        fit = fit_baseline(name, ctx.source, proto["freq"], root / "model", seed=stage_seed(proto["seed"], f"{name}:fit"),
                            steps=steps, window=int(proto["window"]), options=options)
     fit_s = time.perf_counter() - t0
     sample = sample_to_dataset(root / "model", int(proto["baselines"]["n"]), root / "data",
@@ -332,7 +349,7 @@ def _eval_kwargs(proto: dict) -> dict:
                 n_test_tstr=int(ev["n_test_tstr"]), max_plot=int(ev["max_plot"]), tsne=bool(ev["tsne"]))
 
 
-def synthetic_input(ctx: dict, generator: str):
+def synthetic_input(ctx: StageContext, generator: str):
     """(synthetic set, path) of a generator: a schema-v1 dataset, or the round trip's bare array."""
     from evaluation.protocol import KRONOS, ROUNDTRIP
     from kronos_synth.data.synthetic import read_synthetic
@@ -344,14 +361,14 @@ def synthetic_input(ctx: dict, generator: str):
     return read_synthetic(path), str(path)
 
 
-def evaluate_stage(ctx: dict, generator: str) -> dict:
-    """Every metric group of EVALUATION.md on one generator's set, without the calibration rows
+def evaluate_stage(ctx: StageContext, generator: str) -> dict:
+    """Every metric group of docs/protocol.md on one generator's set, without the calibration rows
     (computed once per protocol by `calibration_stage`); report, plots and embeddings to generators/<name>/."""
     from evaluation.protocol import ROUNDTRIP
     from kronos_synth.metrics.evaluate import evaluate_all
     from kronos_synth.report import write_report
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     synthetic, path = synthetic_input(ctx, generator)
     if synthetic is None:
         return {"skipped": f"{generator}: no synthetic set (its producing stage was skipped)"}
@@ -370,8 +387,8 @@ def evaluate_stage(ctx: dict, generator: str) -> dict:
                             "windows would be tested on themselves), so its TSTR row is TRTR through the tokenizer")
     else:
         result = evaluate_all(frame, synthetic, metrics=EVAL_METRICS, calibration=False, **_eval_kwargs(proto))
-    folder = Path(ctx["out"], "generators", generator)
-    write_report(result, str(folder), real_source=ctx["source"],
+    folder = Path(ctx.out, "generators", generator)
+    write_report(result, str(folder), real_source=ctx.source,
                  synthetic_source="" if isinstance(synthetic, np.ndarray) else path, real_label=proto["name"])
     d = result.diversity
     if d is not None:  # the embeddings are plot-only (not in report.json); the combined figures need them
@@ -381,27 +398,27 @@ def evaluate_stage(ctx: dict, generator: str) -> dict:
     return {"report": str(Path("generators", generator, "report.json"))}
 
 
-def calibration_stage(ctx: dict) -> dict:
+def calibration_stage(ctx: StageContext) -> dict:
     """The calibration rows (real train period = TRTR for TSTR, disjoint halves, shuffled bars), once per
     protocol, with exactly the real samples and seeds `evaluate_all` uses for every generator."""
     from kronos_synth.metrics.calibration import discriminative_table, forecast_table
-    from kronos_synth.metrics.evaluate import _sample, split_real  # same sampler → same real windows
+    from kronos_synth.metrics.evaluate import sample_indices, split_real  # same sampler → same real windows
     from kronos_synth.metrics.features import is_volume_free
     from kronos_synth.metrics.stats import repeat_seeds
     from kronos_synth.metrics.tstr import forecast_score
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     kw = _eval_kwargs(proto)
     preset, n = kw["freq"], kw["n"]
     real = split_real(real_frame(ctx), freq=preset, window=int(proto["window"]), test_fraction=kw["test_fraction"])
     volume_free = is_volume_free(real.test.values)
     s_real, _, s_model = repeat_seeds(kw["seed"], 3)  # evaluate_all's (real, synthetic, models) seeds
-    test_idx, train_idx = _sample(len(real.test), n, s_real), _sample(len(real.train), n, s_real)
+    test_idx, train_idx = sample_indices(len(real.test), n, s_real), sample_indices(len(real.train), n, s_real)
     real_test, real_train = real.test.values[test_idx], real.train.values[train_idx]
     disc = discriminative_table(real_test, None, real_train, seed=s_model, volume_free=volume_free,
                                 protocol="paper", repeats=kw["repeats"], epochs=kw["epochs"],
                                 real_test_time=real.test.spans()[test_idx], real_train_time=real.train.spans()[train_idx])
-    tstr_test = real.test.values[_sample(len(real.test), kw["n_test_tstr"], s_real)]
+    tstr_test = real.test.values[sample_indices(len(real.test), kw["n_test_tstr"], s_real)]
     common = dict(lookback=preset.tstr_lookback, horizon=preset.tstr_horizon, seed=s_model, repeats=kw["repeats"],
                   epochs=kw["epochs"], n_test=None, include_volume=not volume_free)
     # TRTR trains on as many real train windows as a generator's TSTR uses synthetic ones (n).
@@ -412,16 +429,16 @@ def calibration_stage(ctx: dict) -> dict:
               "tstr": {k: v.to_dict() for k, v in tstr.items()},
               "n_real_test_used": int(len(real_test)), "n_real_train_used": int(len(real_train)),
               "volume_free": volume_free}
-    _json_file(Path(ctx["out"], "calibration.json"), result)
+    _json_file(Path(ctx.out, "calibration.json"), result)
     return {"report": "calibration.json"}
 
 
-def sweep_stage(ctx: dict, temperature: float, top_p: float) -> dict:
+def sweep_stage(ctx: StageContext, temperature: float, top_p: float) -> dict:
     """One sampling setting: a small Kronos set, then fidelity, TSTR and k-NN coverage (no t-SNE)."""
     from kronos_synth.data.synthetic import read_synthetic
     from kronos_synth.metrics.evaluate import evaluate_all
 
-    proto = ctx["proto"]
+    proto = ctx.proto
     sw = proto["sweep"]
     out = work_dir(ctx, "sweep", f"t{temperature:g}-p{top_p:g}")
     # one seed for all settings (common random numbers): differences come from the setting, not the draw

@@ -1,20 +1,78 @@
 """The `kronos-synth` command line. Thin: parse arguments, call the library, print.
 
 Every command is one library call a user can make from Python. Bad input (an `InputError`
-or a click usage error) prints one line on stderr and exits 2; anything else exits 1.
+or a click usage error) prints one line on stderr and exits 2; anything else exits 1. The library
+names its parameters (`eval_every`); `in_cli_terms` shows them as the command's flags (`--eval-every`).
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from typing import Any
 
 import click
 
 from kronos_synth import __version__
+from kronos_synth.baselines import NAMES as BASELINE_NAMES
 from kronos_synth.data.errors import InputError
+from kronos_synth.progress import show_progress
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Command(click.Command):
+    """A command whose `InputError`s remember it (`cli_command`), so `main` can print them with its flags."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            e.cli_command = self
+            raise
+
+
+class _Group(click.Group):
+    """Groups whose commands are `_Command`s and whose subgroups are `_Group`s."""
+
+    command_class = _Command
+    group_class = type
+
+
+def command_flags(command: click.Command) -> dict[str, str]:
+    """Parameter name → flag for the options of `command`: `eval_every` → `--eval-every`. An option stored
+    under another name is found under both (`fmt` and `format` → `--format`)."""
+    flags: dict[str, str] = {}
+    for p in command.params:
+        long = [o for o in p.opts if o.startswith("--")] if isinstance(p, click.Option) else []
+        if long:
+            for key in (p.name, *(o[2:].replace("-", "_") for o in long)):
+                flags.setdefault(key, long[0])
+    return flags
+
+
+def in_cli_terms(error: InputError, command: click.Command | None) -> str:
+    """The message of `error` with the parameters it names (`error.params`) shown as `command`'s flags.
+
+    A message that writes a parameter as `name=value` marks its references that way, and only those
+    change (`pass tokenizer=DIR` → `pass --tokenizer DIR`, while "no tokenizer is recorded" stays);
+    otherwise every whole-word occurrence is the parameter (`eval_every must be positive` →
+    `--eval-every must be positive`). Names inside paths, quotes or before a colon are left alone.
+    """
+    text = str(error)
+    flags = command_flags(command) if command is not None else {}
+    for name in error.params:
+        flag = flags.get(name)
+        if flag is None:
+            continue
+        word = rf"(?<![\w\-./\\'\"]){re.escape(name)}"
+        keyword = re.compile(word + r"=(['\"]?)([^\s'\",;)]*)\1")
+        if keyword.search(text):
+            text = keyword.sub(lambda m, flag=flag: f"{flag} {m.group(2)}", text)
+        else:
+            text = re.sub(word + r"(?![\w\-/'\":]|\.\w)", flag, text)
+    return text
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kronos-synth")
 def cli() -> None:
     """Synthetic K-line data with Kronos, and an honest evaluation of it.
@@ -43,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {msg}", err=True)
         sys.exit(2 if isinstance(e, click.UsageError | click.BadParameter) else e.exit_code)
     except InputError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {in_cli_terms(e, getattr(e, 'cli_command', None))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -116,7 +174,7 @@ def datasets_show(source: str, freq: str | None, n_rows: int) -> None:
     from kronos_synth.data.datasets import dataset_info, dataset_names
     from kronos_synth.data.describe import describe_klines
     from kronos_synth.data.frequency import get_preset, infer_frequency
-    from kronos_synth.data.readers import load_klines
+    from kronos_synth.data.sources import load_klines
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -191,31 +249,42 @@ def datasets_export(name: str, out: str) -> None:
 # --- generate ---------------------------------------------------------------------------------
 
 
+def _gen_default(name: str):
+    """A generate option's default: the library's (GenerationConfig), written once."""
+    from kronos_synth.generate.config import GenerationConfig
+
+    return GenerationConfig.default(name)
+
+
 @cli.command()
 @click.option("--n", "n", type=int, required=True, help="Number of synthetic sequences.")
 @click.option("--freq", required=True, help="Bar frequency preset: 1min 5min 15min 30min 1h 4h daily weekly.")
-@click.option("--data", default=None, help="K-line file (CSV/Parquet) or embedded dataset name.")
+@click.option("--data", default=None, help="K-line file (CSV/Parquet) or embedded dataset name "
+              "[default: the embedded dataset of --freq].")
 @click.option("--dataset", default=None, help="Embedded dataset name (see `datasets list`).")
 @click.option("--model", default=None, help="Predictor: hub id (NeoQuasar/Kronos-small) or folder. "
               "Default: the embedded model.")
 @click.option("--tokenizer", default=None, help="Tokenizer: hub id or folder (default: the model's own).")
-@click.option("--lookback", type=int, default=None, help="Context bars (default: the frequency preset).")
-@click.option("--horizon", type=int, default=None, help="Generated bars (default: the frequency preset).")
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--top-p", type=float, default=0.95, show_default=True)
-@click.option("--top-k", type=int, default=0, show_default=True, help="0 = off.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--split", type=click.Choice(["train", "test", "all"]), default="train", show_default=True,
-              help="Period the real contexts come from.")
-@click.option("--contexts-per-symbol", type=int, default=None, help="Evenly spaced contexts per symbol "
-              "(default: every window).")
-@click.option("--samples-per-context", type=int, default=1, show_default=True)
-@click.option("--batch-size", type=int, default=512, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option("--dtype", default="auto", show_default=True, help="auto (bf16 where fast), fp32, bf16.")
-@click.option("--repair", is_flag=True, help="Raise high / lower low to cover open and close; floor volume "
-              "and amount at 0 (raw violation counts are still reported).")
-@click.option("--include-context", is_flag=True, help="Also write the real context bars (steps -L..-1).")
+@click.option("--lookback", type=int, default=_gen_default("lookback"),
+              help="Context bars (default: the frequency preset).")
+@click.option("--horizon", type=int, default=_gen_default("horizon"),
+              help="Generated bars (default: the frequency preset).")
+@click.option("--temperature", type=float, default=_gen_default("temperature"), show_default=True)
+@click.option("--top-p", type=float, default=_gen_default("top_p"), show_default=True)
+@click.option("--top-k", type=int, default=_gen_default("top_k"), show_default=True, help="0 = off.")
+@click.option("--seed", type=int, default=_gen_default("seed"), show_default=True)
+@click.option("--split", type=click.Choice(["train", "test", "all"]), default=_gen_default("split"),
+              show_default=True, help="Period the real contexts come from.")
+@click.option("--contexts-per-symbol", type=int, default=_gen_default("contexts_per_symbol"),
+              help="Evenly spaced contexts per symbol (default: every window).")
+@click.option("--samples-per-context", type=int, default=_gen_default("samples_per_context"), show_default=True)
+@click.option("--batch-size", type=int, default=_gen_default("batch_size"), show_default=True)
+@click.option("--device", default=_gen_default("device"), show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--dtype", default=_gen_default("dtype"), show_default=True, help="auto (bf16 where fast), fp32, bf16.")
+@click.option("--repair", is_flag=True, default=_gen_default("repair"), help="Raise high / lower low to cover "
+              "open and close; floor volume and amount at 0 (raw violation counts are still reported).")
+@click.option("--include-context", is_flag=True, default=_gen_default("include_context"),
+              help="Also write the real context bars (steps -L..-1).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -226,35 +295,35 @@ def datasets_export(name: str, out: str) -> None:
               help="Ray workers [default: as many as the cluster's CPUs / GPUs hold].")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
               help="GPUs each Ray worker reserves (0.5 packs two per GPU) [default: 0].")
-@click.option("--sequences-per-part", type=click.IntRange(min=1), default=None,
+@click.option("--sequences-per-part", type=click.IntRange(min=1), default=_gen_default("sequences_per_part"),
               help="Sequences per Parquet part, the unit of resuming and of Ray sharding "
               "[default: max(batch size, 1024)].")
-def generate(n: int, freq: str, data: str | None, dataset: str | None, model: str | None,
-             tokenizer: str | None, lookback: int | None, horizon: int | None, temperature: float,
-             top_p: float, top_k: int, seed: int, split: str, contexts_per_symbol: int | None,
-             samples_per_context: int, batch_size: int, device: str, dtype: str, repair: bool,
-             include_context: bool, out: str, progress: bool | None, engine: str, address: str | None,
-             num_workers: int | None, gpus_per_worker: float | None, sequences_per_part: int | None) -> None:
+def generate(n: int, data: str | None, dataset: str | None, model: str | None, tokenizer: str | None,
+             out: str, progress: bool | None, engine: str, address: str | None, num_workers: int | None,
+             gpus_per_worker: float | None, **settings) -> None:
     """Generate synthetic K-line sequences with Kronos into a Parquet dataset (schema v1).
 
     \b
     Examples:
       kronos-synth generate --n 6000 --freq daily --out synth/
+      kronos-synth generate --n 6000 --freq 15min --out synth-15m/
       kronos-synth generate --n 6000 --freq 15min --data BTCUSDT_15m.csv \\
           --model NeoQuasar/Kronos-small --out synth-btc/
       kronos-synth generate --n 1000000 --freq daily --engine ray --address auto \\
           --gpus-per-worker 1 --out /shared/synth-1m/
     """
     from kronos_synth.generate.api import generate_dataset
+    from kronos_synth.generate.config import GenerationConfig
+    from kronos_synth.generate.ray_engine import RayConfig
 
-    summary = generate_dataset(
-        n=n, freq=freq, data=data, dataset=dataset, model=model, tokenizer=tokenizer, lookback=lookback,
-        horizon=horizon, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, split=split,
-        contexts_per_symbol=contexts_per_symbol, samples_per_context=samples_per_context,
-        batch_size=batch_size, device=device, dtype=dtype, repair=repair, include_context=include_context,
-        out=out, progress=progress, log=lambda line: click.echo(line, err=True), engine=engine,
-        address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
-        sequences_per_part=sequences_per_part)
+    ray = None
+    if engine == "ray":
+        ray = RayConfig(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker or 0.0)
+    elif address is not None or num_workers is not None or gpus_per_worker is not None:
+        raise click.UsageError("--address, --num-workers and --gpus-per-worker need --engine ray")
+    summary = generate_dataset(GenerationConfig(**settings), n=n, data=data, dataset=dataset, model=model,
+                               tokenizer=tokenizer, out=out, ray=ray, progress=progress,
+                               log=lambda line: click.echo(line, err=True))
     click.echo(summary.line())
 
 
@@ -263,7 +332,7 @@ def generate(n: int, freq: str, data: str | None, dataset: str | None, model: st
 
 @cli.group()
 def evaluate() -> None:
-    """Evaluate a synthetic dataset against real K-lines (EVALUATION.md protocol).
+    """Evaluate a synthetic dataset against real K-lines (protocol: docs/protocol.md).
 
     Each subcommand writes report.md, report.json and plots to --out and prints a short summary.
 
@@ -315,18 +384,16 @@ def _evaluate_command(name: str):
     def command(real: str, synthetic: str, freq: str | None, repeats: int, n: int | None, seed: int, out: str,
                 protocol: str, epochs: int | None, iterations: int | None, test_fraction: float, no_tsne: bool,
                 progress: bool | None) -> None:
-        from kronos_synth.data.readers import load_klines
+        from kronos_synth.data.sources import load_klines
         from kronos_synth.data.synthetic import read_synthetic
         from kronos_synth.metrics.evaluate import METRICS, evaluate_all, summary_lines
         from kronos_synth.report import write_report
 
-        if progress is None:
-            progress = sys.stderr.isatty()
         result = evaluate_all(
             load_klines(real), read_synthetic(synthetic), freq=freq,
             metrics=METRICS if name == "all" else (name,), repeats=repeats, n=n, seed=seed, protocol=protocol,
             epochs=epochs, iterations=iterations, test_fraction=test_fraction, tsne=not no_tsne,
-            progress=progress, sources={"real": real, "synthetic": synthetic})
+            progress=show_progress(progress), sources={"real": real, "synthetic": synthetic})
         files = write_report(result, out, real_source=real, synthetic_source=synthetic)
         for line in summary_lines(result):
             click.echo(line)
@@ -380,8 +447,7 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
     import pandas as pd
 
     from kronos_synth.data.frequency import get_preset, infer_frequency
-    from kronos_synth.data.readers import load_klines
-    from kronos_synth.data.sources import klines_for
+    from kronos_synth.data.sources import klines_for, load_klines
     from kronos_synth.metrics.roundtrip import evaluate_roundtrip, summary_lines
     from kronos_synth.model.pretrained import load_tokenizer
     from kronos_synth.report import write_report
@@ -396,7 +462,7 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
         bundle.tokenizer, bundle.representation, pd.concat(frames, ignore_index=True),
         lookback=lookback or bundle.lookback or preset.lookback, horizon=horizon or bundle.horizon or preset.horizon,
         freq=preset.name, n=n, repeats=repeats, seed=seed, test_fraction=test_fraction, epochs=epochs,
-        calibration=not no_calibration, progress=sys.stderr.isatty() if progress is None else progress,
+        calibration=not no_calibration, progress=show_progress(progress),
         sources={"real": list(labels), "model": model or "embedded default", "tokenizer": bundle.tokenizer_id})
     files = write_report(res.evaluation, out, real_source=real[0] if len(real) == 1 else ", ".join(real))
     for line in summary_lines(res):
@@ -405,8 +471,6 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
 
 
 # --- baseline ---------------------------------------------------------------------------------
-
-_BASELINES = ("timegan", "timevae", "diffusion-ts", "garch", "bootstrap")
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict:
@@ -437,7 +501,7 @@ def baseline() -> None:
 
 
 @baseline.command("fit")
-@click.argument("name", type=click.Choice(_BASELINES, case_sensitive=False))
+@click.argument("name", type=click.Choice(BASELINE_NAMES, case_sensitive=False))
 @click.option("--data", default=None, help="K-line file (CSV/Parquet) or embedded dataset name "
               "(default: the embedded dataset of --freq).")
 @click.option("--freq", required=True, help="Bar frequency preset: 1min 5min 15min 30min 1h 4h daily weekly.")
@@ -462,8 +526,7 @@ def baseline_fit(name: str, data: str | None, freq: str, out: str, seed: int, st
     from kronos_synth.baselines.fitting import fit_baseline
 
     res = fit_baseline(name, data, freq, out, seed=seed, steps=steps, window=window,
-                       options=_parse_options(options),
-                       progress=sys.stderr.isatty() if progress is None else progress)
+                       options=_parse_options(options), progress=show_progress(progress))
     r = res.report
     losses = ", ".join(f"{k} {v:.4g}" for k, v in r.final_losses.items()) or "-"
     ratios = " ".join(f"{k} {v:.2f}" for k, v in (r.collapse.ratios.items() if r.collapse else []))
@@ -492,7 +555,7 @@ def baseline_sample(model_dir: str, n: int, out: str, seed: int, part_size: int,
     if part_size <= 0:
         raise click.BadParameter(f"must be positive, got {part_size}", param_hint="--part-size")
     res = sample_to_dataset(model_dir, n, out, seed=seed, sequences_per_part=part_size,
-                            progress=sys.stderr.isatty() if progress is None else progress)
+                            progress=show_progress(progress))
     click.echo(f"wrote {res.parts_written} of {res.parts_total} parts ({res.n} sequences) in "
                f"{res.wall_time_s:.1f}s → {res.path}")
 
@@ -542,7 +605,12 @@ def augment(real: str, synthetic: str, ratio: float, out: str, fmt: str | None, 
 
 @cli.group()
 def corpus() -> None:
-    """Pretraining corpora: many instruments and bar sizes, cleaned, split and windowed."""
+    """Pretraining corpora: many instruments and bar sizes, cleaned, split and windowed.
+
+    \b
+    Example:
+      kronos-synth corpus build crypto=binance/ markets/ --out corpus/
+    """
 
 
 @corpus.command("build")
@@ -577,7 +645,7 @@ def corpus_build(sources: tuple[str, ...], out: str, val_fraction: float, holdou
     config = CorpusConfig(val_fraction=val_fraction, holdout_fraction=holdout_fraction, seed=seed,
                           freqs=tuple(f.strip() for f in freqs.split(",") if f.strip()),
                           embargo=tuple(Embargo.parse(e) for e in embargo))
-    manifest = build_corpus(list(sources), out, config, progress=progress)
+    manifest = build_corpus(list(sources), out, config, progress=show_progress(progress))
     totals = {s: (sum(v["rows"] for v in a.values()), sum(v["windows"] for v in a.values()))
               for s, a in manifest["arrays"].items()}
     n_hold = sum(1 for v in manifest["instruments"].values() if v["split"] == "holdout")
@@ -690,7 +758,8 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
                      n_dec_layers=dec_layers, s1_bits=s1_bits, s2_bits=s2_bits)
     res = train_tokenizer(list(data), out, freq=freq, lookback=lookback, horizon=horizon, init=init,
                           config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
-                          lr=lr, seed=seed, eval_every=eval_every, patience=patience, progress=progress,
+                          lr=lr, seed=seed, eval_every=eval_every, patience=patience,
+                          progress=show_progress(progress),
                           representation=representation, phase_offsets=phase_offsets, tail_weight=tail_weight,
                           center_returns=center_returns, log=lambda line: click.echo(line, err=True),
                           command=sys.argv)
@@ -735,7 +804,8 @@ def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offse
                           init=init, config=config, overrides=overrides, steps=steps, epochs=epochs,
                           batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every, patience=patience,
                           teacher_forcing=teacher_forcing, s2_lr_scale=s2_lr_scale, phase_offsets=phase_offsets,
-                          progress=progress, log=lambda line: click.echo(line, err=True), command=sys.argv)
+                          progress=show_progress(progress), log=lambda line: click.echo(line, err=True),
+                          command=sys.argv)
     click.echo(_train_summary(res, out))
 
 

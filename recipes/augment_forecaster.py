@@ -1,6 +1,6 @@
 """Recipe 1 — does synthetic data help a downstream forecaster?
 
-Trains the evaluation layer's forecaster (EVALUATION.md §4: 2-layer LSTM(64), predicts the next 5
+Trains the evaluation layer's forecaster (docs/protocol.md §4: 2-layer LSTM(64), predicts the next 5
 daily bars from 30) on (a) real train-period windows only and (b) the same real windows plus
 synthetic Kronos sequences at ratios 0.5, 1 and 2, and scores every variant on the real TEST period
 (IC / RankIC of the predicted price paths and of the 5-day return, mean ± 95 % interval over seeds).
@@ -30,6 +30,7 @@ from kronos_synth.data.augment import augment_training_set, write_augmented
 from kronos_synth.data.frequency import get_preset
 from kronos_synth.data.sources import klines_for
 from kronos_synth.generate.api import generate_dataset
+from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.metrics.evaluate import split_real
 from kronos_synth.metrics.tstr import forecast_score
 
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 1. Synthetic sequences: continuations of real TRAIN-period contexts (no test information).
     n_syn = math.ceil(max(args.ratios) * args.real_windows)
-    summary = generate_dataset(n=n_syn, freq=FREQ, data=args.data, model=args.model, horizon=window,
-                               seed=args.seed, split="train", repair=True, out=str(work / "synth"),
+    config = GenerationConfig(freq=FREQ, horizon=window, seed=args.seed, split="train", repair=True)
+    summary = generate_dataset(config, n=n_syn, data=args.data, model=args.model, out=str(work / "synth"),
                                progress=False)
     print(f"synthetic: {n_syn} sequences of {window} bars in {work / 'synth'} "
           f"({summary.wall_time_s:.0f} s, {summary.parts_skipped} parts reused)", file=sys.stderr)

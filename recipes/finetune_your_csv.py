@@ -38,6 +38,7 @@ from kronos_synth.data.readers import inspect_klines
 from kronos_synth.data.synthetic import read_synthetic
 from kronos_synth.data.writers import write_klines
 from kronos_synth.generate.api import generate_dataset
+from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.metrics.evaluate import evaluate_all
 from kronos_synth.model.pretrained import default_model_dir
 from kronos_synth.train import train_predictor
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for name, model in (("base (embedded default)", None), ("fine-tuned", str(work / "model"))):
         out = work / ("synth-base" if model is None else "synth-finetuned")
-        generate_dataset(n=args.n, data=csv, model=model, seed=args.seed, out=str(out), progress=False, **win)
+        generate_dataset(GenerationConfig(seed=args.seed, **win), n=args.n, data=csv, model=model, out=str(out),
+                         progress=False)
         # 4. Evaluate against the real test period.
         res = evaluate_all(frame, read_synthetic(out), freq=args.freq,
                            metrics=("discriminative", "validity", "stylized"), repeats=args.repeats,

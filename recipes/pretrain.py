@@ -5,6 +5,7 @@
     python recipes/pretrain.py predictor --size small      # sizes: small (0.9 M), medium (3.1 M), large (7.5 M)
     python recipes/pretrain.py holdout --size small        # validation loss on held-out periods and instruments
     python recipes/pretrain.py install --size small        # copy tokenizer + predictor into the package
+    python recipes/pretrain.py dataset                     # the embedded crypto-15m dataset (BTC, ETH) from the sources
 
 Sources (MIT licence, public GitHub repositories, taken at fixed commits; see docs/models.md):
 - imsatoshi/GeneTrader: 136 Binance spot USDT pairs at 5m/15m/1h/4h/1d, 2024-01 → 2024-09;
@@ -91,7 +92,7 @@ def fetch_sources(src: Path, mirror: list[str]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["corpus", "tokenizer", "predictor", "holdout", "install"])
+    ap.add_argument("stage", choices=["corpus", "dataset", "tokenizer", "predictor", "holdout", "install"])
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
     ap.add_argument("--corpus", default="corpus", help="Corpus folder (built by the `corpus` stage).")
     ap.add_argument("--src", default="corpus-src", help="Where the sources are extracted (`corpus` stage).")
@@ -108,6 +109,9 @@ def main() -> None:
         cmd += [a for e in EMBARGO for a in ("--embargo", e)]
         log("+ " + " ".join(cmd))
         subprocess.run(cmd, check=True)
+        return
+    if args.stage == "dataset":
+        write_embedded_dataset(Path(args.src))
         return
 
     from kronos_synth.train import train_predictor, train_tokenizer
@@ -145,6 +149,37 @@ def main() -> None:
         log(f"installed {folder} into {default_model_dir()}")
 
 
+#: the embedded 15-minute dataset: two liquid pairs, six months (MIT, GeneTrader at the pinned commit)
+DATASET = dict(files={"BTCUSDT": "BTC_USDT-15m.feather", "ETHUSDT": "ETH_USDT-15m.feather"},
+               first="2024-03-01", last="2024-09-06 23:59")
+
+
+def write_embedded_dataset(src: Path) -> None:
+    """kronos_synth/assets/datasets/crypto_15m.csv.gz from the extracted GeneTrader files (`corpus` stage)."""
+    import pandas as pd
+
+    from kronos_synth.data.readers import read_klines
+
+    folder = src / "GeneTrader" / SOURCES[0][3]
+    frames = []
+    for symbol, name in DATASET["files"].items():
+        df = read_klines(str(folder / name))
+        df = df[(df.timestamps >= DATASET["first"]) & (df.timestamps <= DATASET["last"])]
+        frames.append(df.assign(symbol=symbol)[["timestamps", "symbol", "open", "high", "low", "close", "volume"]])
+    out = Path(__file__).resolve().parents[1] / "kronos_synth" / "assets" / "datasets" / "crypto_15m.csv.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = pd.concat(frames, ignore_index=True)
+    # mtime=0 in the gzip header: the same input gives the same bytes
+    import gzip
+    import io
+
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        gz.write(data.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S").encode())
+    out.write_bytes(buf.getvalue())
+    log(f"{out}: {len(data)} bars, {data.timestamps.min()} .. {data.timestamps.max()}, {out.stat().st_size} bytes")
+
+
 def held_out_losses(td, folder: Path) -> dict:
     """Validation loss (and its s1/s2 parts) of the best weights: per bar size and balanced, on held-out
     periods of the training instruments and on held-out instruments."""
@@ -165,8 +200,8 @@ def held_out_losses(td, folder: Path) -> dict:
         with torch.no_grad(), causal_s2(model):
             for freq, ws in mix.parts.items():
                 gen = torch.Generator().manual_seed(2)
-                per[freq] = evaluate_batches(ws, 64, lambda x, s: predictor_loss(
-                    model, tok, x, s, teacher_forcing=True, generator=gen)[1])
+                per[freq] = evaluate_batches(ws, 64, lambda x, s, g=gen: predictor_loss(
+                    model, tok, x, s, teacher_forcing=True, generator=g)[1])
         out[name] = {"balanced": {k: sum(p[k] for p in per.values()) / len(per) for k in ("loss", "ce_s1", "ce_s2")},
                      "per_freq": per}
     out["eval_s"] = round(time.perf_counter() - t0, 1)

@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> dict:
     folder = args.synthetic
     if folder is None:
         from kronos_synth.generate.api import generate_dataset
+        from kronos_synth.generate.config import GenerationConfig
 
         folder = str(work / "synth")
-        generate_dataset(n=args.n, freq="daily", data="sp500-daily", seed=0, out=folder, progress=False)
+        generate_dataset(GenerationConfig(freq="daily", seed=0), n=args.n, data="sp500-daily", out=folder,
+                         progress=False)
 
     # 1. pandas (pyarrow engine underneath): the whole dataset as one long frame.
     df = pd.read_parquet(folder)

@@ -27,9 +27,9 @@ from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.sources import klines_for
 from kronos_synth.data.splits import extract_windows
 from kronos_synth.data.synthetic import ParquetSequenceWriter, sequences_to_frame
+from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.generate.generator import Generator
 from kronos_synth.model.pretrained import load_model_pair
-from kronos_synth.model.representation import get_representation
 
 FREQ = "daily"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -70,10 +70,9 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     klines, source = klines_for(FREQ, args.data)
     pair = load_model_pair(args.model)
-    gen = Generator(pair.model, pair.tokenizer, klines, freq=FREQ, seed=args.seed, split="train",
-                    samples_per_context=args.samples, max_context=pair.max_context, repair=True,
-                    representation=get_representation(pair.sidecar or None), model_id=pair.model_id,
-                    tokenizer_id=pair.tokenizer_id, source=source, batch_size=256)
+    gen = Generator(pair, klines, GenerationConfig(freq=FREQ, seed=args.seed, split="train",
+                                                   samples_per_context=args.samples, repair=True, batch_size=256),
+                    source=source)
     lookback, horizon, pool = gen.lookback, gen.horizon, gen.pool
 
     # Real continuations: every (context + horizon) window of the cleaned series, keyed by the

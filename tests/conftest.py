@@ -6,8 +6,6 @@ import pytest
 # Tests never touch the network: hub ids must resolve from the local cache or fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "crypto-binance")
-
 
 @pytest.fixture
 def rng() -> np.random.Generator:
@@ -16,8 +14,13 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def crypto_dir() -> str:
-    """The shared 15-minute crypto folder; tests that need it skip cleanly when it is absent."""
-    path = os.path.abspath(SHARED_DATA)
+    """The crypto benchmark data folder (`CRYPTO_DATA_DIR` of evaluation/protocol.py, not shipped);
+    tests that need it skip cleanly when it is absent."""
+    try:
+        from evaluation.protocol import CRYPTO_DATA_DIR
+    except ImportError:  # plain `pytest` without the repository root on sys.path (use python -m pytest)
+        pytest.skip("evaluation/ is not importable: run python -m pytest from the repository root")
+    path = str(CRYPTO_DATA_DIR)
     if not os.path.isdir(path):
-        pytest.skip("../shared/data/crypto-binance is not present (benchmark data, not shipped)")
+        pytest.skip(f"{path} is not present (crypto benchmark data, not shipped)")
     return path

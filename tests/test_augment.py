@@ -124,10 +124,10 @@ def test_window_cuts_synthetic_sequences_and_csv_roundtrip(inputs, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    (dict(ratio=-0.5), "--ratio must be"),
+    (dict(ratio=-0.5), "ratio must be"),
     (dict(ratio=1.0), "generate more"),           # 195 real windows, only 120 synthetic sequences
     (dict(ratio=0.5, window=40), "longer than the synthetic"),
-    (dict(ratio=0.5, max_real=0), "--max-real"),
+    (dict(ratio=0.5, max_real=0), "max_real must be"),
 ])
 def test_bad_arguments_raise_input_errors(inputs, kwargs, needle):
     real, syn = inputs

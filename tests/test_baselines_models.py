@@ -229,7 +229,7 @@ def test_timegan_default_iterations_follow_the_window_not_the_clock():
     assert deep.iterations() == (388, 388, 388)  # three GRU layers cost 1.5× as much
     short = get_baseline("timegan", layers=1)
     short.window = 4
-    assert short.iterations()[2] == 4000  # capped at BASELINES.md's CPU default
+    assert short.iterations()[2] == 4000  # capped at 4 000 (docs/baselines.md, TimeGAN)
     explicit = get_baseline("timegan", steps=10, ae_steps=5)
     explicit.window = 96
     assert explicit.iterations() == (5, 10, 10)

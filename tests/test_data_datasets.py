@@ -21,6 +21,7 @@ EXPECTED = {
     "nasdaq-daily": ("daily", 5031, "1999-01-04", "2018-12-31"),
     "goog-daily": ("daily", 2148, "2004-08-19", "2013-03-01"),
     "eurusd-1h": ("1h", 5000, "2017-04-19 09:00", "2018-02-07 15:00"),
+    "crypto-15m": ("15min", 36326, "2024-03-01", "2024-09-06 04:30"),
 }
 
 
@@ -47,7 +48,8 @@ def test_each_dataset_loads_and_validates(name):
 def test_default_dataset_and_unknown():
     assert default_dataset_for("1d") == "sp500-daily"
     assert default_dataset_for("60min") == "eurusd-1h"
-    assert default_dataset_for("15min") is None
+    assert default_dataset_for("15min") == "crypto-15m"
+    assert default_dataset_for("5min") is None
     with pytest.raises(KlineDataError, match="sp500-daily"):
         load_dataset("nope")
 

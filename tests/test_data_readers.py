@@ -153,3 +153,23 @@ def test_crypto_file_reads_clean(crypto_dir):
     check_contract(df)
     assert len(df) == 8640 and (df["amount"] > 0).all()
     assert (df["timestamps"].diff().dropna() == pd.Timedelta("15min")).all()
+
+
+def test_headerless_tab_and_feather_files_read_like_csv(tmp_path) -> None:
+    """MetaTrader exports (no header, tab or comma), tab-separated .csv with a header, and Feather."""
+    import pandas as pd
+
+    from kronos_synth.data.readers import read_klines
+
+    lines = ["2007-01-24 16:00\t0.92195\t0.92214\t0.92007\t0.92014\t73",
+             "2007-01-24 20:00\t0.92030\t0.92160\t0.91957\t0.91968\t231"]
+    (tmp_path / "AUDCAD240.csv").write_text("\n".join(lines) + "\n")
+    df = read_klines(str(tmp_path / "AUDCAD240.csv"))
+    assert list(df["close"]) == [0.92014, 0.91968] and list(df["volume"]) == [73.0, 231.0]
+    assert df["timestamps"].iloc[1] == pd.Timestamp("2007-01-24 20:00")
+    (tmp_path / "X_H4.csv").write_text("Time\tOpen\tHigh\tLow\tClose\tVolume\n" + "\n".join(lines) + "\n")
+    assert read_klines(str(tmp_path / "X_H4.csv"))[["open", "close"]].equals(df[["open", "close"]])
+    df.drop(columns="symbol").to_feather(tmp_path / "x.feather")
+    back = read_klines(str(tmp_path / "x.feather"))
+    assert back[["timestamps", "open", "high", "low", "close", "volume"]].equals(
+        df[["timestamps", "open", "high", "low", "close", "volume"]])

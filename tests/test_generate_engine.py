@@ -8,6 +8,7 @@ import torch
 
 from kronos_synth.data.synthetic import ParquetSequenceWriter, read_synthetic
 from kronos_synth.generate.api import generate_dataset
+from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.model import Kronos, KronosTokenizer
 
 TOK = dict(d_in=6, d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2, ffn_dropout_p=0.0,
@@ -27,11 +28,15 @@ def tiny_model(tmp_path_factory) -> str:
     return str(root / "model")
 
 
+CALL = {"n", "out", "data", "dataset", "model", "tokenizer", "ray", "progress", "log"}
+
+
 def _gen(tiny_model, out, **kw):
     args = dict(n=24, freq="daily", dataset="goog-daily", model=tiny_model, lookback=40, horizon=10,
                 seed=3, dtype="fp32", out=str(out), progress=False)
     args.update(kw)
-    return generate_dataset(**args)
+    settings = {k: v for k, v in args.items() if k not in CALL}
+    return generate_dataset(GenerationConfig(**settings), **{k: v for k, v in args.items() if k in CALL})
 
 
 def test_same_seed_same_data_across_batch_sizes(tiny_model, tmp_path):
@@ -141,8 +146,16 @@ def _cli(*args, cwd=None):
     [
         (["--n", "0"], "--n must be a positive"),
         (["--freq", "13min"], "13min"),
-        (["--lookback", "5000"], "too few rows"),
-        (["--freq", "15min"], "no embedded dataset has 15min bars"),
+        (["--lookback", "5000"], "--lookback 5000 is longer than the model's context"),
+        (["--freq", "5min"], "no embedded dataset has 5min bars"),
+        (["--lookback", "0"], "--lookback must be a positive whole number"),
+        (["--horizon", "0"], "--horizon must be a positive whole number"),
+        (["--horizon", "600"], "--horizon 600 is longer than the model's context of 512 bars"),
+        (["--lookback", "513"], "--lookback 513 is longer than the model's context"),
+        (["--contexts-per-symbol", "0"], "--contexts-per-symbol must be a positive"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--temperature", "0"], "--temperature must be > 0"),
+        (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path, extra, needle):
@@ -200,3 +213,38 @@ def test_bf16_and_fp32_sample_the_same_distribution(tiny_model):
         p16 = torch.softmax(model.to(torch.bfloat16).decode_s1(s1, s2, stamp)[0].float(), -1)
     tv = 0.5 * (p32 - p16).abs().sum(-1)
     assert tv.mean() < 0.02 and tv.max() < 0.1
+
+
+def test_out_under_a_regular_file_is_one_line_and_leaves_nothing(tiny_model, tmp_path):
+    (tmp_path / "file").write_text("x")
+    r = _cli("generate", "--n", "4", "--freq", "daily", "--model", tiny_model, "--out",
+             str(tmp_path / "file" / "o"), cwd=tmp_path)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "a parent in the path is a file" in lines[0], r.stderr
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_bad_input_leaves_no_output_folder(tiny_model, tmp_path):
+    r = _cli("generate", "--n", "4", "--freq", "daily", "--model", tiny_model, "--lookback", "5000",
+             "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2 and not (tmp_path / "o").exists()
+
+
+def test_second_concurrent_writer_is_refused(tiny_model, tmp_path):
+    from kronos_synth.data.locking import output_lock
+
+    with output_lock(tmp_path / "o"):  # another writer holds the folder
+        r = _cli("generate", "--n", "4", "--freq", "daily", "--model", tiny_model, "--out", str(tmp_path / "o"),
+                 cwd=tmp_path)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "another process is writing" in lines[0], r.stderr
+    assert not any((tmp_path / "o").glob("part-*"))
+    _gen(tiny_model, tmp_path / "o")  # once released, the folder is usable
+    assert read_synthetic(tmp_path / "o").n_sequences == 24
+
+
+def test_rerun_of_a_finished_run_says_it_is_complete(tiny_model, tmp_path):
+    _gen(tiny_model, tmp_path / "a", sequences_per_part=10)
+    again = _gen(tiny_model, tmp_path / "a", sequences_per_part=10)
+    assert again.generated == 0 and again.parts_skipped == 3
+    assert again.line() == f"24 sequences, 240 bars already complete in {tmp_path / 'a'} (3 parts); nothing to generate"

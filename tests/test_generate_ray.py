@@ -15,8 +15,10 @@ import torch
 from kronos_synth.data.errors import InputError, KlineDataError
 from kronos_synth.data.synthetic import MANIFEST, read_synthetic
 from kronos_synth.generate.api import generate_dataset
+from kronos_synth.generate.config import GenerationConfig
+from kronos_synth.generate.ray_engine import RayConfig
+from kronos_synth.generate.ray_session import run_tasks
 from kronos_synth.model import Kronos, KronosTokenizer
-from kronos_synth.ray_tasks import run_tasks
 
 TOK = dict(d_in=6, d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2, ffn_dropout_p=0.0,
            attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4, beta=0.05, gamma0=1.0, gamma=1.1,
@@ -60,11 +62,15 @@ def local_run(tiny_model, tmp_path_factory) -> Path:
     return out
 
 
+CALL = {"n", "out", "data", "dataset", "model", "tokenizer", "ray", "progress", "log"}
+
+
 def _gen(tiny_model, out, **kw):
     args = dict(n=N, freq="daily", dataset="goog-daily", model=tiny_model, lookback=40, horizon=10, seed=3,
                 dtype="fp32", batch_size=2, sequences_per_part=PART, out=str(out), progress=False)
     args.update(kw)
-    return generate_dataset(**args)
+    settings = {k: v for k, v in args.items() if k not in CALL}
+    return generate_dataset(GenerationConfig(**settings), **{k: v for k, v in args.items() if k in CALL})
 
 
 def _ray(tiny_model, out, on_part=None, **kw):
@@ -72,11 +78,11 @@ def _ray(tiny_model, out, on_part=None, **kw):
     from kronos_synth.generate import ray_engine
 
     if on_part is None:
-        return _gen(tiny_model, out, engine="ray", num_workers=2, **kw)
+        return _gen(tiny_model, out, ray=RayConfig(num_workers=2), **kw)
     original = ray_engine.generate_on_ray
     try:
         ray_engine.generate_on_ray = partial(original, on_part=on_part)
-        return _gen(tiny_model, out, engine="ray", num_workers=2, **kw)
+        return _gen(tiny_model, out, ray=RayConfig(num_workers=2), **kw)
     finally:
         ray_engine.generate_on_ray = original
 

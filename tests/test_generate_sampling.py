@@ -75,5 +75,11 @@ def test_top_k_and_top_p_both_apply():
 
 @pytest.mark.parametrize("kw", [{"temperature": 0}, {"top_k": -1}, {"top_p": 0}, {"top_p": 1.5}])
 def test_bad_sampling_settings_are_input_errors(kw):
-    with pytest.raises(InputError):
-        SamplingConfig(**kw)
+    with pytest.raises(InputError) as err:
+        SamplingConfig(**{"temperature": 1.0, "top_k": 0, "top_p": 0.95, **kw})
+    assert err.value.params == tuple(kw) and str(err.value).startswith(next(iter(kw)))
+    from kronos_synth.generate.config import GenerationConfig
+
+    with pytest.raises(InputError) as err:
+        GenerationConfig(freq="daily", **kw)
+    assert err.value.params == tuple(kw)

@@ -1,9 +1,9 @@
-"""EVALUATION §5 calibration rows as tests: real-vs-real must score ≈ 0.5, shuffled bars ≈ 0."""
+"""docs/protocol.md §5: the calibration rows as tests: real-vs-real must score ≈ 0.5, shuffled bars ≈ 0."""
 
 import numpy as np
 import pytest
 
-from kronos_synth.data.readers import load_klines
+from kronos_synth.data.sources import load_klines
 from kronos_synth.data.splits import extract_windows
 from kronos_synth.metrics.calibration import DISJOINT_HALVES, SHUFFLED, TRAIN_PERIOD, discriminative_table
 

@@ -8,7 +8,7 @@ import pytest
 
 from kronos_synth.cli import main
 from kronos_synth.data.cleaning import clean_klines
-from kronos_synth.data.readers import load_klines
+from kronos_synth.data.sources import load_klines
 from kronos_synth.data.splits import extract_windows, split_by_time
 from kronos_synth.data.synthetic import ParquetSequenceWriter, read_synthetic, sequences_to_frame
 from kronos_synth.metrics.evaluate import evaluate_all

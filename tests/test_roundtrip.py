@@ -8,7 +8,7 @@ from _train_util import tiny_tokenizer
 
 from kronos_synth.cli import main
 from kronos_synth.data.errors import InputError
-from kronos_synth.data.readers import load_klines
+from kronos_synth.data.sources import load_klines
 from kronos_synth.metrics.roundtrip import evaluate_roundtrip, roundtrip_bars
 from kronos_synth.metrics.validity import bar_validity
 from kronos_synth.model.pretrained import load_tokenizer

@@ -11,6 +11,7 @@ from kronos_synth.cli import main
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.synthetic import read_synthetic
 from kronos_synth.generate.api import generate_dataset
+from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.metrics.validity import bar_validity
 from kronos_synth.model.pretrained import load_model_pair, load_tokenizer
 from kronos_synth.model.representation import Geometry, get_representation
@@ -53,8 +54,9 @@ def test_sidecars_record_the_full_representation(geo):
 
 
 def test_generate_decodes_geometry_into_valid_bars(geo, tmp_path):
-    summary = generate_dataset(n=64, freq="daily", dataset="goog-daily", model=str(geo / "model"), lookback=40,
-                               horizon=10, seed=1, batch_size=32, device="cpu", dtype="fp32",
+    config = GenerationConfig(freq="daily", lookback=40, horizon=10, seed=1, batch_size=32, device="cpu",
+                              dtype="fp32")
+    summary = generate_dataset(config, n=64, dataset="goog-daily", model=str(geo / "model"),
                                out=str(tmp_path / "synth"), progress=False)
     assert summary.raw_invalid_bar_rate == 0.0 and sum(summary.violations.values()) == 0
     ds = read_synthetic(str(tmp_path / "synth"))

@@ -146,8 +146,7 @@ def test_protocol_trains_on_train_data_at_every_offset(tmp_path):
     proto, folder, source = _folder_protocol(tmp_path, five_minute_bars(4, seed=2), fifteen_days=4)
     train_source, train_files = resolve_train_data(proto, str(folder))
     assert [f.rsplit("/", 1)[1] for f in train_files] == ["AAA_5m.csv", "BBB_5m.csv"]
-    ctx = {"proto": proto, "out": str(tmp_path / "out"), "source": source, "files": [],
-           "train_source": train_source}
+    ctx = st.StageContext(proto=proto, out=str(tmp_path / "out"), source=source, train_source=train_source)
     td = st.training_data(ctx)
     assert td.phase_offsets and [p["offset"] for p in td.sources[0].phases] == ["0min", "5min", "10min"]
     assert 2.9 <= len(td.train) / td.sources[0].phases[0]["train_windows"] <= 3.0
@@ -160,8 +159,8 @@ def test_protocol_trains_on_train_data_at_every_offset(tmp_path):
 def test_train_data_that_reaches_the_evaluation_test_period_is_refused(tmp_path):
     # the 15-minute files stop after 3 days: the 4 days of 5-minute bars train into their test period
     proto, folder, source = _folder_protocol(tmp_path, five_minute_bars(4, seed=2), fifteen_days=3)
-    ctx = {"proto": proto, "out": str(tmp_path / "out"), "source": source, "files": [],
-           "train_source": resolve_train_data(proto, str(folder))[0]}
+    ctx = st.StageContext(proto=proto, out=str(tmp_path / "out"), source=source,
+                          train_source=resolve_train_data(proto, str(folder))[0])
     with pytest.raises(ProtocolError, match="inside the evaluation's test period"):
         st.training_data(ctx)
 

@@ -7,7 +7,7 @@ import pytest
 from _train_util import tiny_data, tiny_predictor, tiny_tokenizer, weights_hash
 
 from kronos_synth.data.errors import InputError
-from kronos_synth.train.loop import batch_indices
+from kronos_synth.train.windows import batch_indices
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Baseline generators behind one fit/sample interface (BASELINES.md).
+"""Baseline generators behind one fit/sample interface (docs/baselines.md).
 
     from kronos_synth.baselines import get_baseline
     model = get_baseline("garch")
@@ -7,47 +7,27 @@
     model.save("runs/garch"); model = Baseline.load("runs/garch")
 
 Torch models are imported lazily so the series baselines stay light.
+
+The registry (`REGISTRY`, `NAMES`) is the one list of baseline names: the CLI's choices and the
+benchmark's generators come from it. It is defined beside `Baseline` in `base.py`, whose `load`
+dispatches on it, so the package and its modules import each other in one direction only.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from kronos_synth.baselines.base import (
+    NAMES,
+    REGISTRY,
     Baseline,
     BaselineError,
     CollapseCheck,
     CollapseWarning,
     FitReport,
     ScaleFreeTransform,
+    baseline_class,
     collapse_check,
+    get_baseline,
 )
 
-# name → (module, class)
-REGISTRY: dict[str, tuple[str, str]] = {
-    "bootstrap": ("kronos_synth.baselines.bootstrap", "BootstrapBaseline"),
-    "garch": ("kronos_synth.baselines.garch", "GarchBaseline"),
-    "timevae": ("kronos_synth.baselines.timevae", "TimeVAEBaseline"),
-    "diffusion-ts": ("kronos_synth.baselines.diffusion_ts", "DiffusionTSBaseline"),
-    "timegan": ("kronos_synth.baselines.timegan", "TimeGANBaseline"),
-}
-NAMES = tuple(REGISTRY)
-
-
-def baseline_class(name: str) -> type[Baseline]:
-    """The class registered under `name` (BaselineError for unknown names)."""
-    key = name.lower().replace("_", "-")
-    if key not in REGISTRY:
-        raise BaselineError(f"unknown baseline '{name}' (choose from {', '.join(NAMES)})")
-    module, cls = REGISTRY[key]
-    return getattr(importlib.import_module(module), cls)
-
-
-def get_baseline(name: str, **options: Any) -> Baseline:
-    """A fresh, unfitted baseline `name` with `options` overriding its CPU-sized defaults."""
-    return baseline_class(name)(**options)
-
-
-__all__ = ["NAMES", "Baseline", "BaselineError", "CollapseCheck", "CollapseWarning", "FitReport",
+__all__ = ["NAMES", "REGISTRY", "Baseline", "BaselineError", "CollapseCheck", "CollapseWarning", "FitReport",
            "ScaleFreeTransform", "baseline_class", "collapse_check", "get_baseline"]

@@ -4,11 +4,12 @@ Every baseline models windows in a scale-free form (`ScaleFreeTransform`): price
 the window's first close (log), volume as log1p, amount as the bar's VWAP relative to its close
 (log). Outputs are mapped back by anchoring at a real start price drawn from the training
 windows. After fitting, a collapse check compares the per-feature spread of generated windows
-with the real ones (BASELINES.md).
+with the real ones (docs/baselines.md).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import time
@@ -303,8 +304,6 @@ class Baseline:
             # Before v2 amount was log1p(amount): the stored state means something else now.
             raise BaselineError(f"{path}: saved with an older scale-free transform (amount as log1p) — "
                                 "refit it with `kronos-synth baseline fit`")
-        from kronos_synth.baselines import get_baseline
-
         model = get_baseline(config.get("name", "?"), **config.get("options", {}))
         if cls is not Baseline and not isinstance(model, cls):
             raise BaselineError(f"{path}: holds a '{model.name}' model, not '{cls.name}'")
@@ -370,3 +369,33 @@ def windows_to_runs(windows: np.ndarray) -> list[np.ndarray]:
             current.append(nxt[t - stride:])
     runs.append(np.concatenate(current))
     return runs
+
+
+# ----------------------------------------------------------------------------------------------
+# registry
+
+#: name → (module, class): the one list of baselines (re-exported by `kronos_synth.baselines`). Its order
+#: is the order of the CLI's choices (`kronos-synth baseline fit NAME`) and of the benchmark's generators
+#: and report rows. Modules are imported on first use, so the torch models stay unloaded until needed.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "timegan": ("kronos_synth.baselines.timegan", "TimeGANBaseline"),
+    "timevae": ("kronos_synth.baselines.timevae", "TimeVAEBaseline"),
+    "diffusion-ts": ("kronos_synth.baselines.diffusion_ts", "DiffusionTSBaseline"),
+    "garch": ("kronos_synth.baselines.garch", "GarchBaseline"),
+    "bootstrap": ("kronos_synth.baselines.bootstrap", "BootstrapBaseline"),
+}
+NAMES = tuple(REGISTRY)
+
+
+def baseline_class(name: str) -> type[Baseline]:
+    """The class registered under `name` (BaselineError for unknown names)."""
+    key = name.lower().replace("_", "-")
+    if key not in REGISTRY:
+        raise BaselineError(f"unknown baseline '{name}' (choose from {', '.join(NAMES)})")
+    module, cls = REGISTRY[key]
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_baseline(name: str, **options: Any) -> Baseline:
+    """A fresh, unfitted baseline `name` with `options` overriding its CPU-sized defaults."""
+    return baseline_class(name)(**options)

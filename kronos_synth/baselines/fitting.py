@@ -47,7 +47,7 @@ def training_windows(data: str | None, freq: str, window: int | None = None, *,
     preset = get_preset(freq)
     length = preset.horizon if window is None else int(window)
     if length < 2:
-        raise BaselineError(f"--window must be at least 2 bars, got {length}")
+        raise BaselineError(f"window must be at least 2 bars, got {length}", param="window")
     frame, source = klines_for(preset.name, data)
     cleaned = clean_klines(frame, preset).frame
     gap = max(preset.window, length)
@@ -55,7 +55,7 @@ def training_windows(data: str | None, freq: str, window: int | None = None, *,
     wins = extract_windows(train, length, stride=1)
     if len(wins) < 2:
         raise BaselineError(f"{source}: only {len(wins)} train windows of {length} bars after cleaning and "
-                            "the train/test split — use a longer history or a shorter --window")
+                            "the train/test split — use a longer history or a shorter window", param="window")
     return TrainingData(wins, train, source, preset.name, length, test_fraction, gap)
 
 
@@ -75,11 +75,11 @@ def fit_baseline(name: str, data: str | None, freq: str, out: str | os.PathLike,
     options = dict(options or {})
     if steps is not None:
         if steps <= 0:
-            raise BaselineError(f"--steps must be positive, got {steps}")
+            raise BaselineError(f"steps must be positive, got {steps}", param="steps")
         from kronos_synth.baselines import baseline_class
 
         if "steps" not in baseline_class(name).defaults:
-            raise BaselineError(f"{name} has no training steps — drop --steps")
+            raise BaselineError(f"{name} takes no steps (it has no training loop)", param="steps")
         options["steps"] = int(steps)
     model = get_baseline(name, **options)  # fails fast on a bad name or option
     td = training_windows(data, freq, window)

@@ -11,7 +11,7 @@ rebuilt around the simulated close:
   is the simulated bar's mean price times a real bar's VWAP/mean-price ratio (carried in the
   scale-free form as log(VWAP / close), so it holds at any anchor price).
 Geometry is valid by construction (wicks ≥ 0) but the joint shape of body and wicks is only
-loosely matched — cheap, strong on stylized facts, weak on bar geometry (BASELINES.md).
+loosely matched — cheap, strong on stylized facts, weak on bar geometry (docs/baselines.md).
 
 Simulation starts each window from a real fitted volatility state and log-volume (plus `burn`
 steps, ≥ 1, so bar 0 has a previous close for its open gap).

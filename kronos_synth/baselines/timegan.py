@@ -15,9 +15,9 @@ Training in three phases:
 Original: hidden 24, 3 layers, batch 128, 50 000 iterations per phase (options `layers=3,
 ae_steps=50000, sup_steps=50000, steps=50000`). CPU default: 2 layers and, per phase, as many
 iterations as ~12 minutes of one core allow at the window length (`iterations`: 583 at T=96,
-1 429 at T=35; BASELINES.md suggests ~2 000 / 2 000 / 4 000, but a joint iteration at T=96 is
-≈ 20 recurrent passes of 96 sequential steps with backward, ~0.9 s of one core, so that would
-take over an hour). The joint phase shares the embedder pass between the generator and embedder
+1 429 at T=35; the first CPU plan was ~2 000 / 2 000 / 4 000 (docs/baselines.md), but a joint
+iteration at T=96 is ≈ 20 recurrent passes of 96 sequential steps with backward, ~0.9 s of one
+core, so that would take over an hour). The joint phase shares the embedder pass between the generator and embedder
 updates and runs the supervisor and discriminator once over concatenated batches (same maths,
 ~35 % less time per iteration).
 """

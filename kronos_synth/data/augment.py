@@ -107,7 +107,7 @@ def _real_frame(real: str | pd.DataFrame, freq: str | None) -> tuple[pd.DataFram
         preset = get_preset(freq) if freq else infer_frequency(real)
         return real, "dataframe", preset.name
     if freq is None:
-        from kronos_synth.data.readers import load_klines
+        from kronos_synth.data.sources import load_klines
 
         frame = load_klines(real)
         return frame, real, infer_frequency(frame).name
@@ -148,11 +148,12 @@ def augment_training_set(
     seeded sample of that many real windows (all by default). Same arguments → same set.
     """
     if not np.isfinite(ratio) or ratio < 0:
-        raise AugmentError(f"--ratio must be a number >= 0 (synthetic sequences per real window), got {ratio}")
+        raise AugmentError(f"ratio must be a number >= 0 (synthetic sequences per real window), got {ratio}",
+                           param="ratio")
     if stride < 1:
-        raise AugmentError(f"--stride must be >= 1, got {stride}")
+        raise AugmentError(f"stride must be >= 1, got {stride}", param="stride")
     if max_real is not None and max_real < 1:
-        raise AugmentError(f"--max-real must be >= 1, got {max_real}")
+        raise AugmentError(f"max_real must be >= 1, got {max_real}", param="max_real")
     ds = synthetic if isinstance(synthetic, SyntheticDataset) else read_synthetic(synthetic)
     syn_path = ds.path or str(synthetic)
     gen = ds.generated()
@@ -162,16 +163,16 @@ def augment_training_set(
     horizon = int(lengths.min())
     window = horizon if window is None else int(window)
     if window < 2:
-        raise AugmentError(f"--window must be at least 2 bars, got {window}")
+        raise AugmentError(f"window must be at least 2 bars, got {window}", param="window")
     if window > horizon:
-        raise AugmentError(f"--window {window} is longer than the synthetic sequences ({horizon} generated bars) "
-                           f"— pass --window {horizon} or less, or generate with a longer --horizon")
+        raise AugmentError(f"window={window} is longer than the synthetic sequences ({horizon} generated bars) "
+                           f"— pass window={horizon} or less, or generate longer sequences", param="window")
     freq = freq or ds.metadata.get("freq")
     frame, real_label, freq_name = _real_frame(real, freq)
     windows = real_train_windows(frame, freq_name, window, test_fraction=test_fraction, stride=stride)
     if len(windows) == 0:
-        raise AugmentError(f"{real_label}: no {window}-bar window in the cleaned train period — pass a shorter "
-                           "--window or more data")
+        raise AugmentError(f"{real_label}: no {window} consecutive clean bars in the train period — pass a "
+                           "shorter window or more data", param="window")
     rng = np.random.default_rng(seed)
     available = len(windows)
     if max_real is not None and max_real < len(windows):
@@ -182,8 +183,9 @@ def augment_training_set(
     if n_syn > len(ids):
         need_ratio = len(ids) / n_real
         raise AugmentError(
-            f"--ratio {ratio} needs {n_syn} synthetic sequences for {n_real} real windows, but {syn_path} holds "
-            f"{len(ids)} — generate more (--n {n_syn}), lower --ratio (≤ {need_ratio:.3g}) or cap --max-real")
+            f"ratio {ratio} needs {n_syn} synthetic sequences for {n_real} real windows, but {syn_path} holds "
+            f"{len(ids)} — generate more ({n_syn} sequences), lower ratio (≤ {need_ratio:.3g}) or cap max_real",
+            param=("ratio", "max_real"))
     chosen = np.sort(rng.choice(ids, n_syn, replace=False)) if n_syn else ids[:0]
 
     # Synthetic bars: the first `window` generated bars of each chosen sequence.
@@ -249,7 +251,7 @@ def _to_table(aug: AugmentedSet) -> pa.Table:
 def _format_for(path: str, fmt: str | None) -> str:
     if fmt is not None:
         if fmt not in FORMATS:
-            raise AugmentError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+            raise AugmentError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", param="format")
         return fmt
     return "csv" if path.lower().endswith((".csv", ".csv.gz")) else "parquet"
 
@@ -258,7 +260,8 @@ def _check_out(out: str, fmt: str | None) -> tuple[str, str]:
     fmt = _format_for(out, fmt)
     folder = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(out):
-        raise AugmentError(f"{out}: is a folder — --out takes a file path, e.g. {os.path.join(out, 'train.parquet')}")
+        raise AugmentError(f"{out}: is a folder — out takes a file path, e.g. {os.path.join(out, 'train.parquet')}",
+                           param="out")
     if not os.path.isdir(folder):
         raise AugmentError(f"{out}: the folder {folder} does not exist — create it first")
     return fmt, folder
@@ -302,7 +305,7 @@ def read_augmented(path: str | os.PathLike) -> AugmentedSet:
 def augment(real: str, synthetic: str, *, ratio: float, out: str, format: str | None = None,
             **kwargs: Any) -> AugmentedSet:
     """`augment_training_set` then `write_augmented`: the one call behind `kronos-synth augment`."""
-    _check_out(str(out), format)  # fail on a bad --out before the work, not after
+    _check_out(str(out), format)  # fail on a bad `out` before the work, not after
     aug = augment_training_set(real, synthetic, ratio=ratio, **kwargs)
     write_augmented(aug, out, format=format)
     return aug

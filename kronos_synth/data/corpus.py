@@ -46,7 +46,7 @@ MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "holdout")
 DEFAULT_FREQS = ("5min", "15min", "30min", "1h", "4h", "daily")
 # a bar-size suffix of a file name: BTC_USDT-15m, XAUUSD_D1, AAPLUSUSD_M15, AUDCAD240, BTCUSDT_1h
-_FREQ_SUFFIX = re.compile(r"[-_. ]?(\d+(min|mo|m|h|d|w)|[mhdw]\d+|mn\d*|\d{2,4})$", re.IGNORECASE)
+_FREQ_SUFFIX = re.compile(r"([-_. ](\d+(min|mo|m|h|d|w)|[mhdw]\d+|mn\d*)|(?<=[a-z])\d{2,4})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

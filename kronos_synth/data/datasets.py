@@ -1,4 +1,5 @@
-"""Embedded real datasets: OHLCV files that ship inside installed packages (arch, backtesting).
+"""Embedded real datasets: OHLCV files that ship inside installed packages (arch, backtesting, and
+kronos-synth itself: crypto-15m, from the MIT-licensed GeneTrader repository; docs/models.md).
 
 Files are located with `importlib.util.find_spec`, which finds a package's folder without
 importing it (importing `arch` alone takes ~2 s), and read as package data files.
@@ -23,7 +24,7 @@ class _Source:
     name: str
     package: str
     path: str  # inside the package
-    symbol: str
+    symbol: str | None  # None: the file has a `symbol` column (several instruments)
     frequency: str
     date_format: str | None
     description: str
@@ -40,10 +41,13 @@ _SOURCES: dict[str, _Source] = {
                 "Alphabet (GOOG) stock, daily OHLCV 2004-2013"),
         _Source("eurusd-1h", "backtesting", "test/EURUSD.csv", "EURUSD", "1h", "%Y-%m-%d %H:%M:%S",
                 "EUR/USD, hourly OHLC with tick volume 2017-2018"),
+        _Source("crypto-15m", "kronos_synth", "assets/datasets/crypto_15m.csv.gz", None, "15min",
+                "%Y-%m-%d %H:%M:%S", "Binance spot BTC/USDT and ETH/USDT, 15-minute OHLCV 2024-03..2024-09 "
+                "(amount = volume x mean price; MIT, imsatoshi/GeneTrader)"),
     )
 }
 
-_DEFAULT_FOR_FREQ = {"daily": "sp500-daily", "1h": "eurusd-1h"}
+_DEFAULT_FOR_FREQ = {"daily": "sp500-daily", "1h": "eurusd-1h", "15min": "crypto-15m"}
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ def _load(name: str) -> pd.DataFrame:
     raw = pd.read_csv(dataset_path(name))
     date_col = raw.columns[0]  # "Date" (arch) or unnamed index (backtesting)
     raw[date_col] = pd.to_datetime(raw[date_col], format=src.date_format)
-    raw = raw[[date_col, "Open", "High", "Low", "Close", "Volume"]].rename(columns={date_col: TIMESTAMPS})
+    keep = [date_col, *(c for c in raw.columns if c.lower() in ("symbol", "open", "high", "low", "close", "volume"))]
+    raw = raw[keep].rename(columns={date_col: TIMESTAMPS})
     return to_klines(raw, file=f"{src.package}:{src.path}", symbol=src.symbol)
 
 
@@ -110,7 +115,7 @@ def dataset_info(name: str) -> DatasetInfo:
     df = _load(name)
     return DatasetInfo(
         name=name,
-        symbol=src.symbol,
+        symbol=src.symbol or ",".join(sorted(df["symbol"].astype(str).unique())),
         frequency=src.frequency,
         rows=len(df),
         first=df[TIMESTAMPS].iloc[0],

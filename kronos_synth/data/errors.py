@@ -4,7 +4,23 @@ from __future__ import annotations
 
 
 class InputError(ValueError):
-    """Base class of every error caused by what the user passed in (files, arguments, folders)."""
+    """Base class of every error caused by what the user passed in (files, arguments, folders).
+
+    Messages name arguments as the Python API spells them (`eval_every must be positive, got 0`).
+    `param` lists the argument names the message mentions, so a front end can show them in its own
+    terms: the CLI prints each as the flag of its command (`kronos_synth.cli.in_cli_terms`).
+    """
+
+    def __init__(self, *args: object, param: str | tuple[str, ...] | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The argument names of `param` as a tuple (empty when the message names none)."""
+        if self.param is None:
+            return ()
+        return (self.param,) if isinstance(self.param, str) else tuple(self.param)
 
 
 class KlineDataError(InputError):
@@ -22,6 +38,7 @@ class KlineDataError(InputError):
         column: str | None = None,
         row: int | None = None,
         hint: str | None = None,
+        param: str | tuple[str, ...] | None = None,
     ) -> None:
         self.file, self.column, self.row, self.hint, self.reason = file, column, row, hint, message
         where = []
@@ -34,4 +51,4 @@ class KlineDataError(InputError):
         text = (": ".join([", ".join(where), message]) if where else message).rstrip(".")
         if hint:
             text += f" — {hint.rstrip('.')}"
-        super().__init__(text.replace("\n", " "))
+        super().__init__(text.replace("\n", " "), param=param)

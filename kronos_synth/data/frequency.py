@@ -154,13 +154,14 @@ def infer_frequency(df: pd.DataFrame) -> FrequencyPreset:
             d = np.diff(t)
             diffs.append(d[d > 0])
     if not diffs or sum(d.size for d in diffs) == 0:
-        raise InputError("cannot infer the frequency from fewer than 2 bars per symbol — pass --freq")
+        raise InputError("cannot infer the frequency from fewer than 2 bars per symbol — pass freq", param="freq")
     d = np.concatenate(diffs)
     values, counts = np.unique(d, return_counts=True)
     step = pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
     preset = preset_for_step(step)
     if preset is None:
         raise InputError(
-            f"bar spacing {step} matches no frequency preset ({', '.join(PRESETS)}) — pass --freq or resample"
+            f"bar spacing {step} matches no frequency preset ({', '.join(PRESETS)}) — pass freq or resample",
+            param="freq",
         )
     return preset

@@ -29,7 +29,6 @@ from kronos_synth.data.validation import ValidationReport, require_rows, validat
 __all__ = [
     "read_klines",
     "inspect_klines",
-    "load_klines",
     "to_klines",
     "validate_klines",
     "require_rows",
@@ -291,18 +290,3 @@ def read_klines(path: str, *, strict: bool = False) -> pd.DataFrame:
     """
     return inspect_klines(path, strict=strict)[0]
 
-
-def load_klines(source: str, *, strict: bool = False) -> pd.DataFrame:
-    """A file path (or glob) or an embedded dataset name (see `list_datasets`) → K-line frame."""
-    from kronos_synth.data.datasets import dataset_names, load_dataset
-
-    names = dataset_names()
-    if source in names:
-        return load_dataset(source)
-    if os.path.exists(source) or any(ch in source for ch in "*?["):
-        return read_klines(source, strict=strict)
-    raise KlineDataError(
-        "no such file and no embedded dataset of that name",
-        file=source,
-        hint=f"embedded datasets: {', '.join(names)}",
-    )

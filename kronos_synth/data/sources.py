@@ -1,15 +1,35 @@
 """Picking the K-lines a command works on: a file, an embedded dataset, or the default for a frequency,
-aggregated to the requested bar size when the source is finer."""
+aggregated to the requested bar size when the source is finer.
+
+`load_klines` dispatches between files (`readers`) and embedded datasets (`datasets`); it lives here,
+above both, so that `datasets` can use the readers without the readers importing it back.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 
-from kronos_synth.data.datasets import default_dataset_for, list_datasets
-from kronos_synth.data.errors import InputError
+from kronos_synth.data.datasets import dataset_names, default_dataset_for, list_datasets, load_dataset
+from kronos_synth.data.errors import InputError, KlineDataError
 from kronos_synth.data.frequency import get_preset, infer_frequency
-from kronos_synth.data.readers import load_klines
+from kronos_synth.data.readers import read_klines
 from kronos_synth.data.resample import resample_klines
+
+
+def load_klines(source: str, *, strict: bool = False) -> pd.DataFrame:
+    """A file path (or glob) or an embedded dataset name (see `list_datasets`) → K-line frame."""
+    names = dataset_names()
+    if source in names:
+        return load_dataset(source)
+    if os.path.exists(source) or any(ch in source for ch in "*?["):
+        return read_klines(source, strict=strict)
+    raise KlineDataError(
+        "no such file and no embedded dataset of that name",
+        file=source,
+        hint=f"embedded datasets: {', '.join(names)}",
+    )
 
 
 def _load(freq: str, data: str | None, strict: bool):
@@ -20,14 +40,14 @@ def _load(freq: str, data: str | None, strict: bool):
         if data is None:
             have = ", ".join(f"{d.name} ({d.frequency})" for d in list_datasets())
             raise InputError(
-                f"no embedded dataset has {preset.name} bars (embedded: {have}) — pass your own with "
-                f"--data FILE.csv (columns timestamps, open, high, low, close[, volume, amount])")
+                f"no embedded dataset has {preset.name} bars (embedded: {have}) — pass your own as "
+                f"data=FILE.csv (columns timestamps, open, high, low, close[, volume, amount])", param="data")
     frame = load_klines(data, strict=strict)
     source = infer_frequency(frame)
     if source.timedelta > preset.timedelta:
         raise InputError(
-            f"{data}: has {source.name} bars, coarser than --freq {preset.name} — pass finer data or "
-            f"--freq {source.name}")
+            f"{data}: has {source.name} bars, coarser than freq={preset.name!r} — pass finer data or "
+            f"freq={source.name!r}", param="freq")
     return frame, source, preset, data
 
 

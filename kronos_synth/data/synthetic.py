@@ -1,7 +1,7 @@
 """The synthetic dataset format (Parquet, schema v1): the contract between generators and metrics.
 
 A dataset is a folder of `part-00000.parquet, part-00001.parquet, …` plus `_manifest.json`.
-Long format, one row per bar (see ARCHITECTURE.md). Part k always holds the sequence ids
+Long format, one row per bar (columns: docs/schema.md). Part k always holds the sequence ids
 [k·P, (k+1)·P) for the part size P fixed by the run, so an interrupted run resumes by writing
 only the parts that are missing, and shards of one run (other processes or machines) can write
 disjoint parts of the same folder. A part is written to a temporary name and renamed, so a
@@ -140,7 +140,7 @@ class ParquetSequenceWriter:
     def __init__(self, out_dir: str | os.PathLike, *, n: int, sequences_per_part: int,
                  metadata: dict[str, Any], shard: bool = False) -> None:
         if n <= 0:
-            raise InputError(f"--n must be a positive number of sequences, got {n}")
+            raise InputError(f"n must be a positive number of sequences, got {n}", param="n")
         if sequences_per_part <= 0:
             raise ValueError("sequences_per_part must be positive")
         self.out_dir = Path(out_dir)
@@ -179,25 +179,27 @@ class ParquetSequenceWriter:
 
     def _open(self) -> None:
         if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise SyntheticDataError(f"{self.out_dir}: exists and is not a folder — pass a folder path to --out")
+            raise SyntheticDataError(f"{self.out_dir}: exists and is not a folder — pass a folder path as out",
+                                     param="out")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         manifest_path = self.out_dir / MANIFEST
         if manifest_path.exists():
             try:
                 manifest = json.loads(manifest_path.read_text())
             except (OSError, json.JSONDecodeError) as e:
-                raise SyntheticDataError(f"{manifest_path}: unreadable manifest ({e}) — use a new --out folder") from e
+                raise SyntheticDataError(f"{manifest_path}: unreadable manifest ({e}) — use a new out folder",
+                                         param="out") from e
             if manifest.get("run_key") != self.key:
                 raise SyntheticDataError(
-                    f"{self.out_dir}: holds a different run (other settings) — pass a new --out folder, "
-                    "or delete this one to start over")
+                    f"{self.out_dir}: holds a different run (other settings) — pass a new out folder, "
+                    "or delete this one to start over", param="out")
             # A manifest lists what was complete when it was written; trust only parts still on disk.
             for p in manifest.get("parts", []):
                 if (self.out_dir / p["file"]).exists():
                     self.parts[p["index"]] = PartInfo(**p)
         elif any(self.out_dir.glob("part-*.parquet")):
             raise SyntheticDataError(
-                f"{self.out_dir}: holds parquet parts without a {MANIFEST} — pass a new --out folder")
+                f"{self.out_dir}: holds parquet parts without a {MANIFEST} — pass a new out folder", param="out")
         # Parts written by other shards after the manifest: adopt them if they carry our run key.
         for path in sorted(self.out_dir.glob("part-*.parquet")):
             index = int(path.stem.split("-")[1])
@@ -209,7 +211,7 @@ class ParquetSequenceWriter:
         path = self.out_dir / f"part-{index:05d}.parquet"
         meta = read_part_metadata(path)
         if meta.get("run_key") != self.key:
-            raise SyntheticDataError(f"{path}: belongs to a different run — pass a new --out folder")
+            raise SyntheticDataError(f"{path}: belongs to a different run — pass a new out folder", param="out")
         md = pq.read_metadata(path)
         start, stop = self.part_range(index)
         self.parts[index] = PartInfo(index, path.name, md.num_rows, stop - start, start, stop - 1)
@@ -222,7 +224,7 @@ class ParquetSequenceWriter:
         if not (self.out_dir / f"part-{index:05d}.parquet").exists():
             raise SyntheticDataError(
                 f"{self.out_dir}: part {index} was reported written but is not there — with several machines, "
-                "--out must be a folder every node shares (NFS or similar)")
+                "out must be a folder every node shares (NFS or similar)", param="out")
         info = self._adopt(index)
         self._write_manifest()
         return info

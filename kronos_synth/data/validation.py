@@ -159,7 +159,8 @@ def validate_klines(df: pd.DataFrame, *, file: str | None = None, strict: bool =
             file=file,
             column=col,
             row=first_bad,
-            hint="fix the bars or run without --strict to accept them" if strict else "counted, not fixed",
+            hint="fix the bars or run without strict to accept them" if strict else "counted, not fixed",
+            param="strict" if strict else None,
         )
         if strict:
             raise err
@@ -177,5 +178,5 @@ def require_rows(df: pd.DataFrame, n: int, *, file: str | None = None, what: str
         raise KlineDataError(
             f"too few rows: the longest series has {longest} {unit} but the {what} needs {n}",
             file=file,
-            hint="use a longer history or a shorter --lookback/--horizon",
+            hint="use a longer history or a shorter window",
         )

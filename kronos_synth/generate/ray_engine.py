@@ -28,10 +28,12 @@ from typing import Any
 import pandas as pd
 
 from kronos_synth.data.synthetic import ParquetSequenceWriter
-from kronos_synth.generate.generator import GenerationSummary, Generator, PartStats, summarize_run
+from kronos_synth.generate.config import GenerationConfig
+from kronos_synth.generate.generator import Generator
+from kronos_synth.generate.ray_session import RayEngineError, ray_session, task_error
+from kronos_synth.generate.summary import GenerationSummary, PartStats, summarize_run
 from kronos_synth.model.pretrained import ModelPair
 from kronos_synth.progress import show_progress
-from kronos_synth.ray_tasks import RayEngineError, ray_session, task_error
 
 
 @dataclass
@@ -60,14 +62,14 @@ class PartReport:
 class ShardWorker:
     """A Ray actor: one Generator (model loaded once) and a shard writer that never touches the manifest."""
 
-    def __init__(self, pair: ModelPair, klines: pd.DataFrame, generator_kwargs: dict[str, Any], *, out: str,
-                 n: int, sequences_per_part: int | None, threads: int, slot: int) -> None:
+    def __init__(self, pair: ModelPair, klines: pd.DataFrame, config: GenerationConfig, *, source: str, out: str,
+                 n: int, threads: int, slot: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.slot = slot
-        self.gen = Generator(pair.model, pair.tokenizer, klines, **generator_kwargs)
-        self.writer = ParquetSequenceWriter(out, n=n, sequences_per_part=self.gen.part_size(sequences_per_part),
+        self.gen = Generator(pair, klines, config, source=source)
+        self.writer = ParquetSequenceWriter(out, n=n, sequences_per_part=config.part_size,
                                             metadata=self.gen.writer_metadata(), shard=True)
 
     def info(self) -> dict[str, Any]:
@@ -88,13 +90,13 @@ def _workers_for(ray: Any, config: RayConfig) -> int:
     have = ray.cluster_resources()
     cpus, gpus = float(have.get("CPU", 0)), float(have.get("GPU", 0))
     if config.gpus_per_worker > 0 and gpus < config.gpus_per_worker:
-        raise RayEngineError(f"--gpus-per-worker {config.gpus_per_worker:g}: the Ray cluster has {gpus:g} GPU(s) — "
-                             "add GPU nodes or use --gpus-per-worker 0")
+        raise RayEngineError(f"gpus_per_worker {config.gpus_per_worker:g}: the Ray cluster has {gpus:g} GPU(s) — "
+                             "add GPU nodes or use 0 GPUs per worker")
     if cpus < config.cpus_per_worker:
         raise RayEngineError(f"the Ray cluster has {cpus:g} CPU(s), a worker needs {config.cpus_per_worker:g}")
     if config.num_workers is not None:
         if config.num_workers <= 0:
-            raise RayEngineError(f"--num-workers must be positive, got {config.num_workers}")
+            raise RayEngineError(f"num_workers must be positive, got {config.num_workers}")
         return int(config.num_workers)
     fit = int(cpus // config.cpus_per_worker)
     if config.gpus_per_worker > 0:
@@ -105,11 +107,11 @@ def _workers_for(ray: Any, config: RayConfig) -> int:
 def generate_on_ray(
     pair: ModelPair,
     klines: pd.DataFrame,
-    generator_kwargs: dict[str, Any],
+    generation: GenerationConfig,
     *,
     out: str | os.PathLike,
     n: int,
-    sequences_per_part: int | None = None,
+    source: str = "",
     config: RayConfig | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
@@ -118,15 +120,14 @@ def generate_on_ray(
 ) -> GenerationSummary:
     """Generate n sequences into `out` on Ray workers; same bytes as `Generator(...).write(out, n)`.
 
-    `generator_kwargs` are the keyword arguments of `Generator` (freq, lookback, seed, device, …),
-    applied on every worker. `on_start` runs once the output folder is accepted (notes printed then
+    `generation` is the run's settings, applied on every worker (its device is the workers'). `on_start` runs once the output folder is accepted (notes printed then
     keep bad input one line); `on_part` runs on the driver after each part is in the manifest.
     """
     from tqdm.auto import tqdm
 
     config = config or RayConfig()
     if config.gpus_per_worker < 0 or config.cpus_per_worker <= 0:
-        raise RayEngineError("--gpus-per-worker must be ≥ 0 and CPUs per worker > 0")
+        raise RayEngineError("gpus_per_worker must be ≥ 0 and cpus_per_worker > 0")
     # Workers run in their own working directory (and maybe on other machines): send an absolute path.
     out = str(Path(out).resolve())
     with ray_session(config.address) as ray:
@@ -138,8 +139,7 @@ def generate_on_ray(
 
         def spawn(slot: int) -> Any:
             return actor.options(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker).remote(
-                *shared, generator_kwargs, out=out, n=n, sequences_per_part=sequences_per_part, threads=threads,
-                slot=slot)
+                *shared, generation, source=source, out=out, n=n, threads=threads, slot=slot)
 
         slots: list[Any] = [spawn(i) for i in range(n_workers)]
         try:
@@ -161,8 +161,8 @@ def _drive(ray: Any, slots: list[Any], spawn: Callable[[int], Any], *, out: str,
     except ray.exceptions.RayActorError as e:
         raise RayEngineError(f"a Ray worker failed to start: {_last_line(e)}") from None
     if len({i["run_key"] for i in infos}) > 1:
-        raise RayEngineError("Ray workers resolved different settings (e.g. --dtype auto on mixed hardware) — "
-                             "pass --dtype fp32 or --dtype bf16")
+        raise RayEngineError("Ray workers resolved different settings (e.g. dtype auto on mixed hardware) — "
+                             "set dtype to fp32 or bf16")
     first = infos[0]
     writer = ParquetSequenceWriter(out, n=n, sequences_per_part=first["part_size"], metadata=first["metadata"])
     pending = deque(writer.pending_parts())

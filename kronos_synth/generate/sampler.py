@@ -25,21 +25,20 @@ PREFILL_ROWS = 64  # rows per prefill chunk (see sample_tokens)
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Paper defaults for synthetic data: temperature 1.0, top-p 0.95, no top-k."""
+    """How one token is drawn from the logits (defaults: `GenerationConfig`)."""
 
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
+    temperature: float
+    top_k: int  # 0 = off
+    top_p: float
 
     def __post_init__(self) -> None:
         from kronos_synth.data.errors import InputError
 
-        if not self.temperature > 0:
-            raise InputError(f"--temperature must be > 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise InputError(f"--top-k must be ≥ 0 (0 = off), got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"--top-p must be in (0, 1], got {self.top_p}")
+        for name, ok, rule in (("temperature", self.temperature > 0, "> 0"),
+                               ("top_k", self.top_k >= 0, "≥ 0 (0 = off)"),
+                               ("top_p", 0 < self.top_p <= 1, "in (0, 1]")):
+            if not ok:
+                raise InputError(f"{name} must be {rule}, got {getattr(self, name)}", param=name)
 
 
 def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: SamplingConfig) -> torch.Tensor:

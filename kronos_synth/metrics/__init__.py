@@ -1,5 +1,6 @@
-"""Post-hoc metrics of synthetic K-lines (EVALUATION.md): plain functions on arrays, result dataclasses.
+"""Post-hoc metrics of synthetic K-lines (docs/protocol.md): plain functions on arrays, result dataclasses.
 
-features (§2) · stats (repeats, intervals, seeding) · discriminative (§3, §9) · tstr (§4) · calibration (§5)
-· diversity (§6) · validity, drift, stylized, memorization (§7) · evaluate (the whole protocol in one call).
+Sections of docs/protocol.md: features (§2) · stats (repeats, intervals, seeding) · discriminative (§3)
+· tstr (§4) · calibration (§5) · diversity, memorization (§6) · validity, drift, stylized (§7)
+· evaluate (the whole protocol in one call) · roundtrip (the tokenizer round trip, docs/models.md).
 """

@@ -1,4 +1,4 @@
-"""EVALUATION §5: the calibration rows every fidelity/usefulness table carries.
+"""docs/protocol.md §5: the calibration rows every fidelity/usefulness table carries.
 
 - `real (train period)`: real train-period windows used as if they were synthetic.
 - `real (test, disjoint halves)`: one half of the real test windows against the other — must be ≈ 0.5

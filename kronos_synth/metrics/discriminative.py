@@ -1,4 +1,4 @@
-"""Fidelity: can a small classifier tell real from synthetic sequences? (EVALUATION §3 and §9).
+"""Fidelity: can a small classifier tell real from synthetic sequences? (docs/protocol.md §3).
 
 Inputs are normalized feature arrays (n, T, F) from `features.prepare_features`.
 `protocol="paper"` is the Kronos-paper protocol (score = test classification error, 0.5 is best);

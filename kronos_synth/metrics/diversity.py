@@ -1,4 +1,4 @@
-"""EVALUATION §6: joint t-SNE / PCA embeddings, return KDE and k-NN coverage of real vs synthetic."""
+"""docs/protocol.md §6: joint t-SNE / PCA embeddings, return KDE and k-NN coverage of real vs synthetic."""
 
 from __future__ import annotations
 

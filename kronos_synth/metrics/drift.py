@@ -1,4 +1,4 @@
-"""EVALUATION §7: trend-conditional drift — does the generator revert (or extend) the context's trend?"""
+"""docs/protocol.md §7: trend-conditional drift — does the generator revert (or extend) the context's trend?"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One call that runs the whole evaluation protocol (EVALUATION.md) on a real frame and a synthetic set.
+"""One call that runs the whole evaluation protocol (docs/protocol.md) on a real frame and a synthetic set.
 
 `evaluate_all` cleans and splits the real K-lines itself (train/test by time, gap = one window), cuts
 stride-1 windows of the synthetic length, checks that the synthetic set matches (length, features,
@@ -63,7 +63,7 @@ def split_real(real_frame: pd.DataFrame, *, freq: FrequencyPreset, window: int,
     if len(test) < 4 or len(train) < 4:
         raise EvaluationInputError(
             f"the real data give {len(train)} train and {len(test)} test windows of {window} bars — need at least 4 "
-            "each; pass a longer history or a smaller --test-fraction")
+            "each; pass a longer history or a smaller test_fraction", param="test_fraction")
     return RealSplit(cleaned.frame, train, test, cleaned.report.to_dict())
 
 
@@ -113,16 +113,18 @@ def _resolve_freq(freq: str | FrequencyPreset | None, real_frame: pd.DataFrame, 
     else:
         preset = get_preset(freq)
         if meta_freq and get_preset(meta_freq).name != preset.name:
-            raise EvaluationInputError(f"the synthetic data were generated at freq '{meta_freq}' but --freq is "
-                                       f"'{preset.name}' — evaluate against real data of the same frequency")
+            raise EvaluationInputError(f"the synthetic data were generated at '{meta_freq}' but freq is "
+                                       f"'{preset.name}' — evaluate against real data of the same frequency",
+                                       param="freq")
     if real_freq.name != preset.name:
         raise EvaluationInputError(f"the real data are {real_freq.name} bars but the evaluation is at "
                                    f"{preset.name} — pass real data of the synthetic set's frequency")
     return preset
 
 
-def _sample(n_avail: int, n: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded sample without replacement (all when fewer exist than asked)."""
+def sample_indices(n_avail: int, n: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of `n` of `n_avail` items without replacement (all of them when
+    `n` is None or not fewer): how `evaluate_all` draws its real and synthetic windows."""
     if n is None or n >= n_avail:
         return np.arange(n_avail)
     return np.sort(np.random.default_rng(seed).choice(n_avail, n, replace=False))
@@ -166,7 +168,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
                  n_test_tstr: int = 3000, max_plot: int = 1000, tsne: bool = True, progress: bool = False,
                  sources: dict[str, Any] | None = None, calibration: bool = True,
                  synthetic_time: np.ndarray | None = None) -> EvaluationResult:
-    """Run the selected metric groups (`METRICS`) of the protocol; see EVALUATION.md.
+    """Run the selected metric groups (`METRICS`) of the protocol; see docs/protocol.md.
 
     `n` caps the sequences drawn per set (real test windows and synthetic sequences, seeded, without
     replacement); by default all synthetic sequences and as many real test windows. `epochs` overrides
@@ -189,7 +191,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     lb, k = preset.tstr_lookback, preset.tstr_horizon
     if "tstr" in metrics and window < lb + k:
         raise EvaluationInputError(f"synthetic sequences have {window} bars; TSTR at {preset.name} needs "
-                                   f"{lb} + {k} = {lb + k} — generate with --horizon {lb + k} or more")
+                                   f"{lb} + {k} = {lb + k} — generate sequences of {lb + k} bars or more")
     real = split_real(real_frame, freq=preset, window=window, test_fraction=test_fraction)
     real_has_volume, syn_has_volume = not is_volume_free(real.test.values), not is_volume_free(syn_all)
     if real_has_volume != syn_has_volume:
@@ -199,16 +201,16 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     volume_free = not real_has_volume
 
     s_real, s_syn, s_model = repeat_seeds(seed, 3)
-    syn_idx = _sample(len(syn_all), n, s_syn)
+    syn_idx = sample_indices(len(syn_all), n, s_syn)
     syn = syn_all[syn_idx]
     syn_spans = synthetic.spans() if isinstance(synthetic, SyntheticDataset) else synthetic_time
     if syn_spans is not None and len(syn_spans) != len(syn_all):
         raise EvaluationInputError(f"synthetic_time has {len(syn_spans)} rows for {len(syn_all)} sequences")
     n_real = len(syn) if n is None else n
-    test_idx = _sample(len(real.test), n_real, s_real)
+    test_idx = sample_indices(len(real.test), n_real, s_real)
     real_test = real.test.values[test_idx]
     real_train_all = real.train.values
-    train_idx = _sample(len(real.train), n_real, s_real)
+    train_idx = sample_indices(len(real.train), n_real, s_real)
     real_train = real_train_all[train_idx]
     times = {"real_test_time": real.test.spans()[test_idx], "real_train_time": real.train.spans()[train_idx],
              "synthetic_time": None if syn_spans is None else np.asarray(syn_spans)[syn_idx]}
@@ -239,7 +241,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     if len(real_test) < len(syn):
         result.notes.append(f"only {len(real_test)} real test windows exist (asked for {len(syn)}): all are used")
     if meta.get("split") == "test":
-        result.notes.append("the synthetic contexts come from the TEST period (--split test, the paper's setting): "
+        result.notes.append("the synthetic contexts come from the TEST period (split='test', the paper's setting): "
                             "test-period information reached the synthetic data")
     if volume_free:
         result.notes.append("volume-free data: volume and amount are dropped from the model features for both sets")
@@ -256,7 +258,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
             result.predictive = predictive_score(fs.real, fs.synthetic, repeats=repeats, seed=s_model,
                                                  iterations=iterations or 5000, progress=progress)
     if "tstr" in metrics:
-        tstr_test = real.test.values[_sample(len(real.test), n_test_tstr, s_real)]
+        tstr_test = real.test.values[sample_indices(len(real.test), n_test_tstr, s_real)]
         result.tstr = forecast_table(tstr_test, syn, real_train_all, lookback=lb, horizon=k, seed=s_model,
                                      repeats=repeats, epochs=ep, n_test=None,
                                      include_volume=not volume_free, progress=progress, calibration=calibration)
@@ -269,13 +271,13 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
         result.memorization = memorization(fs.synthetic, ft.real, fs.real, seed=s_model)
     if "validity" in metrics:
         repaired = bool(meta.get("repair"))
-        result.validity = [bar_validity(syn_all, label="synthetic (after --repair)" if repaired else "synthetic (raw)")]
+        result.validity = [bar_validity(syn_all, label="synthetic (after repair)" if repaired else "synthetic (raw)")]
         raw = _raw_violations(synthetic) if repaired else None
         if raw is not None:
             result.validity.insert(0, raw)
         elif repaired:
-            result.notes.append("the dataset was written with --repair and stores no raw violation counts: the "
-                                "raw rate is in the generate command's summary, not in this report")
+            result.notes.append("the dataset was generated with repair=True and stores no raw violation counts: "
+                                "the raw rate is in the generation summary, not in this report")
         result.validity.append(bar_validity(real.test.values[:, :1], label="real test bars (reference)"))
         if isinstance(synthetic, SyntheticDataset):
             _seam_and_drift(result, synthetic, real.frame, meta, preset, window)

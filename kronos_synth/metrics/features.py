@@ -1,4 +1,4 @@
-"""EVALUATION §2: per-sequence normalization of OHLCVA bars into the post-hoc models' input features."""
+"""docs/protocol.md §2: per-sequence normalization of OHLCVA bars into the post-hoc models' input features."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EVALUATION §7: does the generator copy its training windows? Nearest-neighbour distances."""
+"""docs/protocol.md §6: does the generator copy its training windows? Nearest-neighbour distances."""
 
 from __future__ import annotations
 

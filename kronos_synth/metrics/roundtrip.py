@@ -100,9 +100,10 @@ def evaluate_roundtrip(tokenizer, representation, real_frame: pd.DataFrame, *, l
     stylized facts. The summary adds codebook usage and the excess kurtosis of close returns of the
     real horizons, the representation-only round trip and the tokenizer round trip."""
     if lookback < 1 or horizon < 2:
-        raise InputError(f"--lookback must be ≥ 1 and --horizon ≥ 2, got {lookback}, {horizon}")
+        raise InputError(f"lookback must be ≥ 1 and horizon ≥ 2, got {lookback}, {horizon}",
+                         param=("lookback", "horizon"))
     if n < 4:
-        raise InputError(f"--n must be at least 4, got {n}")
+        raise InputError(f"n must be at least 4, got {n}", param="n")
     rep = get_representation(representation)
     preset = get_preset(freq) if freq else infer_frequency(real_frame)
     window = lookback + horizon

@@ -1,4 +1,4 @@
-"""EVALUATION §7: stylized facts of close log returns, real vs synthetic vs a real-vs-real baseline.
+"""docs/protocol.md §7: stylized facts of close log returns, real vs synthetic vs a real-vs-real baseline.
 
 Returns are computed within each sequence from raw closes and never z-scored per window, so
 volatility levels and tails are compared as they are. Statistics pool all sequences of a set.

@@ -1,4 +1,4 @@
-"""Usefulness: train a forecaster on one set of windows, score it on real test windows (EVALUATION §4).
+"""Usefulness: train a forecaster on one set of windows, score it on real test windows (docs/protocol.md §4).
 
 TSTR trains on synthetic sequences, TRTR on the same number of real train-period windows. Inputs are raw
 bars (n, T, 6) with T ≥ lookback + horizon (the first lookback + horizon bars are used); each window is

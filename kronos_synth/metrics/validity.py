@@ -1,4 +1,4 @@
-"""EVALUATION §7: bar validity on raw output, and the seam between context and generated bars."""
+"""docs/protocol.md §7: bar validity on raw output, and the seam between context and generated bars."""
 
 from __future__ import annotations
 
@@ -7,63 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import ks_2samp
 
-#: Checks in report order; each counts bars (a bar can fail several).
-CHECKS = (
-    "high < max(open, close)",
-    "low > min(open, close)",
-    "high < low",
-    "price <= 0",
-    "volume < 0",
-    "amount < 0",
-    "amount/volume outside [low, high]",
-)
-
-
-@dataclass
-class ValidityResult:
-    n_bars: int
-    counts: dict[str, int]
-    #: bars failing at least one check
-    invalid_bars: int
-    label: str = "raw"
-
-    @property
-    def shares(self) -> dict[str, float]:
-        return {k: (v / self.n_bars if self.n_bars else float("nan")) for k, v in self.counts.items()}
-
-    @property
-    def invalid_share(self) -> float:
-        return self.invalid_bars / self.n_bars if self.n_bars else float("nan")
-
-    def to_dict(self) -> dict:
-        return {"label": self.label, "n_bars": self.n_bars, "counts": self.counts, "shares": self.shares,
-                "invalid_bars": self.invalid_bars, "invalid_share": self.invalid_share}
-
-
-def bar_validity(bars: np.ndarray, *, label: str = "raw", vwap_rtol: float = 1e-6) -> ValidityResult:
-    """Count bars that break OHLC geometry or sign rules; `bars` is (..., 6) raw OHLCVA.
-
-    The VWAP check (amount/volume within [low, high]) runs only where volume > 0 and allows a relative
-    `vwap_rtol` so float rounding in exchange data is not counted.
-    """
-    x = np.asarray(bars, dtype=np.float64).reshape(-1, 6)
-    o, h, lo, c, v, a = x.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vwap = np.where(v > 0, a / np.where(v > 0, v, 1.0), np.nan)
-    tol = vwap_rtol * np.abs(vwap)
-    masks = {
-        CHECKS[0]: h < np.maximum(o, c),
-        CHECKS[1]: lo > np.minimum(o, c),
-        CHECKS[2]: h < lo,
-        CHECKS[3]: (x[:, :4] <= 0).any(axis=1),
-        CHECKS[4]: v < 0,
-        CHECKS[5]: a < 0,
-        CHECKS[6]: (v > 0) & ((vwap < lo - tol) | (vwap > h + tol)),
-    }
-    any_bad = np.zeros(len(x), dtype=bool)
-    for m in masks.values():
-        any_bad |= m
-    return ValidityResult(len(x), {k: int(m.sum()) for k, m in masks.items()}, int(any_bad.sum()), label)
+from kronos_synth.data.bar_validity import CHECKS, ValidityResult, bar_validity  # noqa: F401 (public here too)
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Finding the tokenizer + predictor pair a command should use.
 
-- `--model` not given: the embedded default shipped in the package (`kronos_synth/assets/default/`).
-- `--model` a released checkpoint ('NeoQuasar/Kronos-small' or 'Kronos-small'): its own tokenizer
-  unless `--tokenizer` says otherwise.
-- `--model` a folder written by `kronos-synth train`: the tokenizer folder recorded beside it
+- `model` not given: the embedded default shipped in the package (`kronos_synth/assets/default/`).
+- `model` a released checkpoint ('NeoQuasar/Kronos-small' or 'Kronos-small'): its own tokenizer
+  unless `tokenizer` says otherwise.
+- `model` a folder written by `kronos-synth train`: the tokenizer folder recorded beside it
   (`<dir>/tokenizer`, or `tokenizer` in `<dir>/kronos_synth.json`).
 """
 
@@ -69,7 +69,7 @@ def _tokenizer_for(model_arg: str, folder: Path, sidecar: dict) -> str:
     if (folder.parent / "tokenizer").is_dir():
         return str(folder.parent / "tokenizer")
     raise KronosCheckpointError("no tokenizer is recorded with this model", source=str(folder),
-                                hint="pass --tokenizer ID_OR_DIR")
+                                hint="pass tokenizer=ID_OR_DIR", param="tokenizer")
 
 
 def load_model_pair(model: str | None = None, tokenizer: str | None = None, *,
@@ -79,7 +79,8 @@ def load_model_pair(model: str | None = None, tokenizer: str | None = None, *,
         root = default_model_dir()
         if not (root / "model" / "config.json").is_file():
             raise KronosCheckpointError("this installation has no embedded default model",
-                                        source=str(root), hint="pass --model ID_OR_DIR")
+                                        source=str(root), hint="pass model=ID_OR_DIR",
+                                        param="model")
         model, tokenizer = str(root / "model"), tokenizer or str(root / "tokenizer")
         model_label = "embedded default (kronos_synth/assets/default)"
     else:
@@ -127,7 +128,8 @@ def load_tokenizer(model: str | None = None, *, revision: str | None = None) -> 
         root = default_model_dir()
         if not (root / "tokenizer" / "config.json").is_file():
             raise KronosCheckpointError("this installation has no embedded default model",
-                                        source=str(root), hint="pass --model ID_OR_DIR")
+                                        source=str(root), hint="pass model=ID_OR_DIR",
+                                        param="model")
         model = str(root / "model")
     folder = resolve_checkpoint(model, revision)
     sidecar = read_sidecar(folder)

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 REAL, SYN, BASE = "#d62728", "#1f77b4", "#7f7f7f"
 
@@ -18,7 +19,9 @@ def _wrap(title: str, width: int = 70) -> str:
     return "\n".join(textwrap.wrap(title, width))
 
 
-def _save(fig, path: str) -> str:
+def save_figure(fig: Figure, path: str) -> str:
+    """Lay out `fig`, write it to `path` as PNG (110 dpi, no timestamp: same figure → same bytes), close it
+    and return `path`. Every report plot is written this way."""
     fig.tight_layout()
     # no timestamp in the PNG metadata, so the same evaluation writes the same bytes
     fig.savefig(path, dpi=110, metadata={"Software": None})
@@ -36,7 +39,7 @@ def embedding_plot(real: np.ndarray, synthetic: np.ndarray, path: str, *, title:
     ax.set_ylabel(f"{method} {axis_labels[1]}".strip())
     ax.set_title(_wrap(title, 62), fontsize=10)
     ax.legend(loc="best", markerscale=2.5, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def kde_plot(grid: np.ndarray, real: np.ndarray, synthetic: np.ndarray, path: str, *, title: str) -> str:
@@ -53,7 +56,7 @@ def kde_plot(grid: np.ndarray, real: np.ndarray, synthetic: np.ndarray, path: st
     axes[0].set_title("return KDE", fontsize=10)
     axes[1].set_title("tails", fontsize=10)
     fig.suptitle(_wrap(title, 110), fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def stylized_plot(real: dict, synthetic: dict, train: dict, path: str, *, title: str) -> str:
@@ -72,7 +75,7 @@ def stylized_plot(real: dict, synthetic: dict, train: dict, path: str, *, title:
         ax.set_title(name, fontsize=10)
         ax.legend(fontsize=7)
     fig.suptitle(_wrap(title, 110), fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_plots(result, out_dir: str, label: str) -> list[str]:

@@ -6,6 +6,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,14 +22,15 @@ class ReportFiles:
     plots: list[str] = field(default_factory=list)
 
 
-def _clean(x):
-    """JSON-safe: NaN/inf → None, numpy scalars/arrays → Python."""
+def json_safe(x: Any) -> Any:
+    """`x` made JSON-safe, as every report.json is written: NaN/inf → None, numpy scalars and arrays →
+    Python numbers and lists, tuples → lists, dict keys → str. Other values are returned as they are."""
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
+        return json_safe(x.tolist())
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -57,7 +59,7 @@ def write_report(result, out_dir: str, *, real_source: str, synthetic_source: st
     doc = {"title": f"Evaluation — {label}", "provenance": provenance, "plots": plots, **result.to_dict()}
     json_path = os.path.join(out_dir, "report.json")
     with open(json_path, "w") as f:
-        json.dump(_clean(doc), f, indent=2, sort_keys=True, default=str)
+        json.dump(json_safe(doc), f, indent=2, sort_keys=True, default=str)
         f.write("\n")
     md_path = os.path.join(out_dir, "report.md")
     with open(md_path, "w") as f:

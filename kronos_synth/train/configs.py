@@ -1,8 +1,8 @@
 """Model sizes for training from scratch: named presets, released configs, JSON, per-key overrides.
 
-`--config` takes a preset name below, a released checkpoint name ('Kronos-small',
-'Kronos-Tokenizer-base'), a JSON object, or a path to a .json file; size flags then override
-single keys. Partial JSON objects are merged over the `small` preset.
+`config` takes a preset name below, a released checkpoint name ('Kronos-small',
+'Kronos-Tokenizer-base'), a JSON object, or a path to a .json file; `overrides` (the CLI's size
+flags) then replace single keys. Partial JSON objects are merged over the `small` preset.
 """
 
 from __future__ import annotations
@@ -40,14 +40,15 @@ def _load_json(text: str) -> dict[str, Any]:
     src = text
     if not text.lstrip().startswith("{"):
         if not os.path.isfile(text):
-            raise InputError(f"--config {text!r}: not a preset, released config, JSON object or .json file")
+            raise InputError(f"config {text!r}: not a preset, released config, JSON object or .json file",
+                             param="config")
         src = open(text, encoding="utf-8").read()
     try:
         obj = json.loads(src)
     except ValueError as e:
-        raise InputError(f"--config {text!r}: invalid JSON ({e})") from e
+        raise InputError(f"config {text!r}: invalid JSON ({e})", param="config") from e
     if not isinstance(obj, dict):
-        raise InputError(f"--config {text!r}: expected a JSON object of constructor arguments")
+        raise InputError(f"config {text!r}: expected a JSON object of constructor arguments", param="config")
     return obj
 
 
@@ -60,7 +61,8 @@ def resolve_config(kind: str, config: str | None = None, overrides: dict[str, An
         out = dict(presets[name])
     elif name in NAMED_CONFIGS:
         if NAMED_CONFIGS[name].kind != kind:
-            raise InputError(f"--config {config}: is a {NAMED_CONFIGS[name].kind} config, not a {kind}")
+            raise InputError(f"config {config!r}: is a {NAMED_CONFIGS[name].kind} model, not a {kind}",
+                             param="config")
         out = dict(NAMED_CONFIGS[name].config)
     else:
         obj = _load_json(config)
@@ -70,6 +72,6 @@ def resolve_config(kind: str, config: str | None = None, overrides: dict[str, An
         if typ is float and isinstance(out.get(k), int) and not isinstance(out.get(k), bool):
             out[k] = float(out[k])
     try:
-        return check_config(out, keys, source="--config")
+        return check_config(out, keys, source="config")
     except KronosCheckpointError as e:
         raise InputError(str(e)) from e

@@ -7,6 +7,10 @@ permutation drawn by `np.random.default_rng([seed, e])` — and the only other r
 optimizer and scheduler state. So a run stopped at any saved step and rerun ends with the
 same weights as an uninterrupted run. Validation draws from its own generator, reseeded at
 every evaluation, so it never perturbs training.
+
+The resumable state is `checkpoint-last/trainer_state.json` (run fingerprint, progress, history) plus
+`trainer_state.pt` (weights, optimizer, scheduler and RNG states: tensors and plain values only). A rerun
+compares the JSON's fingerprint first and only then loads the .pt with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import math
+import pickle
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,10 +31,14 @@ import torch
 
 from kronos_synth.data.errors import InputError
 from kronos_synth.progress import show_progress
-from kronos_synth.train.windows import WindowSet
+from kronos_synth.train.windows import WindowSet, steps_per_epoch
 
 LAST = "checkpoint-last"
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = "trainer_state.pt"  # tensors + the small parts; loaded with torch.load(weights_only=True)
+STATE_JSON = "trainer_state.json"  # fingerprint + the small parts; read and compared before STATE_FILE
+STATE_FORMAT = 2  # 1: a pickled trainer_state.pt without STATE_JSON (no longer loaded)
+_STATE_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "torch_rng", "generator", "result",
+               "window_losses", "complete")
 
 
 @dataclass
@@ -51,22 +60,47 @@ class LoopConfig:
     #: (parameter-name prefix, lr multiplier) pairs: those parameters train at lr × multiplier
     lr_scale: tuple[tuple[str, float], ...] = ()
 
-    def total_steps(self, n_train: int) -> int:
+    def check(self) -> None:
+        """Raise `InputError` on settings no run can use. The trainers call it before they prepare data or
+        create the output folder, so a bad setting leaves nothing behind."""
         if (self.steps is None) == (self.epochs is None):
-            raise InputError("give exactly one of --steps and --epochs")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size must be positive, got {self.batch_size}")
+            raise InputError("give exactly one of steps and epochs", param=("steps", "epochs"))
+        if self.steps is not None and (not _is_int(self.steps) or self.steps < 1):
+            raise InputError(f"steps must be a positive whole number, got {self.steps}", param="steps")
+        if self.epochs is not None and not _positive(self.epochs):
+            raise InputError(f"epochs must be positive, got {self.epochs}", param="epochs")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise InputError(f"batch_size must be positive, got {self.batch_size}", param="batch_size")
+        if not _positive(self.lr):
+            raise InputError(f"lr must be a positive learning rate, got {self.lr}", param="lr")
+        if not _is_int(self.eval_every) or self.eval_every < 1:
+            raise InputError(f"eval_every must be positive (validate every N steps), got {self.eval_every}",
+                             param="eval_every")
+        if not _is_int(self.patience) or self.patience < 0:
+            raise InputError(f"patience must be ≥ 0 (0 = never stop early), got {self.patience}", param="patience")
+        if not (_positive(self.weight_decay) or self.weight_decay == 0):
+            raise InputError(f"weight_decay must be ≥ 0, got {self.weight_decay}", param="weight_decay")
+        if not _positive(self.grad_clip):
+            raise InputError(f"grad_clip must be positive, got {self.grad_clip}", param="grad_clip")
+        for prefix, scale in self.lr_scale:
+            if not _positive(scale):
+                raise InputError(f"lr_scale of {prefix!r} must be positive, got {scale}", param="lr_scale")
+
+    def total_steps(self, n_train: int) -> int:
+        self.check()
         if self.steps is not None:
-            if self.steps < 1:
-                raise InputError(f"--steps must be positive, got {self.steps}")
             return int(self.steps)
-        if self.epochs <= 0:
-            raise InputError(f"--epochs must be positive, got {self.epochs}")
         return max(1, math.ceil(self.epochs * steps_per_epoch(n_train, self.batch_size)))
 
 
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    return max(1, n_train // batch_size)
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+def _positive(x: Any) -> bool:
+    """A finite number > 0 (False for NaN, inf, bools and non-numbers)."""
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool) and \
+        math.isfinite(x) and x > 0
 
 
 class Task(Protocol):
@@ -92,14 +126,6 @@ class LoopResult:
     best_val_loss: float
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0  # summed over all runs that built this result
-
-
-def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
-    """Train windows of global step `step` (pure function of its arguments)."""
-    spe = steps_per_epoch(n, batch_size)
-    epoch, k = divmod(step, spe)
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return perm[k * batch_size:(k + 1) * batch_size]
 
 
 def fingerprint(obj: Any) -> str:
@@ -175,11 +201,8 @@ def run_loop(task: Task, train: WindowSet, val: WindowSet, cfg: LoopConfig, out:
     res = LoopResult(0, total, False, False, -1, math.inf)
     window_losses: list[float] = []  # train losses since the last evaluation
     last = out / LAST
-    if (last / STATE_FILE).is_file():
-        state = torch.load(last / STATE_FILE, map_location="cpu", weights_only=False)
-        if state["fingerprint"] != run_fingerprint:
-            raise InputError(f"{out}: holds a run with different data or settings (checkpoint-last) — "
-                             "use a new --out folder, or delete it to start over")
+    state = read_state(out, run_fingerprint)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -198,12 +221,19 @@ def run_loop(task: Task, train: WindowSet, val: WindowSet, cfg: LoopConfig, out:
         res.wall_time_s = wall0 + time.perf_counter() - t0
         last.mkdir(parents=True, exist_ok=True)
         task.save(last)
-        state = {"fingerprint": run_fingerprint, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "generator": gen.get_state(),
-                 "result": asdict(res), "window_losses": list(window_losses), "complete": complete}
+        small = {"format": STATE_FORMAT, "fingerprint": run_fingerprint, "result": asdict(res),
+                 "window_losses": list(window_losses), "complete": complete}
+        text = json.dumps(small, indent=1, default=_plain)
+        state = {**json.loads(text), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "generator": gen.get_state()}
+        # Each file is replaced atomically (a kill never leaves half of one). The JSON goes first: a kill
+        # between the two leaves the previous .pt, whose own copy of the small parts is what a rerun uses.
+        tmp = last / (STATE_JSON + ".tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(last / STATE_JSON)
         tmp = last / (STATE_FILE + ".tmp")
         torch.save(state, tmp)
-        tmp.replace(last / STATE_FILE)  # atomic: a kill never leaves a half state
+        tmp.replace(last / STATE_FILE)
 
     def validate(train_loss: float | None) -> bool:
         """Evaluate, keep the best weights; True when early stopping triggers."""
@@ -260,6 +290,59 @@ def run_loop(task: Task, train: WindowSet, val: WindowSet, cfg: LoopConfig, out:
     res.finished = True
     save_last(True)
     return res
+
+
+def _plain(o: Any) -> Any:
+    """JSON for numpy scalars (history entries); anything else is a bug in the caller."""
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON-able in a trainer state: {type(o).__name__}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    line = text[0].split(". ")[0].rstrip(".") if text else type(e).__name__
+    return line if len(line) <= 160 else line[:157] + "…"
+
+
+def read_state(out: Path, run_fingerprint: str) -> dict[str, Any] | None:
+    """The saved state of `out/checkpoint-last/` when it belongs to this run; None when there is none.
+
+    `trainer_state.json` is read and its fingerprint compared FIRST; only then is `trainer_state.pt` loaded,
+    with `torch.load(weights_only=True)` (tensors, numbers, strings, lists and dicts — never code), so a
+    training folder from elsewhere cannot run anything. A state without the JSON (written by kronos-synth
+    before version 2 of this format, or by something else) is refused, not loaded.
+    """
+    last = Path(out) / LAST
+    js, pt = last / STATE_JSON, last / STATE_FILE
+    again = f"use a new out folder, or delete {last} to start over"
+    if not js.is_file():
+        if pt.is_file():
+            raise InputError(f"{pt}: a trainer state without {STATE_JSON} (an older kronos-synth format, or not "
+                             f"written by kronos-synth) is not loaded — {again}", param="out")
+        return None
+    try:
+        meta = json.loads(js.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{js}: unreadable ({_first_line(e)}) — {again}", param="out") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("fingerprint"), str):
+        raise InputError(f"{js}: not a trainer state (no fingerprint) — {again}", param="out")
+    if meta["fingerprint"] != run_fingerprint:
+        raise InputError(f"{out}: holds a run with different data or settings (checkpoint-last) — "
+                         "use a new out folder, or delete it to start over", param="out")
+    if not pt.is_file():
+        return None  # interrupted between the two files of the very first save: nothing to resume
+    try:
+        state = torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as e:  # junk bytes, a truncated file, or pickled objects weights_only refuses
+        why = ("not a torch file of tensors and plain values (junk bytes, or pickled objects, which are never "
+               "loaded)" if isinstance(e, pickle.UnpicklingError) else
+               "empty or truncated" if isinstance(e, EOFError) else _first_line(e))
+        raise InputError(f"{pt}: cannot be loaded as a trainer state: {why} — {again}", param="out") from None
+    if not isinstance(state, dict) or any(k not in state for k in _STATE_KEYS) \
+            or state["fingerprint"] != run_fingerprint:
+        raise InputError(f"{pt}: not the trainer state of the run {STATE_JSON} names — {again}", param="out")
+    return state
 
 
 def _since_best(res: LoopResult) -> Iterator[dict]:

@@ -128,14 +128,19 @@ def train_predictor(
     fast while the shared trunk keeps the small fine-tuning step (docs/models.md, "The s2 head").
     """
     if not s2_lr_scale > 0:
-        raise InputError(f"--s2-lr-scale must be > 0, got {s2_lr_scale}")
+        raise InputError(f"s2_lr_scale must be > 0, got {s2_lr_scale}", param="s2_lr_scale")
     if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
-        raise InputError("--init fine-tunes an existing model: size options (--config, --d-model, …) "
-                         "cannot be combined with it")
+        given = ["config"] * (config is not None) + [k for k, v in (overrides or {}).items() if v is not None]
+        raise InputError(f"init fine-tunes an existing model: size options ({', '.join(given)}) "
+                         "cannot be combined with it", param=("init", *given))
     if steps is None and epochs is None:
         steps = 1000
-    if lr is None:  # fine-tuning a released checkpoint needs a small step (KRONOS.md: ≈1e-5)
+    if lr is None:  # fine-tuning a released checkpoint needs a small step (≈1e-5; docs/models.md, fine-tuning)
         lr = FINETUNE_LR if init is not None else SCRATCH_LR
+    loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=3.0, seed=seed,
+                      eval_every=eval_every, patience=patience,
+                      lr_scale=tuple((prefix, float(s2_lr_scale)) for prefix in S2_HEAD) if s2_lr_scale != 1 else ())
+    loop.check()  # before any data is read or output written
     tok_folder = resolve_checkpoint(tokenizer)
     tok = KronosTokenizer.from_pretrained(tok_folder).eval()
     for p in tok.parameters():
@@ -164,9 +169,6 @@ def train_predictor(
             raise InputError(f"model config: {e}") from e
     check_compatible(tok, model)
     max_context = max(td.lookback + td.horizon, _init_context(init) if init else 0)
-    loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=3.0, seed=seed,
-                      eval_every=eval_every, patience=patience,
-                      lr_scale=tuple((prefix, float(s2_lr_scale)) for prefix in S2_HEAD) if s2_lr_scale != 1 else ())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tok_ref = str(tok_folder.resolve()) if Path(tokenizer).is_dir() else tokenizer

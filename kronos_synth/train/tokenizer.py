@@ -102,9 +102,9 @@ def check_same_representation(init: str, init_rep: Representation, rep: Represen
     `center_returns` may change: it only drops the shift of the gap/body z-scores by the context's mean
     return/std (≈ 1/√lookback), so the fine-tune adapts to it like to a new market."""
     if _comparable(init_rep) != _comparable(rep):
-        raise InputError(f"--init {init} was trained in representation {init_rep.to_dict()} but this run uses "
+        raise InputError(f"init {init} was trained in representation {init_rep.to_dict()} but this run uses "
                          f"{rep.to_dict()} — fine-tuning cannot change the representation; train from scratch "
-                         "or pass the checkpoint's representation")
+                         "or pass the checkpoint's representation", param="init")
 
 
 @dataclass
@@ -156,14 +156,18 @@ def train_tokenizer(
     reconstruction error of large normalised values up (`tokenizer_loss`; train and validation loss).
     """
     if tail_weight < 0:
-        raise InputError(f"--tail-weight must be ≥ 0, got {tail_weight}")
+        raise InputError(f"tail_weight must be ≥ 0, got {tail_weight}", param="tail_weight")
     if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
-        raise InputError("--init fine-tunes an existing tokenizer: size options (--config, --d-model, …) "
-                         "cannot be combined with it")
+        given = ["config"] * (config is not None) + [k for k, v in (overrides or {}).items() if v is not None]
+        raise InputError(f"init fine-tunes an existing tokenizer: size options ({', '.join(given)}) "
+                         "cannot be combined with it", param=("init", *given))
     if steps is None and epochs is None:
         steps = 1000
-    if lr is None:  # fine-tuning a trained tokenizer needs a small step (KRONOS.md: ≈1e-5)
+    if lr is None:  # fine-tuning a trained tokenizer needs a small step (≈1e-5; docs/models.md, fine-tuning)
         lr = FINETUNE_LR if init is not None else SCRATCH_LR
+    loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=2.0, seed=seed,
+                      eval_every=eval_every, patience=patience)
+    loop.check()  # before any data is read or output written
     init_rep = get_representation(read_sidecar(resolve_checkpoint(init)) or None) if init is not None else None
     if isinstance(data, TrainingData):
         rep = data.train.representation
@@ -175,7 +179,8 @@ def train_tokenizer(
         rep = get_representation(representation if representation is not None else init_rep)
     if center_returns is not None:
         if not isinstance(rep, Geometry):
-            raise InputError("--center-returns needs --representation geometry")
+            raise InputError("center_returns needs representation='geometry'",
+                             param=("center_returns", "representation"))
         if isinstance(data, TrainingData) and rep.center_returns != bool(center_returns):
             raise InputError(f"the windows are prepared with center_returns={rep.center_returns}")
         rep = dataclasses.replace(rep, center_returns=bool(center_returns))
@@ -198,8 +203,6 @@ def train_tokenizer(
     if tok.d_in != rep.d_in:
         raise InputError(f"tokenizer d_in {tok.d_in} does not match representation "
                          f"'{rep.name}' ({rep.d_in} features)")
-    loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=2.0, seed=seed,
-                      eval_every=eval_every, patience=patience)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     objective = {"tail_weight": float(tail_weight)} if tail_weight else {}  # absent: fingerprints stay as they were

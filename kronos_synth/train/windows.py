@@ -35,6 +35,19 @@ from kronos_synth.model.normalize import time_features
 from kronos_synth.model.representation import Representation, get_representation
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one pass over `n_train` windows (at least 1)."""
+    return max(1, n_train // batch_size)
+
+
+def batch_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
+    """Train windows of global step `step` (pure function of its arguments)."""
+    spe = steps_per_epoch(n, batch_size)
+    epoch, k = divmod(step, spe)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return perm[k * batch_size:(k + 1) * batch_size]
+
+
 @dataclass
 class WindowSet:
     """N windows of `length` bars over concatenated rows; `batch` normalises on demand."""
@@ -60,14 +73,12 @@ class WindowSet:
 
     def draw(self, seed: int, step: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """The train batch of global step `step`: epoch-wise seeded permutations (pure in its arguments)."""
-        from kronos_synth.train.loop import batch_indices
-
         return self.batch(batch_indices(seed, step, len(self), batch_size))
 
 
 @dataclass
 class SourceRecord:
-    """What one `--data` argument contributed (written to training.json)."""
+    """What one `data` source contributed (written to training.json)."""
 
     data: str
     label: str
@@ -123,7 +134,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def _source_files(data: str) -> dict[str, str]:
-    """The files behind a --data argument with their sha256 (embedded datasets: the package file)."""
+    """The files behind one `data` source with their sha256 (embedded datasets: the package file)."""
     from kronos_synth.data.datasets import dataset_names, dataset_path
 
     if data in dataset_names():
@@ -190,12 +201,14 @@ def prepare_training_data(
     `representation`: a name, a sidecar / `to_dict()` dict or a `Representation`. `phase_offsets`:
     sources finer than an intraday `freq` add train windows at every bin origin offset (module doc)."""
     if not data:
-        raise InputError("no training data: pass --data FILE_OR_DATASET (repeatable)")
+        raise InputError("no training data: give data, one or more files, globs or embedded dataset names",
+                         param="data")
     preset = get_preset(freq)
     lookback = int(lookback or preset.lookback)
     horizon = int(horizon or preset.horizon)
     if lookback < 1 or horizon < 1:
-        raise InputError(f"--lookback and --horizon must be positive, got {lookback}, {horizon}")
+        raise InputError(f"lookback and horizon must be positive, got {lookback}, {horizon}",
+                         param=("lookback", "horizon"))
     length = lookback + horizon + 1
     rep = get_representation(representation)
     parts: dict[str, list] = {"train": [], "val": []}
@@ -255,10 +268,12 @@ def prepare_training_data(
     what = ", ".join(data)
     if len(train_set) == 0:
         raise InputError(f"{what}: no train window of {length} bars (lookback {lookback} + horizon {horizon} + 1) "
-                         "in any clean segment — pass more data or a smaller --lookback/--horizon")
+                         "in any clean segment — pass more data or a smaller lookback or horizon",
+                         param=("lookback", "horizon"))
     if len(val_set) == 0:
         raise InputError(f"{what}: the test period ({test_fraction:.0%} of each symbol) holds no window of "
-                         f"{length} bars for validation — pass more data or a smaller --lookback/--horizon")
+                         f"{length} bars for validation — pass more data or a smaller lookback or horizon",
+                         param=("lookback", "horizon"))
     if len(val_set) > max_val_windows:  # evenly spaced, deterministic: validation cost stays bounded
         keep = np.unique(np.linspace(0, len(val_set) - 1, max_val_windows).round().astype(np.int64))
         val_set.starts = val_set.starts[keep]

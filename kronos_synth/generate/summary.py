@@ -1,0 +1,71 @@
+"""What a generation run reports: sequences, speed, raw validity counts and seam gaps."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class GenerationSummary:
+    sequences: int
+    bars: int
+    wall_time_s: float
+    sequences_per_s: float
+    parts_written: int
+    parts_skipped: int
+    raw_invalid_bar_rate: float
+    violations: dict[str, int] = field(default_factory=dict)
+    repaired: bool = False
+    seam_abs_gap_median: float = float("nan")
+    out: str = ""
+    engine: str = "local"
+    workers: int = 1
+    worker_restarts: int = 0
+    generated: int = -1  # sequences this invocation generated (the rest were already on disk); -1: all
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        if self.generated == 0:  # a rerun of a finished run: say what is there, not "0.0 seq/s"
+            return (f"{self.sequences} sequences, {self.bars} bars already complete in {self.out} "
+                    f"({self.parts_skipped} part{'s' * (self.parts_skipped != 1)}); nothing to generate")
+        return (f"{self.sequences} sequences, {self.bars} bars in {self.wall_time_s:.1f} s "
+                f"({self.sequences_per_s:.1f} seq/s); raw invalid bars {100 * self.raw_invalid_bar_rate:.2f} %"
+                + (" (repaired in output)" if self.repaired else "")
+                + f"; median |seam gap| {100 * self.seam_abs_gap_median:.3f} %"
+                + (f" [{self.workers} Ray worker{'s' * (self.workers != 1)}"
+                   + (f", {self.worker_restarts} replaced after dying" if self.worker_restarts else "") + "]"
+                   if self.engine == "ray" else ""))
+
+
+@dataclass
+class PartStats:
+    """What generating one part adds to the run summary: raw violation counts and seam gaps."""
+
+    violations: dict[str, int] = field(default_factory=dict)
+    seam: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+def summarize_run(*, n: int, horizon: int, generated: int, wall_time_s: float, parts_written: int,
+                  parts_skipped: int, stats: list[PartStats], repaired: bool, out: str, engine: str = "local",
+                  workers: int = 1, worker_restarts: int = 0) -> GenerationSummary:
+    """Fold the per-part stats of one invocation (`generated` new sequences) into its summary."""
+    totals: dict[str, int] = {}
+    for st in stats:
+        for name, c in st.violations.items():
+            totals[name] = totals.get(name, 0) + int(c)
+    generated_bars = generated * horizon
+    invalid = totals.pop("invalid_bars", 0)
+    seams = [st.seam for st in stats if len(st.seam)]
+    return GenerationSummary(
+        sequences=n, bars=n * horizon, wall_time_s=wall_time_s,
+        sequences_per_s=generated / wall_time_s if wall_time_s > 0 else float("nan"),
+        parts_written=parts_written, parts_skipped=parts_skipped,
+        raw_invalid_bar_rate=invalid / generated_bars if generated_bars else 0.0,
+        violations=totals, repaired=repaired,
+        seam_abs_gap_median=float(np.median(np.abs(np.concatenate(seams)))) if seams else float("nan"),
+        out=out, engine=engine, workers=workers, worker_restarts=worker_restarts, generated=generated)
