@@ -119,11 +119,12 @@ def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | N
                             f"{', '.join(BASELINES)}")
     if float(proto["test_fraction"]) != 0.2:  # generate_dataset picks its contexts with the generator's 0.2 split
         raise ProtocolError(f"{path}: test_fraction must be 0.2 (Kronos generation splits its contexts at 0.2)")
-    if proto["kronos"]["init"] not in ("embedded", "scratch"):
-        raise ProtocolError(f"{path}: kronos.init must be 'embedded' or 'scratch', got {proto['kronos']['init']!r}")
+    if proto["kronos"]["init"] not in ("embedded", "scratch", "zero-shot"):
+        raise ProtocolError(f"{path}: kronos.init must be 'embedded', 'scratch' or 'zero-shot', "
+                            f"got {proto['kronos']['init']!r}")
     if proto["kronos"].get("center_returns") and proto["kronos"]["representation"] != "geometry":
         raise ProtocolError(f"{path}: kronos.center_returns needs representation = 'geometry'")
-    if proto["kronos"]["init"] == "embedded":
+    if proto["kronos"]["init"] in ("embedded", "zero-shot"):
         embedded = embedded_representation()
         if proto["kronos"]["representation"] != embedded:
             raise ProtocolError(f"{path}: the embedded model uses the {embedded!r} representation — "

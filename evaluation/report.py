@@ -16,7 +16,7 @@ import numpy as np
 from evaluation.protocol import BASELINES, KRONOS, ROUNDTRIP
 
 CALIBRATION_ROWS = ("real (train period)", "real (test, disjoint halves)", "shuffled bars")
-ROW_LABELS = {KRONOS: "Kronos (fine-tuned)", ROUNDTRIP: "tokenizer round trip",
+ROW_LABELS = {KRONOS: "Kronos", ROUNDTRIP: "tokenizer round trip",
               "timegan": "TimeGAN", "timevae": "TimeVAE", "diffusion-ts": "Diffusion-TS", "garch": "GARCH(1,1)-t",
               "bootstrap": "block bootstrap", "real (train period)": "real (train period) / TRTR",
               "real (test, disjoint halves)": "real (test, disjoint halves)", "shuffled bars": "shuffled bars"}
@@ -229,9 +229,11 @@ def _settings_lines(proto: dict) -> list[str]:
         f"{proto['test_fraction']} (gap of one window), seed {proto['seed']}"
         + (" — **quick mode: toy sizes, the numbers mean nothing**" if proto.get("quick") else ""),
         f"- Kronos: {k['representation']} representation, "
-        + ("fine-tuned from the embedded default model" if k["init"] == "embedded" else "trained from scratch")
-        + f"; tokenizer {k['tokenizer_steps']} steps (lr {k['tokenizer_lr']:g}), predictor {k['predictor_steps']} "
-          f"steps (lr {k['predictor_lr']:g}); {k['n']} sequences, contexts from the train period, "
+        + ({"embedded": "fine-tuned from the embedded default model", "scratch": "trained from scratch",
+            "zero-shot": "the embedded default model as it is (zero-shot: no fine-tuning)"}[k["init"]])
+        + (f"; tokenizer {k['tokenizer_steps']} steps (lr {k['tokenizer_lr']:g}), predictor {k['predictor_steps']} "
+           f"steps (lr {k['predictor_lr']:g})" if k["init"] != "zero-shot" else "")
+        + f"; {k['n']} sequences, contexts from the train period, "
           f"T = {k['temperature']:g}, top-p = {k['top_p']:g}"
         + (f"; trained on `{k.get('train_data') or proto['data']}`" if k.get("train_data") or k.get("phase_offsets")
            else "")

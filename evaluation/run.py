@@ -46,6 +46,8 @@ from kronos_synth.data.errors import InputError
 from kronos_synth.metrics.discriminative import SPLIT as DISCRIMINATIVE_SPLIT
 
 STAGES_FILE = "stages.json"
+#: `--zero-shot`: the embedded default with no training stage, beside the bootstrap fitted to the train period
+ZERO_SHOT = {"kronos": {"init": "zero-shot"}, "generators": [KRONOS, "bootstrap"], "sweep": {"enabled": False}}
 DEFAULT_DATA_DIR = CRYPTO_DATA_DIR  # --data-dir when that folder exists
 
 
@@ -71,8 +73,9 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     k, ev, sw = proto["kronos"], proto["evaluation"], proto["sweep"]
     gens = list(proto["generators"])
     kronos_train = {x: k[x] for x in ("representation", "init", "eval_every", "patience", "val_windows")}
-    if k["init"] == "embedded":  # a retrained embedded model invalidates the fine-tunes made from it
+    if k["init"] in ("embedded", "zero-shot"):  # a retrained embedded model invalidates what was made from it
         kronos_train["init_sha256"] = embedded_sha256()
+    zero_shot = k["init"] == "zero-shot"  # the embedded default as it is: no training stages
     # only when set, so the keys of protocols without them (and their finished stages) stay as they were
     if k.get("train_data"):
         kronos_train.update(train_data=k["train_data"], train_files_sha256=train_files_sha256 or {})
@@ -82,18 +85,22 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
         kronos_train["center_returns"] = True
     out: list[Stage] = [Stage("data", st.data_stage, {"base": base}, outputs=("work/real.pkl",))]
     wants_model = KRONOS in gens or ROUNDTRIP in gens or sw.get("enabled")
-    if wants_model:
+    if wants_model and not zero_shot:
         out.append(Stage("tokenizer", st.tokenizer_stage,
                          {"kronos": kronos_train, **{x: k[x] for x in k if x.startswith("tokenizer_")}},
                          ("data",), outputs=("work/tokenizer",), serial=True))
-    if KRONOS in gens or sw.get("enabled"):
+    if (KRONOS in gens or sw.get("enabled")) and not zero_shot:
         out.append(Stage("predictor", st.predictor_stage, {x: k[x] for x in k if x.startswith("predictor_")},
                          ("tokenizer",), outputs=("work/predictor",), serial=True))
     if KRONOS in gens:
-        out.append(Stage("generate", st.generate_stage, {x: k[x] for x in ("n", "temperature", "top_p", "batch_size")},
-                         ("predictor",), outputs=("work/kronos",), serial=True))
+        settings = {x: k[x] for x in ("n", "temperature", "top_p", "batch_size")}
+        if zero_shot:
+            settings["zero_shot"] = kronos_train
+        out.append(Stage("generate", st.generate_stage, settings, ("data",) if zero_shot else ("predictor",),
+                         outputs=("work/kronos",), serial=True))
     if ROUNDTRIP in gens:
-        out.append(Stage("roundtrip", st.roundtrip_stage, {"n": ev["n"], "times": True}, ("tokenizer",),
+        out.append(Stage("roundtrip", st.roundtrip_stage, {"n": ev["n"], "times": True},
+                         ("data",) if zero_shot else ("tokenizer",),
                          outputs=("work/roundtrip",)))
     for b in BASELINES:
         if b in gens:
@@ -107,7 +114,7 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     for g in gens:
         out.append(Stage(f"evaluate:{g}", st.evaluate_stage, {"evaluation": ev}, (source_of[g],),
                          {"generator": g}, (f"generators/{g}",)))
-    if sw.get("enabled"):
+    if sw.get("enabled") and not zero_shot:
         for t in sw["temperatures"]:
             for p in sw["top_ps"]:
                 label = f"t{t:g}-p{p:g}"
@@ -325,14 +332,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: the protocol's run.jobs)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for training and generation (default: the protocol's run.threads)")
+    ap.add_argument("--zero-shot", action="store_true",
+                    help="the embedded default model as it is (no fine-tuning) against the block bootstrap; "
+                         "results in evaluation/results/zero-shot/NAME")
     args = ap.parse_args(argv)
     if args.out and len(args.protocols) > 1:
         print("error: --out takes one protocol", file=sys.stderr)
         sys.exit(2)
     try:
         for name in args.protocols:
-            run_protocol(name, quick=args.quick, out=args.out, data_dir=args.data_dir, jobs=args.jobs,
-                         threads=args.threads)
+            out, overrides = args.out, None
+            if args.zero_shot:
+                overrides = ZERO_SHOT
+                out = out or str(RESULTS_DIR / ("quick" if args.quick else "") / "zero-shot" / Path(name).stem)
+            run_protocol(name, quick=args.quick, out=out, data_dir=args.data_dir, jobs=args.jobs,
+                         threads=args.threads, overrides=overrides)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

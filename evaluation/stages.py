@@ -100,6 +100,11 @@ def _json_file(path: Path, obj: Any) -> None:
 
 
 def model_dirs(ctx: StageContext) -> tuple[str, str]:
+    """(predictor, tokenizer) folders: the protocol's trained ones, or the embedded default as it is (zero-shot)."""
+    if ctx.proto["kronos"]["init"] == "zero-shot":
+        from kronos_synth.model.pretrained import default_model_dir
+
+        return str(default_model_dir() / "model"), str(default_model_dir() / "tokenizer")
     return str(work_dir(ctx, "predictor")), str(work_dir(ctx, "tokenizer"))
 
 

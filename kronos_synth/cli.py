@@ -720,8 +720,9 @@ def train() -> None:
 @click.option("--d-model", type=int, default=None)
 @click.option("--n-heads", type=int, default=None)
 @click.option("--ff-dim", type=int, default=None)
-@click.option("--enc-layers", type=int, default=None, help="n_enc_layers (embed counts as one).")
-@click.option("--dec-layers", type=int, default=None, help="n_dec_layers (projection counts as one).")
+@click.option("--enc-layers", "n_enc_layers", type=int, default=None, help="n_enc_layers (embed counts as one).")
+@click.option("--dec-layers", "n_dec_layers", type=int, default=None,
+              help="n_dec_layers (projection counts as one).")
 @click.option("--s1-bits", type=int, default=None)
 @click.option("--s2-bits", type=int, default=None)
 @click.option("--representation", type=click.Choice(["levels", "geometry"]), default=None,
@@ -735,8 +736,8 @@ def train() -> None:
               help="geometry: scale gap/body around 0, not around the context's mean return, so generated "
               "sequences do not carry the context's trend on [default: the --init checkpoint's, else no].")
 def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed, batch_size,
-                        lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, enc_layers,
-                        dec_layers, s1_bits, s2_bits, representation, tail_weight, center_returns) -> None:
+                        lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, n_enc_layers,
+                        n_dec_layers, s1_bits, s2_bits, representation, tail_weight, center_returns) -> None:
     """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
 
     Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
@@ -754,8 +755,9 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
 
     from kronos_synth.train import train_tokenizer
 
-    overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_enc_layers=enc_layers,
-                     n_dec_layers=dec_layers, s1_bits=s1_bits, s2_bits=s2_bits)
+    # the option names are the config keys, so the library's messages about them map to these flags
+    overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_enc_layers=n_enc_layers,
+                     n_dec_layers=n_dec_layers, s1_bits=s1_bits, s2_bits=s2_bits)
     res = train_tokenizer(list(data), out, freq=freq, lookback=lookback, horizon=horizon, init=init,
                           config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
                           lr=lr, seed=seed, eval_every=eval_every, patience=patience,
@@ -772,7 +774,7 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
 @click.option("--d-model", type=int, default=None)
 @click.option("--n-heads", type=int, default=None)
 @click.option("--ff-dim", type=int, default=None)
-@click.option("--layers", type=int, default=None, help="n_layers of the main stack.")
+@click.option("--layers", "n_layers", type=int, default=None, help="n_layers of the main stack.")
 @click.option("--dropout", type=float, default=None, help="ffn and residual dropout.")
 @click.option("--teacher-forcing/--sampled-s1", default=True, show_default=True,
               help="Condition the s2 head on the true s1, or on an s1 sampled from the model as the reference "
@@ -781,7 +783,7 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
               help="Learning-rate multiplier for the s2 head (its dependency layer and projection); with "
               "--teacher-forcing, e.g. 10 when fine-tuning a model whose s2 head ignores s1.")
 def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed,
-                    batch_size, lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, layers,
+                    batch_size, lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, n_layers,
                     dropout, teacher_forcing, s2_lr_scale) -> None:
     """Train a Kronos predictor on a frozen tokenizer; loss (CE_s1 + CE_s2) / 2 over all positions.
 
@@ -798,7 +800,7 @@ def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offse
 
     from kronos_synth.train import train_predictor
 
-    overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_layers=layers, ffn_dropout_p=dropout,
+    overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_layers=n_layers, ffn_dropout_p=dropout,
                      resid_dropout_p=dropout)
     res = train_predictor(list(data), out, tokenizer=tokenizer, freq=freq, lookback=lookback, horizon=horizon,
                           init=init, config=config, overrides=overrides, steps=steps, epochs=epochs,

@@ -1,11 +1,12 @@
 """Pretrain Kronos on a multi-market corpus on the CPU: the embedded default model's recipe.
 
     python recipes/pretrain.py corpus                      # fetch the MIT sources, build corpus/ (≈ 1 min + download)
-    python recipes/pretrain.py tokenizer                   # ≈ 7 min on one thread
+    python recipes/pretrain.py tokenizer                   # ≈ 7 min on one thread (1 000 steps)
     python recipes/pretrain.py predictor --size small      # sizes: small (0.9 M), medium (3.1 M), large (7.5 M)
     python recipes/pretrain.py holdout --size small        # validation loss on held-out periods and instruments
     python recipes/pretrain.py install --size small        # copy tokenizer + predictor into the package
     python recipes/pretrain.py dataset                     # the embedded crypto-15m dataset (BTC, ETH) from the sources
+    python recipes/pretrain.py heldout-data                # held-out instruments' 15-min files for the heldout-15m protocol
 
 Sources (MIT licence, public GitHub repositories, taken at fixed commits; see docs/models.md):
 - imsatoshi/GeneTrader: 136 Binance spot USDT pairs at 5m/15m/1h/4h/1d, 2024-01 → 2024-09;
@@ -46,11 +47,12 @@ EMBARGO = [
 ]
 REPRESENTATION = {"representation": "geometry", "center_returns": True}
 TOKENIZER = dict(config="small", steps=1000, batch_size=64, lr=1e-3, eval_every=100, patience=0, tail_weight=2.0)
-#: predictor sizes of the scaling comparison; steps give each about the same wall time on one thread (≈ 25 min)
+#: predictor sizes of the scaling comparison: steps give each about the same compute (≈ 17 min on one thread of
+#: the reference machine: 0.65 / 1.9 / 3.9 s per step of 32 windows, averaged over the bar sizes)
 SIZES = {
-    "small": (dict(), 2400, 200),  # overrides of the small preset, steps, eval_every
-    "medium": (dict(n_layers=6, d_model=192, n_heads=6, ff_dim=512), 800, 100),
-    "large": (dict(n_layers=8, d_model=256, n_heads=8, ff_dim=768), 400, 50),
+    "small": (dict(), 1600, 200),  # overrides of the small preset, steps, eval_every
+    "medium": (dict(n_layers=6, d_model=192, n_heads=6, ff_dim=512), 540, 90),
+    "large": (dict(n_layers=8, d_model=256, n_heads=8, ff_dim=768), 270, 45),
 }
 PREDICTOR = dict(batch_size=32, lr=5e-4, patience=0, teacher_forcing=True)
 MAX_VAL_WINDOWS = 128  # per bar size, evenly spaced
@@ -92,7 +94,8 @@ def fetch_sources(src: Path, mirror: list[str]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["corpus", "dataset", "tokenizer", "predictor", "holdout", "install"])
+    ap.add_argument("stage", choices=["corpus", "dataset", "heldout-data", "tokenizer", "predictor", "holdout",
+                                      "install"])
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
     ap.add_argument("--corpus", default="corpus", help="Corpus folder (built by the `corpus` stage).")
     ap.add_argument("--src", default="corpus-src", help="Where the sources are extracted (`corpus` stage).")
@@ -112,6 +115,9 @@ def main() -> None:
         return
     if args.stage == "dataset":
         write_embedded_dataset(Path(args.src))
+        return
+    if args.stage == "heldout-data":
+        link_heldout_files(Path(args.corpus), Path(args.src) / "heldout-15m")
         return
 
     from kronos_synth.train import train_predictor, train_tokenizer
@@ -178,6 +184,22 @@ def write_embedded_dataset(src: Path) -> None:
         gz.write(data.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S").encode())
     out.write_bytes(buf.getvalue())
     log(f"{out}: {len(data)} bars, {data.timestamps.min()} .. {data.timestamps.max()}, {out.stat().st_size} bytes")
+
+
+def link_heldout_files(corpus: Path, dest: Path, freq: str = "15min") -> None:
+    """Symlink the `freq` files of the corpus's held-out instruments into `dest` as NAME-15m.EXT (the
+    heldout-15m benchmark protocol reads them with `--data-dir dest`)."""
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    dest.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in manifest["files"]:
+        if f["split"] == "holdout" and f["freq"] == freq:
+            src = (Path(f["source"]) / f["path"]).resolve()
+            link = dest / f"{f['instrument']}-15m{''.join(src.suffixes)}"
+            link.unlink(missing_ok=True)
+            link.symlink_to(src)
+            n += 1
+    log(f"{dest}: {n} held-out {freq} files")
 
 
 def held_out_losses(td, folder: Path) -> dict:

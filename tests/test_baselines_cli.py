@@ -63,7 +63,7 @@ def test_fit_and_sample_write_a_schema_v1_dataset(tmp_path, capsys, name, extra)
     (["baseline", "fit", "wavenet", "--freq", "daily", "--out", "x"], "wavenet"),
     (["baseline", "fit", "garch", "--freq", "fortnightly", "--out", "x"], "unknown frequency"),
     (["baseline", "fit", "garch", "--freq", "daily", "--data", "no-such.csv", "--out", "x"], "no-such.csv"),
-    (["baseline", "fit", "garch", "--freq", "daily", "--steps", "5", "--out", "x"], "no training steps"),
+    (["baseline", "fit", "garch", "--freq", "daily", "--steps", "5", "--out", "x"], "garch takes no --steps"),
     (["baseline", "fit", "timegan", "--freq", "daily", "--steps", "0", "--out", "x"], "positive"),
     (["baseline", "fit", "timegan", "--freq", "daily", "-o", "layerz=3", "--out", "x"], "unknown option"),
     (["baseline", "fit", "timegan", "--freq", "daily", "-o", "layers", "--out", "x"], "KEY=VALUE"),

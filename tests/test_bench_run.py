@@ -143,3 +143,22 @@ def test_pool_workers_stop_when_the_runner_is_killed(tmp_path):
     while alive(worker) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not alive(worker)
+
+
+def test_zero_shot_plan_has_no_training_stage_and_uses_the_embedded_model():
+    from evaluation.run import ZERO_SHOT
+
+    proto = load_protocol("sp500-daily", quick=True, overrides=ZERO_SHOT)
+    stages = {s.name: s for s in plan(proto)}
+    assert "tokenizer" not in stages and "predictor" not in stages and not any(n.startswith("sweep") for n in stages)
+    assert stages["generate"].deps == ("data",)
+    assert set(proto["generators"]) == {"kronos", "bootstrap"}
+    assert [n for n in stages if n.startswith("evaluate:")] == ["evaluate:kronos", "evaluate:bootstrap"]
+    # the fine-tune protocol's generate stage has another key: results never mix
+    fine = {s.name: s for s in plan(load_protocol("sp500-daily", quick=True))}
+    assert fine["generate"].key != stages["generate"].key
+    from evaluation.stages import StageContext, model_dirs
+    from kronos_synth.model.pretrained import default_model_dir
+
+    ctx = StageContext(proto=proto, out="unused", source="sp500-daily", files=[], train_source=None)
+    assert model_dirs(ctx) == (str(default_model_dir() / "model"), str(default_model_dir() / "tokenizer"))

@@ -112,8 +112,10 @@ def test_utc_offset_strings_and_epoch_ms():
         {"timestamp": ["2025-04-03 17:15:00+00:00", "2025-04-03 17:30:00+02:00"], "open": [1.0, 1], "high": [1.0, 1],
          "low": [1.0, 1], "close": [1.0, 1]}
     )
-    with pytest.raises(KlineDataError, match="not sorted"):  # 17:30+02:00 is 15:30 UTC
+    with pytest.raises(KlineDataError, match="row 1: .*mixes timezone offsets"):  # one file, one offset
         to_klines(raw)
+    raw["timestamp"] = ["2025-04-03 17:15:00+02:00", "2025-04-03 17:30:00+02:00"]  # one offset: converted to UTC
+    assert to_klines(raw)["timestamps"].tolist() == [pd.Timestamp("2025-04-03 15:15"), pd.Timestamp("2025-04-03 15:30")]
     raw["timestamp"] = [1743700500000, 1743701400000]  # Binance-style epoch milliseconds
     df = to_klines(raw, symbol="BTC")
     assert df["timestamps"].tolist() == [pd.Timestamp("2025-04-03 17:15"), pd.Timestamp("2025-04-03 17:30")]

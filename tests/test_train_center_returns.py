@@ -36,7 +36,7 @@ def test_fine_tune_records_center_returns_and_levels_refuses_it(geometry_tokeniz
                          eval_every=2, freq="daily", lookback=40, horizon=10, center_returns=True)
     side = json.loads((res.out / "kronos_synth.json").read_text())
     assert side["representation"] == "geometry" and side["center_returns"] is True
-    with pytest.raises(InputError, match="--center-returns needs --representation geometry"):
+    with pytest.raises(InputError, match="center_returns needs representation='geometry'"):
         tiny_tokenizer(tmp_path / "l", ["sp500-daily"], steps=2, freq="daily", lookback=40, horizon=10,
                        representation="levels", center_returns=True)
 

@@ -294,12 +294,20 @@ class Baseline:
         """Load a folder written by `save` (works on the base class: dispatches on the saved name)."""
         path = Path(path)
         cfg_path = path / CONFIG
+        kronos = (path / "kronos_synth.json").is_file() or ((path / "model.safetensors").is_file()
+                                                             and _is_kronos(cfg_path))
+        if kronos:
+            raise BaselineError(f"{path}: is a Kronos checkpoint, not a baseline folder — pass a folder written by "
+                                "`kronos-synth baseline fit` (Kronos checkpoints generate with `kronos-synth "
+                                "generate`)")
         if not cfg_path.is_file():
             raise BaselineError(f"{path}: no {CONFIG} — pass a folder written by `kronos-synth baseline fit`")
         try:
             config = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise BaselineError(f"{cfg_path}: unreadable ({e})") from e
+        except (UnicodeDecodeError, ValueError) as e:
+            raise BaselineError(f"{cfg_path}: unreadable ({e})") from None
+        if not isinstance(config, dict):
+            raise BaselineError(f"{cfg_path}: not a JSON object — pass a folder written by `kronos-synth baseline fit`")
         if config.get("transform") != TRANSFORM:
             # Before v2 amount was log1p(amount): the stored state means something else now.
             raise BaselineError(f"{path}: saved with an older scale-free transform (amount as log1p) — "
@@ -307,9 +315,23 @@ class Baseline:
         model = get_baseline(config.get("name", "?"), **config.get("options", {}))
         if cls is not Baseline and not isinstance(model, cls):
             raise BaselineError(f"{path}: holds a '{model.name}' model, not '{cls.name}'")
-        model.window = int(config["window"])
-        model.transform.anchors = np.load(path / "anchors.npy")
-        model._load_state(path, config)
+        try:
+            model.window = int(config["window"])
+            model.transform.anchors = load_npy(path / "anchors.npy")
+            model._load_state(path, config)
+        except InputError:
+            raise
+        except FileNotFoundError as e:
+            name = Path(e.filename).name if e.filename else str(e)
+            raise BaselineError(f"{path}: {name} is missing — the folder is incomplete; refit it with "
+                                "`kronos-synth baseline fit`") from None
+        except KeyError as e:
+            raise BaselineError(f"{path}: the saved state lacks {e} — refit it with `kronos-synth baseline fit`") \
+                from None
+        except Exception as e:  # wrong shapes, corrupt weights, …: one line, never a traceback
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise BaselineError(f"{path}: cannot load the saved model ({first}) — refit it with "
+                                "`kronos-synth baseline fit`") from None
         if "wall_time_s" in config:
             collapse = config.get("collapse")
             model.report = FitReport(
@@ -319,6 +341,44 @@ class Baseline:
                 collapse=CollapseCheck(collapse["ratios"], collapse["threshold"], collapse["n_generated"])
                 if collapse else None)
         return model
+
+
+def _is_kronos(config_file: Path) -> bool:
+    """config.json of a Kronos tokenizer or predictor (reference format), not of a baseline."""
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and "name" not in config and "s1_bits" in config
+
+
+def load_npy(file: Path) -> np.ndarray:
+    """A saved .npy array, never unpickled (allow_pickle=False): object arrays are refused."""
+    return _no_pickle(file, lambda: np.load(file, allow_pickle=False))
+
+
+def load_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of a saved .npz archive, never unpickled (allow_pickle=False): object arrays are refused."""
+    def read() -> dict[str, np.ndarray]:
+        with np.load(file, allow_pickle=False) as d:
+            return {k: d[k] for k in d.files}
+    return _no_pickle(file, read)
+
+
+def _no_pickle(file: Path, read: Any) -> Any:
+    try:
+        return read()
+    except FileNotFoundError:
+        raise BaselineError(f"{file.parent}: {file.name} is missing — the folder is incomplete; refit it with "
+                            "`kronos-synth baseline fit`") from None
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise BaselineError(f"{file}: holds an object array, which loads only by unpickling — refused "
+                                "(arrays load with allow_pickle=False); refit the baseline") from None
+        raise BaselineError(f"{file}: not a readable NumPy file ({e})") from None
+    except Exception as e:  # truncated archive (BadZipFile, EOFError), unreadable file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise BaselineError(f"{file}: not a readable NumPy file ({first})") from None
 
 
 def _json_default(o: Any) -> Any:

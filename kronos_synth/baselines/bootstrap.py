@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from kronos_synth.baselines.base import Baseline, BaselineError, log_vwap_over_close, windows_to_runs
+from kronos_synth.baselines.base import (
+    Baseline,
+    BaselineError,
+    load_npz,
+    log_vwap_over_close,
+    windows_to_runs,
+)
 
 
 class BootstrapBaseline(Baseline):
@@ -79,8 +85,8 @@ class BootstrapBaseline(Baseline):
         return {}
 
     def _load_state(self, path: Path, config: dict[str, Any]) -> None:
-        with np.load(path / "bars.npz") as d:
-            self.bars, self.next_ok, self.starts = d["bars"], d["next_ok"], d["starts"]
+        d = load_npz(path / "bars.npz")
+        self.bars, self.next_ok, self.starts = d["bars"], d["next_ok"], d["starts"]
 
     def n_parameters(self) -> int:
         return 1

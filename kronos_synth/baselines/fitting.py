@@ -68,6 +68,23 @@ class FitResult:
     window: int
 
 
+def check_out_folder(out: str | os.PathLike) -> None:
+    """`out` may be new, empty or an earlier baseline folder (refit) — never a file, a synthetic dataset or a
+    Kronos checkpoint, whose files a baseline would overwrite or sit among."""
+    from kronos_synth.data.synthetic import MANIFEST
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BaselineError(f"{out}: exists and is not a folder — pass a folder path as out", param="out")
+    if not out.is_dir():
+        return
+    if (out / MANIFEST).exists() or any(out.glob("part-*.parquet")):
+        raise BaselineError(f"{out}: is a synthetic dataset folder ({MANIFEST} / part files) — a baseline model "
+                            "goes to a folder of its own; pass a new out folder", param="out")
+    if (out / "kronos_synth.json").exists():
+        raise BaselineError(f"{out}: holds a Kronos checkpoint — pass a new out folder for the baseline", param="out")
+
+
 def fit_baseline(name: str, data: str | None, freq: str, out: str | os.PathLike, *, seed: int = 0,
                  steps: int | None = None, window: int | None = None, options: dict[str, Any] | None = None,
                  progress: bool = False) -> FitResult:
@@ -82,6 +99,7 @@ def fit_baseline(name: str, data: str | None, freq: str, out: str | os.PathLike,
             raise BaselineError(f"{name} takes no steps (it has no training loop)", param="steps")
         options["steps"] = int(steps)
     model = get_baseline(name, **options)  # fails fast on a bad name or option
+    check_out_folder(out)
     td = training_windows(data, freq, window)
     report = model.fit(td.windows.values, seed=seed, progress=progress)  # warns on collapse
     out = Path(out)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from kronos_synth.baselines.base import Baseline, BaselineError, windows_to_runs
+from kronos_synth.baselines.base import Baseline, BaselineError, load_npz, windows_to_runs
 
 _SCALE = 100.0  # arch fits best on percent returns
 
@@ -161,8 +161,8 @@ class GarchBaseline(Baseline):
 
     def _load_state(self, path: Path, config: dict[str, Any]) -> None:
         meta = json.loads((path / "garch.json").read_text())
-        with np.load(path / "garch.npz") as d:
-            self.groups = [{**m, **{k: d[f"g{i}_{k}"] for k in self._ARRAYS}} for i, m in enumerate(meta)]
+        d = load_npz(path / "garch.npz")
+        self.groups = [{**m, **{k: d[f"g{i}_{k}"] for k in self._ARRAYS}} for i, m in enumerate(meta)]
 
     def n_parameters(self) -> int:
         return 5 * len(self.groups) + 3 * len(self.groups)

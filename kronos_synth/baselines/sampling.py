@@ -62,10 +62,19 @@ def sample_to_dataset(model_dir: str | os.PathLike, n: int, out: str | os.PathLi
     for name in (TRAINING, CALENDAR):
         if not (model_dir / name).is_file():
             raise BaselineError(f"{model_dir}: no {name} — sample a folder written by `kronos-synth baseline fit`")
-    training = json.loads((model_dir / TRAINING).read_text())
-    cal = pd.read_parquet(model_dir / CALENDAR)
-    bars, ends = cal[cal["kind"] == "bar"], cal[cal["kind"] == "window_end"].reset_index(drop=True)
-    freq = training["freq"]
+    try:
+        training = json.loads((model_dir / TRAINING).read_text())
+        freq = training["freq"]
+    except (UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+        raise BaselineError(f"{model_dir / TRAINING}: unreadable or without freq ({e}) — refit with "
+                            "`kronos-synth baseline fit`") from None
+    try:
+        cal = pd.read_parquet(model_dir / CALENDAR)
+        bars, ends = cal[cal["kind"] == "bar"], cal[cal["kind"] == "window_end"].reset_index(drop=True)
+    except Exception as e:  # not Parquet (pyarrow's own errors), or not the calendar's columns
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise BaselineError(f"{model_dir / CALENDAR}: unreadable ({first}) — refit with "
+                            "`kronos-synth baseline fit`") from None
     calendars = {sym: SessionCalendar.fit(g["timestamps"], freq) for sym, g in bars.groupby("symbol", sort=True)}
     config = json.loads((model_dir / CONFIG).read_text())
     metadata = {

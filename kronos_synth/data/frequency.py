@@ -140,12 +140,15 @@ def preset_for_step(step: pd.Timedelta) -> FrequencyPreset | None:
     return None
 
 
-def infer_frequency(df: pd.DataFrame) -> FrequencyPreset:
+def infer_frequency(df: pd.DataFrame, *, target: str | None = None, label: str | None = None) -> FrequencyPreset:
     """The preset matching the modal bar spacing, counted over all symbols together.
 
     Daily data with weekend gaps has modal spacing 1 day and is `daily`. Raises InputError when the
-    spacing matches no preset (pass the frequency explicitly, or resample).
+    spacing matches no preset (pass the frequency explicitly, or resample). `target`: the frequency the
+    caller already has (the data's bar size is only checked against it), so the messages do not ask for
+    one; `label` names the data in them (a file or dataset name).
     """
+    where = f"{label}: " if label else ""
     diffs = []
     groups = df.groupby(SYMBOL, sort=False)[TIMESTAMPS] if SYMBOL in df.columns else [(None, df[TIMESTAMPS])]
     for _, ts in groups:
@@ -154,14 +157,21 @@ def infer_frequency(df: pd.DataFrame) -> FrequencyPreset:
             d = np.diff(t)
             diffs.append(d[d > 0])
     if not diffs or sum(d.size for d in diffs) == 0:
-        raise InputError("cannot infer the frequency from fewer than 2 bars per symbol — pass freq", param="freq")
+        if target is not None:
+            raise InputError(f"{where}needs at least 2 bars per symbol to tell its bar size (and check it against "
+                             f"freq {target}) — pass a longer history")
+        raise InputError(f"{where}cannot infer the frequency from fewer than 2 bars per symbol — pass freq",
+                         param="freq")
     d = np.concatenate(diffs)
     values, counts = np.unique(d, return_counts=True)
     step = pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
     preset = preset_for_step(step)
     if preset is None:
+        if target is not None:
+            raise InputError(f"{where}bar spacing {step} matches no frequency preset ({', '.join(PRESETS)}) — "
+                             f"resample the data to a preset bar size first")
         raise InputError(
-            f"bar spacing {step} matches no frequency preset ({', '.join(PRESETS)}) — pass freq or resample",
+            f"{where}bar spacing {step} matches no frequency preset ({', '.join(PRESETS)}) — pass freq or resample",
             param="freq",
         )
     return preset

@@ -138,6 +138,37 @@ def _map_columns(raw: pd.DataFrame, file: str | None) -> dict[str, str]:
     return mapping
 
 
+#: a UTC offset (or Z / UTC / GMT) right after a time of day: `… 09:30:00+02:00`, `…T09:30Z`, `… 09:30 +0200`
+_OFFSET = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(Z|z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _check_one_offset(text: pd.Series, file: str | None, column: str) -> None:
+    """One file, one UTC offset. Timestamps that carry an offset are converted to UTC; when the rows of a
+    file carry different offsets (`+00:00` here, `+02:00` there, or some none at all) the file mixes clocks
+    (or local time with daylight saving), which is refused, naming the first row that differs from row 0."""
+    found = text.str.strip().str.extract(_OFFSET, expand=False)
+    if found.isna().all():
+        return
+    norm = found.fillna("").str.upper().replace({"Z": "+00:00", "UTC": "+00:00", "GMT": "+00:00"})
+    norm = norm.str.replace(r"^([+-]\d{2})(\d{2})$", r"\1:\2", regex=True)
+    norm = norm.str.replace(r"^([+-]\d{2})$", r"\1:00", regex=True)
+    present = text.notna().to_numpy()
+    v = norm.to_numpy(dtype=object)
+    first = int(np.flatnonzero(present)[0])
+    differs = present & (v != v[first])
+    if differs.any():
+        row = int(np.flatnonzero(differs)[0])
+
+        def name(o: str) -> str:
+            return f"offset {o}" if o else "no offset"
+
+        raise KlineDataError(
+            f"timestamp {text.iloc[row]!r} has {name(v[row])} but row {first} has {name(v[first])}: the file mixes "
+            "timezone offsets", file=file, column=column, row=row,
+            hint="write every timestamp with one offset (convert to UTC; local time with daylight saving has two)",
+        )
+
+
 def _parse_timestamps(values: pd.Series, file: str | None, column: str) -> pd.Series:
     """datetime64[ns], tz-naive (UTC wall time when the source carried a zone)."""
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -152,6 +183,7 @@ def _parse_timestamps(values: pd.Series, file: str | None, column: str) -> pd.Se
         ts = pd.to_datetime(v, unit=unit, errors="coerce")
     else:
         text = values.astype("string")
+        _check_one_offset(text, file, column)
         ts = pd.to_datetime(text, utc=True, errors="coerce")
         bad = ts.isna() & text.notna()
         if bad.any():  # the format was inferred from the first row; retry row by row

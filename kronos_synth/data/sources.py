@@ -43,7 +43,7 @@ def _load(freq: str, data: str | None, strict: bool):
                 f"no embedded dataset has {preset.name} bars (embedded: {have}) — pass your own as "
                 f"data=FILE.csv (columns timestamps, open, high, low, close[, volume, amount])", param="data")
     frame = load_klines(data, strict=strict)
-    source = infer_frequency(frame)
+    source = infer_frequency(frame, target=preset.name, label=data)
     if source.timedelta > preset.timedelta:
         raise InputError(
             f"{data}: has {source.name} bars, coarser than freq={preset.name!r} — pass finer data or "

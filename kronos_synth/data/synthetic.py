@@ -185,10 +185,9 @@ class ParquetSequenceWriter:
         manifest_path = self.out_dir / MANIFEST
         if manifest_path.exists():
             try:
-                manifest = json.loads(manifest_path.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise SyntheticDataError(f"{manifest_path}: unreadable manifest ({e}) — use a new out folder",
-                                         param="out") from e
+                manifest = read_manifest(manifest_path)
+            except SyntheticDataError as e:
+                raise SyntheticDataError(f"{e} — use a new out folder", param="out") from None
             if manifest.get("run_key") != self.key:
                 raise SyntheticDataError(
                     f"{self.out_dir}: holds a different run (other settings) — pass a new out folder, "
@@ -273,9 +272,45 @@ def _toolkit_version() -> str:
 
 def read_part_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The `kronos_synth` JSON metadata of one part file ({} when absent)."""
-    schema = pq.read_schema(path)
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise SyntheticDataError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
     raw = (schema.metadata or {}).get(METADATA_KEY)
-    return json.loads(raw) if raw else {}
+    try:
+        meta = json.loads(raw) if raw else {}
+    except ValueError as e:
+        raise SyntheticDataError(f"{path}: its {METADATA_KEY.decode()} metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise SyntheticDataError(f"{path}: its {METADATA_KEY.decode()} metadata is not a JSON object")
+    return meta
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """A dataset's `_manifest.json`, checked: a JSON object whose `parts` (if any) lists objects that name a
+    `file`. Anything else (truncated, `[]`, …) raises `SyntheticDataError` naming the file."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise SyntheticDataError(f"{path}: unreadable manifest ({_first_line(e)})") from None
+    if not isinstance(manifest, dict):
+        raise SyntheticDataError(f"{path}: the manifest is {_JSON_TYPES.get(type(manifest), 'not an object')}, "
+                                 "not a JSON object")
+    parts = manifest.get("parts", [])
+    if not isinstance(parts, list) or not all(isinstance(p, dict) and isinstance(p.get("file"), str)
+                                              and isinstance(p.get("index"), int) for p in parts):
+        raise SyntheticDataError(f"{path}: 'parts' of the manifest is not a list of parts (index, file)")
+    return manifest
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 @dataclass
@@ -333,19 +368,39 @@ def _part_files(path: Path) -> list[Path]:
     return files
 
 
+def _check_one_run(path: Path, files: list[Path], run: str | None) -> None:
+    """Every part must carry the same run key (the manifest's, when there is one): parts of two runs in one
+    folder are two datasets, not one."""
+    first = None
+    for f in files:
+        key = read_part_metadata(f).get("run_key")
+        if run is not None:
+            if key != run:
+                raise SyntheticDataError(f"{f}: belongs to run {key} but {MANIFEST} of {path} is run {run} — "
+                                         "the folder mixes two runs; keep one run per folder")
+        elif first is None:
+            first = (f, key)
+        elif key != first[1]:
+            raise SyntheticDataError(f"{path}: holds parts of different runs ({first[0].name}: run {first[1]}, "
+                                     f"{f.name}: run {key}) and no {MANIFEST} — keep one run per folder")
+
+
 def read_synthetic(path: str | os.PathLike, *, require_complete: bool = True) -> SyntheticDataset:
     """Read and validate a schema-v1 dataset (folder or single part file)."""
     path = Path(path)
     files = _part_files(path)
     manifest: dict[str, Any] = {}
     if path.is_dir() and (path / MANIFEST).exists():
-        manifest = json.loads((path / MANIFEST).read_text())
+        manifest = read_manifest(path / MANIFEST)
         if require_complete and not manifest.get("complete", False):
             raise SyntheticDataError(
                 f"{path}: the run is incomplete ({manifest.get('sequences', 0)} of {manifest.get('n')} "
                 "sequences) — rerun the same command to finish it")
         listed = {p["file"] for p in manifest.get("parts", [])}
         files = [f for f in files if f.name in listed]
+        if not files:
+            raise SyntheticDataError(f"{path}: none of the parts {MANIFEST} lists is in the folder")
+    _check_one_run(path, files, manifest.get("run_key"))
     tables = []
     for f in files:
         try:

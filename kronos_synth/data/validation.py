@@ -72,13 +72,56 @@ def _check_finite_positive(df: pd.DataFrame, col: str, file: str | None, *, allo
         )
 
 
+#: A price more than this factor away from the rolling median close around its bar is an error. Real markets
+#: move at most ~100× between consecutive bars (crashes, redenominations) and the wildest flash-crash wicks
+#: reach ~3 000× below the close; 10⁵ is far beyond both, and still catches unit mix-ups (cents, satoshis)
+#: and junk like 1e308, which would otherwise overflow the normalisation of every window around it.
+OUTLIER_FACTOR = 1e5
+#: bars in the centred rolling window whose median close is the reference (per symbol, in file order)
+OUTLIER_WINDOW = 21
+
+
+def _check_price_outliers(df: pd.DataFrame, file: str | None) -> None:
+    """Raise on the first bar (file order) with |log(price / m)| > log(`OUTLIER_FACTOR`) for any of
+    open/high/low/close, where m is the median close of the `OUTLIER_WINDOW` bars centred on it (same symbol,
+    file order; fewer at the ends). The median ignores a few bad bars, so the bar that is off is the one
+    named; a symbol with fewer than 3 bars has no robust reference and only its bars' spread is checked.
+    Prices must be finite and positive (checked before)."""
+    n = len(df)
+    symbols = df[SYMBOL].astype(str).to_numpy() if SYMBOL in df.columns else np.full(n, "")
+    order = np.argsort(symbols, kind="stable")
+    starts = np.concatenate([[0], np.flatnonzero(symbols[order][1:] != symbols[order][:-1]) + 1, [n]])
+    log_close = np.log(df["close"].to_numpy(dtype=np.float64)[order])
+    ref = np.empty(n)
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        ref[a:b] = pd.Series(log_close[a:b]).rolling(OUTLIER_WINDOW, center=True, min_periods=1).median()
+    limit = np.log(OUTLIER_FACTOR)
+    worst: tuple[int, int, str, float] | None = None
+    for k, col in enumerate(PRICE_COLUMNS):
+        dev = np.log(df[col].to_numpy(dtype=np.float64)[order]) - ref
+        bad = np.flatnonzero(np.abs(dev) > limit)
+        if bad.size:
+            i = bad[np.argmin(order[bad])]  # first offending row in file order
+            if worst is None or (order[i], k) < worst[:2]:
+                worst = (int(order[i]), k, col, float(dev[i]))
+    if worst is not None:
+        row, _, col, dev = worst
+        value, median = df[col].iloc[row], float(np.exp(ref[np.flatnonzero(order == row)[0]]))
+        raise KlineDataError(
+            f"value {value:g} is {np.exp(abs(dev)):.3g}× {'above' if dev > 0 else 'below'} the median close "
+            f"{median:g} of the bars around it — an outlier no market makes (limit {OUTLIER_FACTOR:g}×)",
+            file=file, column=col, row=row, hint="fix or remove the bar (a wrong unit or a corrupt value?)",
+        )
+
+
 def validate_klines(df: pd.DataFrame, *, file: str | None = None, strict: bool = False) -> ValidationReport:
     """Check a frame with canonical column names; raise `KlineDataError` on the first fatal problem.
 
     Row numbers in messages are 0-based positions in `df` (data rows of the file when `df` is in
     file order). Fatal: empty, missing price/timestamp column, NaN/inf or non-positive prices,
     NaN/inf/negative volume or amount, high < low, bad or duplicate or unsorted timestamps per
-    symbol. Tolerated and counted (fatal with `strict=True`): high/low not covering open/close.
+    symbol, absurd price outliers (`OUTLIER_FACTOR`, `_check_price_outliers`). Tolerated and counted
+    (fatal with `strict=True`): high/low not covering open/close.
     """
     if len(df) == 0:
         raise KlineDataError("no data rows", file=file, hint="the file is empty or has only a header")
@@ -93,6 +136,7 @@ def validate_klines(df: pd.DataFrame, *, file: str | None = None, strict: bool =
         )
     for col in PRICE_COLUMNS:
         _check_finite_positive(df, col, file, allow_zero=False)
+    _check_price_outliers(df, file)
     for col in VOLUME_COLUMNS:
         if col in df.columns:
             _check_finite_positive(df, col, file, allow_zero=True)

@@ -1,4 +1,4 @@
-"""Choosing where and in which precision to run: `--device auto`, `--dtype auto`."""
+"""Choosing where and in which precision to run: device "auto", dtype "auto"."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise InputError(f"--device {device!r} is not a device torch knows (use auto, cpu, cuda, cuda:1, mps)") from e
+        raise InputError(f"device {device!r} is not a device torch knows (use auto, cpu, cuda, cuda:1, mps)",
+                         param="device") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but torch sees no CUDA GPU — use --device auto or cpu")
+        raise InputError("device 'cuda' was asked for but torch sees no CUDA GPU — use device auto or cpu",
+                         param="device")
     return dev
 
 
@@ -41,11 +43,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
     """`auto` → bf16 where it is fast, else fp32. Returns the dtype and a one-line note for the user."""
     if dtype == "auto":
         if fast_bf16(device):
-            return torch.bfloat16, f"dtype auto: bf16 on {device.type} (fast bf16 matmuls found; --dtype fp32 for full precision)"
+            return torch.bfloat16, f"dtype auto: bf16 on {device.type} (fast bf16 matmuls found; dtype fp32 for full precision)"
         return torch.float32, f"dtype auto: fp32 on {device.type} (no fast bf16 found)"
     table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
     if dtype not in table:
-        raise InputError(f"--dtype {dtype!r} is unknown — use auto, fp32 or bf16")
+        raise InputError(f"dtype {dtype!r} is unknown — use auto, fp32 or bf16", param="dtype")
     chosen = table[dtype]
     if chosen == torch.bfloat16 and not fast_bf16(device):
         return chosen, f"dtype bf16 on {device.type}: no fast bf16 found, this will be slow"

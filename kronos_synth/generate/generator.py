@@ -154,7 +154,7 @@ class Generator:
         """Generate and write part `index` — the one code path of the local engine and of Ray workers,
         so both write the same bytes."""
         frame, stats = self.part_frame(*writer.part_range(index), on_batch=on_batch)
-        # Raw (pre-repair) counts travel with the part, so `evaluate` can report them after --repair.
+        # Raw (pre-repair) counts travel with the part, so `evaluate` can report them after a repair.
         writer.write_part(index, frame, {"raw_violations": stats.violations})
         return stats
 

@@ -1,4 +1,4 @@
-"""`--engine ray`: one generation run sharded over a pool of Ray actors.
+"""The Ray engine: one generation run sharded over a pool of Ray actors.
 
 Each actor (`ShardWorker`) loads the model and builds the context pool once, then generates whole
 parts on request: part k = sequence ids [k·P, (k+1)·P), written by the worker itself (atomic
@@ -11,7 +11,7 @@ same seed, whatever the worker count, and a rerun resumes with only the missing 
 Faults: a worker whose process dies (killed, OOM, node lost) is replaced and its part re-queued;
 a slot that dies `max_worker_failures` times in a row without finishing a part is retired. The
 model and the K-lines travel through the object store, so remote nodes need neither the data file
-nor network access to a model hub — only kronos-synth installed and `--out` on a shared filesystem.
+nor network access to a model hub — only kronos-synth installed and the output folder on a shared filesystem.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Ray plumbing shared by every `--engine ray` command: import with a one-line install hint, a session
+"""Ray plumbing shared by every Ray-engine run: import with a one-line install hint, a session
 (connect or start a local cluster), and `run_tasks` — independent stage callables run as Ray tasks.
 
 `run_tasks` is the reusable part: generation has its own actor pool (workers keep a model loaded
-across parts, see `generate/ray_engine.py`), while evaluation sweeps (`bench --engine ray`) are lists
+across parts, see `generate/ray_engine.py`), while evaluation sweeps (benchmarks on the Ray engine) are lists
 of independent stages — one (metric, dataset, seed) each — that need nothing but this:
 
     >>> from functools import partial                                           # doctest: +SKIP
@@ -36,7 +36,7 @@ def require_ray() -> ModuleType:
     try:
         import ray
     except ImportError as e:
-        raise RayEngineError(f"--engine ray needs Ray, which is not installed — {INSTALL_HINT}") from e
+        raise RayEngineError(f"the Ray engine needs Ray, which is not installed — {INSTALL_HINT}") from e
     return ray
 
 
@@ -59,7 +59,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise RayEngineError(f"could not start or reach {where}: {first} — start one with `ray start --head` "
-                             "and pass --address HOST:6379, or omit --address for a local cluster") from e
+                             "and pass address=HOST:6379, or leave address unset for a local cluster", param="address") from e
     try:
         yield ray
     finally:

@@ -104,7 +104,7 @@ def sample_tokens(
         # PREFILL_ROWS rows at a time: the per-layer activations of all rows at once would be hundreds of
         # MB per tensor, which the allocator maps and zeroes afresh for every op (most of the time went
         # to page faults). With `share`, rows with the same tokens and stamps (several samples of one
-        # context, --samples-per-context) are run once and their cache rows copied. Rows are independent,
+        # context, samples_per_context) are run once and their cache rows copied. Rows are independent,
         # so every row gets the result it would get alone.
         cache.reset()
         start = max(0, end - max_context)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from kronos_synth.metrics.discriminative import DiscriminativeResult, discriminative_score
+from kronos_synth.metrics.discriminative import (
+    DiscriminativeResult,
+    TooFewSequencesError,
+    discriminative_score,
+)
 from kronos_synth.metrics.features import is_volume_free, prepare_features, shuffle_bars
 from kronos_synth.metrics.stats import repeat_seeds
 from kronos_synth.metrics.tstr import ForecastResult, forecast_score
@@ -57,7 +61,11 @@ def discriminative_table(real_test: np.ndarray, synthetic: np.ndarray | None, re
         if s is None or (not calibration and name != SYNTHETIC):
             continue
         fs = prepare_features(r, s, volume_free=volume_free)
-        out[name] = discriminative_score(fs.real, fs.synthetic, seed=seed, real_time=tr, synthetic_time=ts, **kwargs)
+        try:
+            out[name] = discriminative_score(fs.real, fs.synthetic, seed=seed, real_time=tr, synthetic_time=ts,
+                                             **kwargs)
+        except TooFewSequencesError as e:  # say which row: the calibration rows use halves of the real set
+            raise TooFewSequencesError(f"discriminative row '{name}': {e}", param=e.param) from None
         out[name].settings["volume_free"] = volume_free
     return out
 

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from kronos_synth.data.errors import InputError
 from kronos_synth.metrics._nets import LastStateRNN, StepwiseRNN, fit_epochs, predict
 from kronos_synth.metrics.stats import Estimate, estimate, repeat_seeds, seeded_torch, torch_threads
 
@@ -170,6 +171,10 @@ def _run(real_tr, syn_tr, real_te, syn_te, *, seed, cell, hidden, lr, batch_size
                              len(pr) + len(ps))
 
 
+class TooFewSequencesError(InputError):
+    """Too few sequences for the classifier's train/test split (a ValueError, as before)."""
+
+
 def discriminative_score(real: np.ndarray, synthetic: np.ndarray, *, protocol: str = "paper",
                          n: int | None = None, repeats: int = 5, seed: int = 0, epochs: int = 20,
                          iterations: int = 2000, threads: int | None = None, progress: bool = False,
@@ -202,7 +207,11 @@ def discriminative_score(real: np.ndarray, synthetic: np.ndarray, *, protocol: s
                 m = min(len(r_tr), len(r_te), len(s_tr), len(s_te))
                 m = m if n is None else min(n, m)
                 if m < 2:
-                    raise ValueError("need at least 4 real and 4 synthetic sequences (2 on each side of the split)")
+                    raise TooFewSequencesError(
+                        "need at least 4 real and 4 synthetic sequences, 2 on each side of the classifier's "
+                        f"train/test split; the split leaves {len(r_tr)} + {len(r_te)} real and {len(s_tr)} + "
+                        f"{len(s_te)} synthetic" + (f" (n = {n})" if n is not None and n < 2 else "")
+                        + " — use more sequences or a longer real test period")
                 runs.append(_run(real[r_tr[:m]], synthetic[s_tr[:m]], real[r_te[:m]], synthetic[s_te[:m]],
                                  seed=s, cell="lstm", hidden=32, lr=5e-4, batch_size=64, epochs=epochs))
             else:

@@ -38,6 +38,10 @@ from kronos_synth.metrics.validity import (
 )
 
 METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
+#: fewest synthetic sequences any evaluation runs on (also the smallest `n`)
+MIN_SEQUENCES = 4
+#: neighbours of the k-NN precision / recall (`diversity`)
+DIVERSITY_K = 5
 
 
 class EvaluationInputError(InputError):
@@ -107,15 +111,17 @@ def _synthetic_bars(synthetic: SyntheticDataset | np.ndarray) -> tuple[np.ndarra
 
 def _resolve_freq(freq: str | FrequencyPreset | None, real_frame: pd.DataFrame, meta: dict) -> FrequencyPreset:
     meta_freq = meta.get("freq")
-    real_freq = infer_frequency(real_frame)
-    if freq is None:
-        preset = get_preset(meta_freq) if meta_freq else real_freq
+    if freq is None and not meta_freq:
+        preset = infer_frequency(real_frame, label="the real data")
+    elif freq is None:
+        preset = get_preset(meta_freq)
     else:
         preset = get_preset(freq)
         if meta_freq and get_preset(meta_freq).name != preset.name:
             raise EvaluationInputError(f"the synthetic data were generated at '{meta_freq}' but freq is "
                                        f"'{preset.name}' — evaluate against real data of the same frequency",
                                        param="freq")
+    real_freq = infer_frequency(real_frame, target=preset.name, label="the real data")
     if real_freq.name != preset.name:
         raise EvaluationInputError(f"the real data are {real_freq.name} bars but the evaluation is at "
                                    f"{preset.name} — pass real data of the synthetic set's frequency")
@@ -203,6 +209,9 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     s_real, s_syn, s_model = repeat_seeds(seed, 3)
     syn_idx = sample_indices(len(syn_all), n, s_syn)
     syn = syn_all[syn_idx]
+    if len(syn) < MIN_SEQUENCES:
+        raise EvaluationInputError(f"the synthetic set has {len(syn)} sequences — the evaluation needs at least "
+                                   f"{MIN_SEQUENCES}; generate more")
     syn_spans = synthetic.spans() if isinstance(synthetic, SyntheticDataset) else synthetic_time
     if syn_spans is not None and len(syn_spans) != len(syn_all):
         raise EvaluationInputError(f"synthetic_time has {len(syn_spans)} rows for {len(syn_all)} sequences")
@@ -212,6 +221,11 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     real_train_all = real.train.values
     train_idx = sample_indices(len(real.train), n_real, s_real)
     real_train = real_train_all[train_idx]
+    if "diversity" in metrics and min(len(real_test), len(syn)) < DIVERSITY_K + 1:
+        raise EvaluationInputError(
+            f"diversity needs at least {DIVERSITY_K + 1} real test windows and {DIVERSITY_K + 1} synthetic sequences "
+            f"(k-NN coverage with k = {DIVERSITY_K}); got {len(real_test)} and {len(syn)} — use a larger n, more "
+            "sequences or a longer real test period", param="n")
     times = {"real_test_time": real.test.spans()[test_idx], "real_train_time": real.train.spans()[train_idx],
              "synthetic_time": None if syn_spans is None else np.asarray(syn_spans)[syn_idx]}
 
@@ -265,7 +279,8 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     if "diversity" in metrics:
         fs = prepare_features(real_test, syn, volume_free=volume_free)
         result.diversity = diversity(fs.real, fs.synthetic, real_close=real_test[..., 3],
-                                     synthetic_close=syn[..., 3], max_n=max_plot, seed=s_model, tsne=tsne)
+                                     synthetic_close=syn[..., 3], max_n=max_plot, seed=s_model, tsne=tsne,
+                                     k=DIVERSITY_K)
         # all train windows (not the sample): a copied window must find itself
         ft = prepare_features(real_train_all, syn[:1], volume_free=volume_free)
         result.memorization = memorization(fs.synthetic, ft.real, fs.real, seed=s_model)

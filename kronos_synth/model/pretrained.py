@@ -52,9 +52,29 @@ def read_sidecar(folder: Path) -> dict:
     if not f.is_file():
         return {}
     try:
-        return json.loads(f.read_text())
+        sidecar = json.loads(f.read_text())
     except ValueError as e:
         raise KronosCheckpointError(f"{SIDECAR} is not valid JSON ({e})", source=str(f)) from e
+    if not isinstance(sidecar, dict):
+        raise KronosCheckpointError("not a JSON object of settings", source=str(f))
+    return sidecar
+
+
+def sidecar_max_context(folder: Path, sidecar: dict) -> int | None:
+    """`max_context` of a checkpoint's kronos_synth.json: None when the key is absent, else a positive whole
+    number of tokens — anything else (0, negative, fractional, text, null) raises `KronosCheckpointError`
+    naming the file and key instead of falling back to a default silently."""
+    if "max_context" not in sidecar:
+        return None
+    v = sidecar["max_context"]
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise KronosCheckpointError(f"key 'max_context' is {json.dumps(v)}, not a positive whole number of tokens",
+                                    source=str(Path(folder) / SIDECAR),
+                                    hint="set it to the context the model was trained for (lookback + horizon), "
+                                         "or remove the key")
+    return v
 
 
 def _tokenizer_for(model_arg: str, folder: Path, sidecar: dict) -> str:
@@ -95,7 +115,8 @@ def load_model_pair(model: str | None = None, tokenizer: str | None = None, *,
     predictor.weights_sha256 = weights_sha256(folder)
     tok.weights_sha256 = weights_sha256(tok_folder)
     name = model.removeprefix(f"{HUB_ORG}/")
-    context = sidecar.get("max_context") or (NAMED_CONFIGS[name].context if name in NAMED_CONFIGS else None) or 512
+    context = (sidecar_max_context(folder, sidecar) or (NAMED_CONFIGS[name].context if name in NAMED_CONFIGS else None)
+               or 512)
     return ModelPair(predictor, tok, model_label, tok_arg, int(context), sidecar)
 
 

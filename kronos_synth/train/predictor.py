@@ -22,7 +22,7 @@ from kronos_synth.data.errors import InputError
 from kronos_synth.model.configs import HUB_ORG, NAMED_CONFIGS
 from kronos_synth.model.hub import check_compatible, resolve_checkpoint
 from kronos_synth.model.kronos import Kronos
-from kronos_synth.model.pretrained import read_sidecar
+from kronos_synth.model.pretrained import read_sidecar, sidecar_max_context
 from kronos_synth.model.representation import get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
 from kronos_synth.train.configs import resolve_config
@@ -90,7 +90,8 @@ def _init_context(init: str) -> int:
     name = init.removeprefix(f"{HUB_ORG}/")
     if name in NAMED_CONFIGS and NAMED_CONFIGS[name].context:
         return int(NAMED_CONFIGS[name].context)
-    return int(read_sidecar(resolve_checkpoint(init)).get("max_context") or 0)
+    folder = resolve_checkpoint(init)
+    return sidecar_max_context(folder, read_sidecar(folder)) or 0
 
 
 def train_predictor(
