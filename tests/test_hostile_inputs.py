@@ -140,11 +140,16 @@ TRAIN_SETTINGS = [
     ("tok_epochs_0", "tokenizer", ["--epochs", "0"], ["epochs", "must be positive"]),
     ("tok_patience_negative", "tokenizer", ["--steps", "2", "--patience", "-1"], ["patience", "≥ 0", "got -1"]),
     ("tok_steps_and_epochs", "tokenizer", ["--steps", "2", "--epochs", "1"], ["exactly one of"]),
+    ("tok_lookback_0", "tokenizer", ["--steps", "2", "--lookback", "0"], ["lookback", "must be positive", "got 0"]),
+    ("tok_horizon_0", "tokenizer", ["--steps", "2", "--horizon", "0"], ["horizon", "must be positive"]),
+    ("tok_d_model_0", "tokenizer", ["--steps", "2", "--d-model", "0"], ["'d_model'", "at least 1, got 0"]),
+    ("tok_s1_bits_0", "tokenizer", ["--steps", "2", "--s1-bits", "0"], ["'s1_bits'", "at least 1"]),
     ("model_eval_every_0", "model", ["--steps", "2", "--eval-every", "0"], ["eval-every", "must be positive"]),
     ("model_lr_negative", "model", ["--steps", "2", "--lr", "-1"], ["lr", "positive learning rate"]),
     ("model_steps_0", "model", ["--steps", "0"], ["steps", "positive", "got 0"]),
     ("model_batch_size_0", "model", ["--steps", "2", "--batch-size", "0"], ["batch-size", "must be positive"]),
     ("model_patience_negative", "model", ["--steps", "2", "--patience", "-1"], ["patience", "≥ 0"]),
+    ("model_layers_0", "model", ["--steps", "2", "--layers", "0"], ["'n_layers'", "at least 1, got 0"]),
 ]
 
 
@@ -365,6 +370,7 @@ DATASETS_CHECK = [
      ["column 'timestamp'", "row 2", "offset +02:00", "mixes timezone offsets"]),
     ("offset_and_none", bars(["+01:00", "", "+01:00"]), ["row 1", "no offset", "mixes timezone offsets"]),
     ("none_then_z", bars(["", "", "Z"]), ["row 2", "offset +00:00", "mixes"]),
+    ("three_offsets", bars(["-04:00", "-05:00", "-03:00"]), ["row 2", "offset -03:00", "mixes"]),
     ("price_1e308", prices("high", 50, 1e308), ["column 'high'", "row 50", "outlier"]),
     ("price_tiny", prices("low", 7, 1e-300), ["column 'low'", "row 7", "below the median close"]),
     ("close_unit_mixup", prices("close", 99, 3.0e8), ["column 'close'", "row 99", "outlier"]),
@@ -380,13 +386,16 @@ def test_datasets_check(case, lines, needles, tmp_path, capsys):
     one_line(err, str(path), *needles)
 
 
-@pytest.mark.parametrize("offsets", [["+02:00"] * 3, ["Z", "+00:00", "+0000"], [""] * 3])
-def test_one_offset_is_accepted_and_converted_to_utc(offsets, tmp_path, capsys):
+@pytest.mark.parametrize("offsets, first", [
+    (["+02:00"] * 3, "2023-12-31 22:00:00"), (["Z", "+00:00", "+0000"], "2024-01-01 00:00:00"),
+    ([""] * 3, "2024-01-01 00:00:00"),
+    (["-04:00", "-04:00", "-05:00"], "2024-01-01 04:00:00"),  # local time with daylight saving: one clock
+])
+def test_one_clock_is_accepted_and_converted_to_utc(offsets, first, tmp_path, capsys):
     path = tmp_path / "ok.csv"
     path.write_text("\n".join(bars(offsets)) + "\n")
     code, out, err = run(["datasets", "check", path, "--freq", "1h"], capsys)
     assert code == 0, err
-    first = "2023-12-31 22:00:00" if offsets[0] == "+02:00" else "2024-01-01 00:00:00"
     assert first in out
 
 

@@ -143,9 +143,10 @@ _OFFSET = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(Z|z|UTC|GMT|[+-]\d{2}(?::?\d{2})?
 
 
 def _check_one_offset(text: pd.Series, file: str | None, column: str) -> None:
-    """One file, one UTC offset. Timestamps that carry an offset are converted to UTC; when the rows of a
-    file carry different offsets (`+00:00` here, `+02:00` there, or some none at all) the file mixes clocks
-    (or local time with daylight saving), which is refused, naming the first row that differs from row 0."""
+    """One file, one clock. Timestamps that carry an offset are converted to UTC. Local time with daylight
+    saving carries two offsets one hour apart (`-05:00` in winter, `-04:00` in summer), which is one clock
+    and accepted; any other mix (`+00:00` here and `+02:00` there, or some rows with no offset at all) is
+    refused, naming the first row that breaks the file's clock."""
     found = text.str.strip().str.extract(_OFFSET, expand=False)
     if found.isna().all():
         return
@@ -155,7 +156,20 @@ def _check_one_offset(text: pd.Series, file: str | None, column: str) -> None:
     present = text.notna().to_numpy()
     v = norm.to_numpy(dtype=object)
     first = int(np.flatnonzero(present)[0])
-    differs = present & (v != v[first])
+
+    def minutes(o: str) -> int | None:
+        return None if not o else (1 if o[0] == "+" else -1) * (int(o[1:3]) * 60 + int(o[4:6]))
+
+    ref = minutes(v[first])
+    mins = np.array([minutes(o) if p else ref for o, p in zip(v, present, strict=True)], dtype=object)
+    if ref is None:
+        differs = present & (v != v[first])
+    else:  # the reference offset, or one hour either side of it — but only one of the two sides
+        off = np.array([m is None or abs(m - ref) not in (0, 60) for m in mins])
+        shifted = sorted({m for m in mins if m is not None and m != ref})
+        if len(shifted) > 1:
+            off |= np.array([m == shifted[1] for m in mins])
+        differs = present & off
     if differs.any():
         row = int(np.flatnonzero(differs)[0])
 

@@ -148,6 +148,8 @@ def check_config(config: dict[str, Any], keys: dict[str, type], source: str | No
               else isinstance(value, int | float) and not isinstance(value, bool))
         if not ok:
             raise KronosCheckpointError(f"config key '{key}' must be {typ.__name__}, got {value!r}", source=source)
+        if typ is int and value < 1:  # sizes, bit counts, layer counts: 0 builds an empty model that "trains"
+            raise KronosCheckpointError(f"config key '{key}' must be at least 1, got {value}", source=source)
         out[key] = float(value) if typ is float else value
     return out
 

@@ -196,8 +196,9 @@ def train_tokenizer(
     if init is not None:
         tok = KronosTokenizer.from_pretrained(init).train()
     else:
+        cfg = resolve_config("tokenizer", config, overrides)  # its errors name the key already
         try:
-            tok = KronosTokenizer(**resolve_config("tokenizer", config, overrides)).train()
+            tok = KronosTokenizer(**cfg).train()
         except ValueError as e:
             raise InputError(f"tokenizer config: {e}") from e
     if tok.d_in != rep.d_in:

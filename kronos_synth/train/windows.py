@@ -204,8 +204,8 @@ def prepare_training_data(
         raise InputError("no training data: give data, one or more files, globs or embedded dataset names",
                          param="data")
     preset = get_preset(freq)
-    lookback = int(lookback or preset.lookback)
-    horizon = int(horizon or preset.horizon)
+    lookback = int(preset.lookback if lookback is None else lookback)  # 0 is refused below, not the default
+    horizon = int(preset.horizon if horizon is None else horizon)
     if lookback < 1 or horizon < 1:
         raise InputError(f"lookback and horizon must be positive, got {lookback}, {horizon}",
                          param=("lookback", "horizon"))
