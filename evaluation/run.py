@@ -278,9 +278,37 @@ def execute(stages: list[Stage], ctx: st.StageContext, log: StageLog, *, jobs: i
     return {"ran": ran, "skipped": skipped_now}
 
 
+def adopt_finished(stages: list[Stage], src: Path, log: StageLog, out: Path) -> list[str]:
+    """Copy into `out` the stages another results folder `src` finished with the same keys (a key is a hash of
+    every setting and input a stage depends on, so its result is the same) and whose outputs it still holds;
+    returns their names. E.g. a zero-shot run reuses the protocol's calibration rows and bootstrap."""
+    path = src / STAGES_FILE
+    if not path.is_file():
+        return []
+    theirs = json.loads(path.read_text()).get("stages", {})
+    adopted = []
+    for s in stages:
+        e = theirs.get(s.name)
+        if log.finished(s) or not e or e.get("key") != s.key or e.get("status") != "finished":
+            continue
+        if not all((src / rel).exists() for rel in s.outputs):
+            continue
+        for rel in s.outputs:
+            dst = out / rel
+            if (src / rel).is_dir():
+                shutil.copytree(src / rel, dst, dirs_exist_ok=True)
+            else:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src / rel, dst)
+        log.data["stages"][s.name] = {**e, "adopted_from": str(src)}
+        adopted.append(s.name)
+    log.save()
+    return adopted
+
+
 def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data_dir: str | None = None,
                  jobs: int | None = None, threads: int | None = None, overrides: dict | None = None,
-                 echo: Callable[[str], None] = print) -> Path | None:
+                 reuse: str | None = None, echo: Callable[[str], None] = print) -> Path | None:
     """Run (or resume) one protocol; returns the results folder, or None when its data are absent."""
     import torch
 
@@ -303,6 +331,10 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
     stages = plan(proto, {Path(f).name: sha256_file(f) for f in files}, train_sha)
     ctx = st.StageContext(proto=proto, out=str(folder), source=source, files=files,
                           train_source=train[0] if train else None)
+    if reuse:
+        adopted = adopt_finished(stages, Path(reuse), log, folder)
+        if adopted:
+            echo(f"  reused from {reuse} (same keys): {', '.join(adopted)}")
     echo(f"{proto['name']}{' (quick)' if quick else ''}: {len(stages)} stages → {folder} "
          f"[{jobs} worker{'s' * (jobs != 1)}, {threads} torch thread{'s' * (threads != 1)} for training/generation]")
     t0 = time.perf_counter()
@@ -341,12 +373,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     try:
         for name in args.protocols:
-            out, overrides = args.out, None
+            out, overrides, reuse = args.out, None, None
             if args.zero_shot:
                 overrides = ZERO_SHOT
                 out = out or str(RESULTS_DIR / ("quick" if args.quick else "") / "zero-shot" / Path(name).stem)
+                # the protocol's own results hold the same calibration rows and bootstrap (same keys)
+                reuse = str(RESULTS_DIR / ("quick" if args.quick else "") / Path(name).stem)
             run_protocol(name, quick=args.quick, out=out, data_dir=args.data_dir, jobs=args.jobs,
-                         threads=args.threads, overrides=overrides)
+                         threads=args.threads, overrides=overrides, reuse=reuse)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -162,3 +162,28 @@ def test_zero_shot_plan_has_no_training_stage_and_uses_the_embedded_model():
 
     ctx = StageContext(proto=proto, out="unused", source="sp500-daily", files=[], train_source=None)
     assert model_dirs(ctx) == (str(default_model_dir() / "model"), str(default_model_dir() / "tokenizer"))
+
+
+def test_adopt_finished_copies_only_same_key_stages_with_their_outputs(tmp_path):
+    from evaluation.run import ZERO_SHOT, StageLog, adopt_finished
+
+    proto = load_protocol("sp500-daily", quick=True, overrides=ZERO_SHOT)
+    stages = {s.name: s for s in plan(proto)}
+    src, out = tmp_path / "full", tmp_path / "zero"
+    (src / "generators" / "bootstrap").mkdir(parents=True)
+    (src / "generators" / "bootstrap" / "report.json").write_text("{}")
+    (src / "calibration.json").write_text("{}")
+    theirs = {
+        "calibration": {"key": stages["calibration"].key, "status": "finished", "result": {"rows": 3}},
+        "evaluate:bootstrap": {"key": stages["evaluate:bootstrap"].key, "status": "finished"},
+        "evaluate:kronos": {"key": "another model", "status": "finished"},  # other key: not adopted
+        "baseline:bootstrap": {"key": stages["baseline:bootstrap"].key, "status": "finished"},  # outputs gone
+    }
+    (src / "stages.json").write_text(json.dumps({"stages": theirs}))
+    out.mkdir()
+    log = StageLog(out, proto)
+    adopted = adopt_finished(list(stages.values()), src, log, out)
+    assert adopted == ["calibration", "evaluate:bootstrap"]
+    assert (out / "calibration.json").is_file() and (out / "generators" / "bootstrap" / "report.json").is_file()
+    assert log.finished(stages["calibration"]) and not log.finished(stages["baseline:bootstrap"])
+    assert log.entry("calibration")["result"] == {"rows": 3}
