@@ -512,7 +512,8 @@ def baseline() -> None:
 @click.option("--window", type=int, default=None, help="Bars per window (default: the preset horizon, "
               "daily 35, 15min 96).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
-              help="Model option, e.g. -o layers=3 -o d_model=64 (full-size settings: docs/baselines.md).")
+              help="Model option, e.g. -o layers=3 -o d_model=64 (the fields of the baseline's Options dataclass; "
+              "full-size settings: docs/baselines.md).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 def baseline_fit(name: str, data: str | None, freq: str, out: str, seed: int, steps: int | None,
                  window: int | None, options: tuple[str, ...], progress: bool | None) -> None:
@@ -523,10 +524,16 @@ def baseline_fit(name: str, data: str | None, freq: str, out: str, seed: int, st
       kronos-synth baseline fit garch --data sp500-daily --freq daily --out runs/garch
       kronos-synth baseline fit diffusion-ts --data BTCUSDT_15m.csv --freq 15min --out runs/dts --steps 500
     """
+    from kronos_synth.baselines import BaselineError, baseline_class
     from kronos_synth.baselines.fitting import fit_baseline
 
-    res = fit_baseline(name, data, freq, out, seed=seed, steps=steps, window=window,
-                       options=_parse_options(options), progress=show_progress(progress))
+    opts = _parse_options(options)
+    try:  # keys and values against the baseline's Options dataclass, before any data is read
+        baseline_class(name).Options.parse(opts, baseline=name)
+    except BaselineError as e:
+        raise click.BadParameter(str(e), param_hint="'-o' / '--option'") from None
+    res = fit_baseline(name, data, freq, out, seed=seed, steps=steps, window=window, options=opts,
+                       progress=show_progress(progress))
     r = res.report
     losses = ", ".join(f"{k} {v:.4g}" for k, v in r.final_losses.items()) or "-"
     ratios = " ".join(f"{k} {v:.2f}" for k, v in (r.collapse.ratios.items() if r.collapse else []))
