@@ -7,19 +7,17 @@ import dataclasses
 
 import click
 import pytest
-from _train_util import tiny_data
+from _train_util import tiny_data, tiny_tokenizer
 
 import kronos_synth.model.pretrained as pretrained
 import kronos_synth.train.predictor as predictor_module
 import kronos_synth.train.tokenizer as tokenizer_module
 from kronos_synth.cli import cli
 from kronos_synth.data.errors import InputError
-from kronos_synth.model.pretrained import default_model_dir, read_sidecar
 from kronos_synth.train import (
     PredictorTrainingConfig,
     TokenizerTrainingConfig,
     TrainingData,
-    prepare_training_data,
     train_predictor,
     train_tokenizer,
 )
@@ -104,7 +102,8 @@ def test_trainers_take_only_their_own_config(tmp_path):
 
 # --- fingerprints ------------------------------------------------------------------------------
 # Computed on the code before these classes existed (keyword settings), with the same stubs: the data
-# description and the tokenizer's weights hash (which depend on the environment, not on the settings) replaced.
+# description and the tokenizer's weights hash (which depend on the environment, not on the settings) replaced;
+# the predictor trains on a tiny levels tokenizer (4 + 4 bits), so the embedded model plays no part.
 PINNED = {
     "tok_tiny": ("557714366d37c2fd8fff8675d4ffed65bfeff68718d0a4e1a6d228a7af78f8cd",
                  "LoopConfig(steps=8, epochs=None, batch_size=16, lr=0.001, weight_decay=0.1, betas=(0.9, 0.95), "
@@ -113,11 +112,11 @@ PINNED = {
                         "LoopConfig(steps=None, epochs=2.0, batch_size=64, lr=0.0003, weight_decay=0.1, "
                         "betas=(0.9, 0.95), grad_clip=2.0, pct_start=0.03, div_factor=10.0, eval_every=100, "
                         "patience=0, seed=5, lr_scale=())"),
-    "pred_sampled_s2": ("39a9e63fd33278498664221c94710e99c844de131092e8ea19aff1ca51726b64",
+    "pred_sampled_s2": ("4d84126806050d977e703dc3ca92b5915562ff579cb6c0efc324b335f85697b0",
                         "LoopConfig(steps=3, epochs=None, batch_size=32, lr=0.0005, weight_decay=0.1, "
                         "betas=(0.9, 0.95), grad_clip=3.0, pct_start=0.03, div_factor=10.0, eval_every=100, "
                         "patience=5, seed=0, lr_scale=(('dep_layer.', 10.0), ('head.proj_s2.', 10.0)))"),
-    "pred_defaults": ("4dbf004a949af09cc403215a2bcfdd73fb0bc9cbbedadf126f56a36ee7a35995",
+    "pred_defaults": ("75b7c3b5e8c31b199a1493851f185420315b680dfea245531d3b3cd3a6b6df1c",
                       "LoopConfig(steps=1000, epochs=None, batch_size=32, lr=0.0005, weight_decay=0.1, "
                       "betas=(0.9, 0.95), grad_clip=3.0, pct_start=0.03, div_factor=10.0, eval_every=100, "
                       "patience=5, seed=0, lr_scale=())"),
@@ -136,8 +135,15 @@ class _Stop(Exception):
     pass
 
 
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tok") / "tok"
+    tiny_tokenizer(out, tiny_data(), steps=1, batch_size=4, eval_every=1)
+    return out
+
+
 @pytest.mark.parametrize("case", sorted(PINNED))
-def test_run_fingerprint_is_unchanged(case, monkeypatch, tmp_path):
+def test_run_fingerprint_is_unchanged(case, tokenizer, monkeypatch, tmp_path):
     """Existing training folders resume and benchmark stage keys stay: same settings, same fingerprint."""
     seen = {}
 
@@ -154,8 +160,5 @@ def test_run_fingerprint_is_unchanged(case, monkeypatch, tmp_path):
         if isinstance(config, TokenizerTrainingConfig):
             train_tokenizer(tiny_data(), tmp_path / "run", config)
         else:
-            tok = default_model_dir() / "tokenizer"
-            td = prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, max_val_windows=48,
-                                       representation=read_sidecar(tok))
-            train_predictor(td, tmp_path / "run", config, tokenizer=str(tok))
+            train_predictor(tiny_data(), tmp_path / "run", config, tokenizer=str(tokenizer))
     assert (seen["fingerprint"], seen["loop"]) == PINNED[case]
