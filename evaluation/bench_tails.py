@@ -24,7 +24,7 @@ from kronos_synth.metrics.roundtrip import close_kurtosis, roundtrip_bars
 from kronos_synth.model.pretrained import read_sidecar
 from kronos_synth.model.representation import get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
-from kronos_synth.train import prepare_training_data, train_tokenizer
+from kronos_synth.train import TokenizerTrainingConfig, prepare_training_data, train_tokenizer
 
 
 def main() -> None:
@@ -65,8 +65,9 @@ def main() -> None:
         start = dict(config="small", overrides={"s1_bits": args.bits, "s2_bits": args.bits}) if args.from_scratch \
             else dict(init=str(base))
         lr = args.lr or (1e-3 if args.from_scratch else 5e-5)
-        train_tokenizer(td, out, freq=proto["freq"], steps=args.steps, batch_size=64, lr=lr, seed=0,
-                        eval_every=args.steps, patience=4, tail_weight=args.tail_weight, progress=False, **start)
+        train_tokenizer(td, out, TokenizerTrainingConfig(freq=proto["freq"], steps=args.steps, batch_size=64, lr=lr,
+                                                         seed=0, eval_every=args.steps, patience=4,
+                                                         tail_weight=args.tail_weight, **start), progress=False)
         how = f"from scratch ({args.bits}+{args.bits} bits)" if args.from_scratch else "more"
         print(f"{how}: {args.steps} steps, lr {lr:g}, tail weight {args.tail_weight:g} "
               f"({time.perf_counter() - t0:.0f} s): "

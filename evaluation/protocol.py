@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from kronos_synth.baselines import NAMES as BASELINES
+from kronos_synth.baselines import baseline_class
 from kronos_synth.data.errors import InputError
 from kronos_synth.generate.config import GenerationConfig
 
@@ -43,7 +44,9 @@ DEFAULTS: dict[str, Any] = {
                # training only: "" = train on `data`; else another glob / dataset (e.g. finer bars), and
                # phase_offsets resamples finer bars at every bin offset (kronos_synth.train.windows)
                "train_data": "", "phase_offsets": False},
-    "baselines": {"n": 2000, "timegan": {}, "timevae": {}, "diffusion-ts": {}, "garch": {}, "bootstrap": {}},
+    # per baseline: options over its CPU-sized defaults (the fields of its `Options` dataclass, e.g.
+    # kronos_synth.baselines.timegan.TimeGANOptions); `steps` is fit_baseline's training budget
+    "baselines": {"n": 2000, **{name: {} for name in BASELINES}},
     "evaluation": {"n": 2000, "repeats": 3, "epochs": 20, "n_test_tstr": 3000, "max_plot": 1000, "tsne": True},
     "sweep": {"enabled": True, "temperatures": [0.7, 0.85, 1.0, 1.15], "top_ps": [0.9, 0.95, 1.0], "n": 500,
               "repeats": 1, "epochs": 20},
@@ -122,6 +125,7 @@ def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | N
     if proto["kronos"]["init"] not in ("embedded", "scratch", "zero-shot"):
         raise ProtocolError(f"{path}: kronos.init must be 'embedded', 'scratch' or 'zero-shot', "
                             f"got {proto['kronos']['init']!r}")
+    check_baseline_options(proto, path)
     if proto["kronos"].get("center_returns") and proto["kronos"]["representation"] != "geometry":
         raise ProtocolError(f"{path}: kronos.center_returns needs representation = 'geometry'")
     if proto["kronos"]["init"] in ("embedded", "zero-shot"):
@@ -130,6 +134,23 @@ def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | N
             raise ProtocolError(f"{path}: the embedded model uses the {embedded!r} representation — "
                                 f"{proto['kronos']['representation']!r} needs kronos.init = 'scratch'")
     return proto
+
+
+def check_baseline_options(proto: dict, path: Path) -> None:
+    """Every `[baselines.NAME]` table names a baseline and only options of its `Options` dataclass, with values
+    a fit can use: refused here, at load time, not hours later when the stage runs."""
+    tables = proto["baselines"]
+    unknown = [k for k in tables if k != "n" and k not in BASELINES]
+    if unknown:
+        raise ProtocolError(f"{path}: [baselines.{unknown[0]}] is not a baseline — known: {', '.join(BASELINES)}")
+    for name in BASELINES:
+        options = tables.get(name, {})
+        if not isinstance(options, dict):
+            raise ProtocolError(f"{path}: baselines.{name} must be a table of options, got {options!r}")
+        try:
+            baseline_class(name).Options.parse(options, baseline=name)
+        except InputError as e:
+            raise ProtocolError(f"{path}: [baselines.{name}] {e}") from None
 
 
 def embedded_representation() -> str:

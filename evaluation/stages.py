@@ -208,20 +208,18 @@ def _training_data_summary(ctx: StageContext, td) -> dict:
 def tokenizer_stage(ctx: StageContext) -> dict:
     """Fine-tune the embedded tokenizer (or train one from scratch) on the train period."""
     from kronos_synth.model.pretrained import default_model_dir
-    from kronos_synth.train import train_tokenizer
+    from kronos_synth.train import TokenizerTrainingConfig, train_tokenizer
 
     proto = ctx.proto
     k = proto["kronos"]
     init = str(default_model_dir() / "tokenizer") if k["init"] == "embedded" else None
     td = training_data(ctx)
-    res = train_tokenizer(td, work_dir(ctx, "tokenizer"), freq=proto["freq"],
-                          init=init, config=None if init else "small",
-                          steps=int(k["tokenizer_steps"]), batch_size=int(k["tokenizer_batch_size"]),
-                          lr=float(k["tokenizer_lr"]), seed=stage_seed(proto["seed"], "tokenizer"),
-                          eval_every=int(k["eval_every"]), patience=int(k["patience"]),
-                          representation=representation_spec(k),
-                          tail_weight=float(k.get("tokenizer_tail_weight", 0.0)),
-                          progress=False)
+    config = TokenizerTrainingConfig(
+        freq=proto["freq"], init=init, config=None if init else "small", steps=int(k["tokenizer_steps"]),
+        batch_size=int(k["tokenizer_batch_size"]), lr=float(k["tokenizer_lr"]),
+        seed=stage_seed(proto["seed"], "tokenizer"), eval_every=int(k["eval_every"]), patience=int(k["patience"]),
+        representation=representation_spec(k), tail_weight=float(k.get("tokenizer_tail_weight", 0.0)))
+    res = train_tokenizer(td, work_dir(ctx, "tokenizer"), config, progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", representation=representation_spec(k),
                codebook_usage=res.extra.get("codebook_usage", {}).get("val"), **_training_data_summary(ctx, td))
@@ -231,21 +229,21 @@ def tokenizer_stage(ctx: StageContext) -> dict:
 def predictor_stage(ctx: StageContext) -> dict:
     """Fine-tune the embedded predictor (or train from scratch) on the trained tokenizer's codes."""
     from kronos_synth.model.pretrained import default_model_dir
-    from kronos_synth.train import train_predictor
+    from kronos_synth.train import PredictorTrainingConfig, train_predictor
 
     proto = ctx.proto
     k = proto["kronos"]
     init = str(default_model_dir() / "model") if k["init"] == "embedded" else None
     predictor, tokenizer = model_dirs(ctx)
     td = training_data(ctx)
-    res = train_predictor(td, predictor, tokenizer=tokenizer, freq=proto["freq"], init=init,
-                          config=None if init else "small", steps=int(k["predictor_steps"]),
-                          batch_size=int(k["predictor_batch_size"]), lr=float(k["predictor_lr"]),
-                          seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]),
-                          patience=int(k["patience"]), progress=False,
-                          # absent key: the reference loss, as the runs made before the key existed
-                          teacher_forcing=bool(k.get("predictor_teacher_forcing", False)),
-                          s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)))
+    config = PredictorTrainingConfig(
+        freq=proto["freq"], init=init, config=None if init else "small", steps=int(k["predictor_steps"]),
+        batch_size=int(k["predictor_batch_size"]), lr=float(k["predictor_lr"]),
+        seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]), patience=int(k["patience"]),
+        # absent key: the reference loss, as the runs made before the key existed
+        teacher_forcing=bool(k.get("predictor_teacher_forcing", False)),
+        s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)))
+    res = train_predictor(td, predictor, config, tokenizer=tokenizer, progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", **_training_data_summary(ctx, td))
     return out

@@ -512,7 +512,8 @@ def baseline() -> None:
 @click.option("--window", type=int, default=None, help="Bars per window (default: the preset horizon, "
               "daily 35, 15min 96).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
-              help="Model option, e.g. -o layers=3 -o d_model=64 (full-size settings: docs/baselines.md).")
+              help="Model option, e.g. -o layers=3 -o d_model=64 (the fields of the baseline's Options dataclass; "
+              "full-size settings: docs/baselines.md).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 def baseline_fit(name: str, data: str | None, freq: str, out: str, seed: int, steps: int | None,
                  window: int | None, options: tuple[str, ...], progress: bool | None) -> None:
@@ -523,10 +524,16 @@ def baseline_fit(name: str, data: str | None, freq: str, out: str, seed: int, st
       kronos-synth baseline fit garch --data sp500-daily --freq daily --out runs/garch
       kronos-synth baseline fit diffusion-ts --data BTCUSDT_15m.csv --freq 15min --out runs/dts --steps 500
     """
+    from kronos_synth.baselines import BaselineError, baseline_class
     from kronos_synth.baselines.fitting import fit_baseline
 
-    res = fit_baseline(name, data, freq, out, seed=seed, steps=steps, window=window,
-                       options=_parse_options(options), progress=show_progress(progress))
+    opts = _parse_options(options)
+    try:  # keys and values against the baseline's Options dataclass, before any data is read
+        baseline_class(name).Options.parse(opts, baseline=name)
+    except BaselineError as e:
+        raise click.BadParameter(str(e), param_hint="'-o' / '--option'") from None
+    res = fit_baseline(name, data, freq, out, seed=seed, steps=steps, window=window, options=opts,
+                       progress=show_progress(progress))
     r = res.report
     losses = ", ".join(f"{k} {v:.4g}" for k, v in r.final_losses.items()) or "-"
     ratios = " ".join(f"{k} {v:.2f}" for k, v in (r.collapse.ratios.items() if r.collapse else []))
@@ -658,38 +665,73 @@ def corpus_build(sources: tuple[str, ...], out: str, val_fraction: float, holdou
 # --- train ------------------------------------------------------------------------------------
 
 
-def _train_options(fn):
-    """Options shared by `train tokenizer` and `train model` (applied bottom-up)."""
+def _train_config(command: str):
+    """The settings class of `train tokenizer` / `train model`: its fields give the options' defaults."""
+    from kronos_synth.train.config import PredictorTrainingConfig, TokenizerTrainingConfig
+
+    return {"tokenizer": TokenizerTrainingConfig, "model": PredictorTrainingConfig}[command]
+
+
+def _sci(x: float) -> str:
+    """5e-4, not 0.0005 (help texts)."""
+    import numpy as np
+
+    return np.format_float_scientific(x, trim="-", exp_digits=1)
+
+
+def _tok_default(name: str):
+    """A `train tokenizer` option's default: the library's (TokenizerTrainingConfig), written once."""
+    return _train_config("tokenizer").default(name)
+
+
+def _model_default(name: str):
+    """A `train model` option's default: the library's (PredictorTrainingConfig), written once."""
+    return _train_config("model").default(name)
+
+
+def _train_options(command: str):
+    """Options shared by `train tokenizer` and `train model` (applied bottom-up), with the defaults of the
+    command's settings class, written once there."""
+    cls = _train_config(command)
+    d = cls.default
     opts = [
         click.option("--data", "data", multiple=True, required=True,
                      help="K-line file/glob or embedded dataset name; repeat for several sources."),
         click.option("--out", required=True, type=click.Path(file_okay=False),
                      help="Output folder (reference format + training.json; rerun to resume)."),
-        click.option("--init", default=None, help="Fine-tune this checkpoint (hub id or folder) instead of "
+        click.option("--init", default=d("init"), help="Fine-tune this checkpoint (hub id or folder) instead of "
                      "training from scratch."),
-        click.option("--steps", type=int, default=None, help="Optimizer steps (default 1000 unless --epochs)."),
-        click.option("--epochs", type=float, default=None, help="Passes over the train windows."),
-        click.option("--freq", default="daily", show_default=True,
+        click.option("--steps", type=int, default=d("steps"),
+                     help=f"Optimizer steps (default {cls.default_steps} unless --epochs)."),
+        click.option("--epochs", type=float, default=d("epochs"), help="Passes over the train windows."),
+        click.option("--freq", default=d("freq"), show_default=True,
                      help="Bar frequency; finer sources are resampled to it."),
-        click.option("--phase-offsets", is_flag=True, help="Resample sources finer than an intraday --freq at "
+        click.option("--phase-offsets", is_flag=True, default=d("phase_offsets"),
+                     help="Resample sources finer than an intraday --freq at "
                      "every bin offset (5m → 15m bars starting at :00, :05, :10): more train windows from the "
                      "same market and period; validation stays on offset 0."),
-        click.option("--lookback", type=int, default=None, help="Context bars (default: frequency preset)."),
-        click.option("--horizon", type=int, default=None, help="Predicted bars (default: frequency preset)."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--batch-size", type=int, default=32, show_default=True),
-        click.option("--lr", type=float, default=None, help="Peak learning rate (default: 1e-5 with --init, "
-                     "else 1e-3 tokenizer / 5e-4 model)."),
-        click.option("--config", "config", default=None, help="Size: preset (tiny, small), released name "
+        click.option("--lookback", type=int, default=d("lookback"),
+                     help="Context bars (default: frequency preset)."),
+        click.option("--horizon", type=int, default=d("horizon"), help="Predicted bars (default: frequency preset)."),
+        click.option("--seed", type=int, default=d("seed"), show_default=True),
+        click.option("--batch-size", type=int, default=d("batch_size"), show_default=True),
+        click.option("--lr", type=float, default=d("lr"), help=f"Peak learning rate (default: {_sci(cls.finetune_lr)} "
+                     f"with --init, else {_sci(cls.scratch_lr)})."),
+        click.option("--config", "config", default=d("config"), help="Size: preset (tiny, small), released name "
                      "(Kronos-small), JSON object or .json file. Default: small."),
-        click.option("--eval-every", type=int, default=100, show_default=True, help="Validate every N steps."),
-        click.option("--patience", type=int, default=5, show_default=True,
+        click.option("--eval-every", type=int, default=d("eval_every"), show_default=True,
+                     help="Validate every N steps."),
+        click.option("--patience", type=int, default=d("patience"), show_default=True,
                      help="Stop after N validations without improvement (0 = never)."),
         click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only)."),
     ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+
+    def decorate(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
 
 
 def _train_summary(res, out: str) -> str:
@@ -716,7 +758,7 @@ def train() -> None:
 
 
 @train.command("tokenizer")
-@_train_options
+@_train_options("tokenizer")
 @click.option("--d-model", type=int, default=None)
 @click.option("--n-heads", type=int, default=None)
 @click.option("--ff-dim", type=int, default=None)
@@ -725,19 +767,18 @@ def train() -> None:
               help="n_dec_layers (projection counts as one).")
 @click.option("--s1-bits", type=int, default=None)
 @click.option("--s2-bits", type=int, default=None)
-@click.option("--representation", type=click.Choice(["levels", "geometry"]), default=None,
+@click.option("--representation", type=click.Choice(["levels", "geometry"]), default=_tok_default("representation"),
               help="Input space: levels (the reference; released checkpoints) or geometry (returns, wicks, "
               "log volume, VWAP position; valid bars by construction) [default: the --init checkpoint's, "
               "else levels].")
-@click.option("--tail-weight", type=float, default=0.0, show_default=True,
+@click.option("--tail-weight", type=float, default=_tok_default("tail_weight"), show_default=True,
               help="Weigh each reconstruction error by 1 + w·x² (x: the normalised input) so rare large bars "
               "keep their size through the tokenizer; 0 is the reference loss (docs/models.md, Tails).")
-@click.option("--center-returns/--no-center-returns", default=None,
+@click.option("--center-returns/--no-center-returns", default=_tok_default("center_returns"),
               help="geometry: scale gap/body around 0, not around the context's mean return, so generated "
               "sequences do not carry the context's trend on [default: the --init checkpoint's, else no].")
-def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed, batch_size,
-                        lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, n_enc_layers,
-                        n_dec_layers, s1_bits, s2_bits, representation, tail_weight, center_returns) -> None:
+def train_tokenizer_cmd(data, out, progress, d_model, n_heads, ff_dim, n_enc_layers, n_dec_layers, s1_bits,
+                        s2_bits, **settings) -> None:
     """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
 
     Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
@@ -753,38 +794,33 @@ def train_tokenizer_cmd(data, out, init, steps, epochs, freq, phase_offsets, loo
     """
     import sys
 
-    from kronos_synth.train import train_tokenizer
+    from kronos_synth.train import TokenizerTrainingConfig, train_tokenizer
 
     # the option names are the config keys, so the library's messages about them map to these flags
     overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_enc_layers=n_enc_layers,
                      n_dec_layers=n_dec_layers, s1_bits=s1_bits, s2_bits=s2_bits)
-    res = train_tokenizer(list(data), out, freq=freq, lookback=lookback, horizon=horizon, init=init,
-                          config=config, overrides=overrides, steps=steps, epochs=epochs, batch_size=batch_size,
-                          lr=lr, seed=seed, eval_every=eval_every, patience=patience,
-                          progress=show_progress(progress),
-                          representation=representation, phase_offsets=phase_offsets, tail_weight=tail_weight,
-                          center_returns=center_returns, log=lambda line: click.echo(line, err=True),
-                          command=sys.argv)
+    config = TokenizerTrainingConfig(overrides=overrides, **settings)
+    res = train_tokenizer(list(data), out, config, progress=show_progress(progress),
+                          log=lambda line: click.echo(line, err=True), command=sys.argv)
     click.echo(_train_summary(res, out))
 
 
 @train.command("model")
 @click.option("--tokenizer", required=True, help="The (frozen) tokenizer: folder or hub id.")
-@_train_options
+@_train_options("model")
 @click.option("--d-model", type=int, default=None)
 @click.option("--n-heads", type=int, default=None)
 @click.option("--ff-dim", type=int, default=None)
 @click.option("--layers", "n_layers", type=int, default=None, help="n_layers of the main stack.")
 @click.option("--dropout", type=float, default=None, help="ffn and residual dropout.")
-@click.option("--teacher-forcing/--sampled-s1", default=True, show_default=True,
+@click.option("--teacher-forcing/--sampled-s1", default=_model_default("teacher_forcing"), show_default=True,
               help="Condition the s2 head on the true s1, or on an s1 sampled from the model as the reference "
               "does (its s2 head then ignores s1 and sampled bars come out ~30 % too small).")
-@click.option("--s2-lr-scale", type=float, default=1.0, show_default=True,
+@click.option("--s2-lr-scale", type=float, default=_model_default("s2_lr_scale"), show_default=True,
               help="Learning-rate multiplier for the s2 head (its dependency layer and projection); with "
               "--teacher-forcing, e.g. 10 when fine-tuning a model whose s2 head ignores s1.")
-def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offsets, lookback, horizon, seed,
-                    batch_size, lr, config, eval_every, patience, progress, d_model, n_heads, ff_dim, n_layers,
-                    dropout, teacher_forcing, s2_lr_scale) -> None:
+def train_model_cmd(tokenizer, data, out, progress, d_model, n_heads, ff_dim, n_layers, dropout,
+                    **settings) -> None:
     """Train a Kronos predictor on a frozen tokenizer; loss (CE_s1 + CE_s2) / 2 over all positions.
 
     OUT/kronos_synth.json records the tokenizer (relative path) and max_context, so
@@ -798,16 +834,13 @@ def train_model_cmd(tokenizer, data, out, init, steps, epochs, freq, phase_offse
     """
     import sys
 
-    from kronos_synth.train import train_predictor
+    from kronos_synth.train import PredictorTrainingConfig, train_predictor
 
     overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_layers=n_layers, ffn_dropout_p=dropout,
                      resid_dropout_p=dropout)
-    res = train_predictor(list(data), out, tokenizer=tokenizer, freq=freq, lookback=lookback, horizon=horizon,
-                          init=init, config=config, overrides=overrides, steps=steps, epochs=epochs,
-                          batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every, patience=patience,
-                          teacher_forcing=teacher_forcing, s2_lr_scale=s2_lr_scale, phase_offsets=phase_offsets,
-                          progress=show_progress(progress), log=lambda line: click.echo(line, err=True),
-                          command=sys.argv)
+    config = PredictorTrainingConfig(overrides=overrides, **settings)
+    res = train_predictor(list(data), out, config, tokenizer=tokenizer, progress=show_progress(progress),
+                          log=lambda line: click.echo(line, err=True), command=sys.argv)
     click.echo(_train_summary(res, out))
 
 

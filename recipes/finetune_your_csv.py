@@ -41,7 +41,7 @@ from kronos_synth.generate.api import generate_dataset
 from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.metrics.evaluate import evaluate_all
 from kronos_synth.model.pretrained import default_model_dir
-from kronos_synth.train import train_predictor
+from kronos_synth.train import PredictorTrainingConfig, train_predictor
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> dict:
     # 2. Fine-tune the embedded predictor on the train period (validation = the test period).
     base = default_model_dir()
     win = dict(freq=args.freq, lookback=args.lookback, horizon=args.horizon)
-    tuned = train_predictor([csv], work / "model", tokenizer=str(base / "tokenizer"), init=str(base / "model"),
-                            steps=args.steps, lr=args.lr, seed=args.seed, eval_every=args.eval_every or max(1, args.steps // 3),
-                            patience=0, progress=False, log=log, **win)
+    config = PredictorTrainingConfig(init=str(base / "model"), steps=args.steps, lr=args.lr, seed=args.seed,
+                                     eval_every=args.eval_every or max(1, args.steps // 3), patience=0, **win)
+    tuned = train_predictor([csv], work / "model", config, tokenizer=str(base / "tokenizer"), progress=False, log=log)
     hist = tuned.result.history
     print(f"fine-tuning: validation loss {hist[0]['val_loss']:.4f} (base model) → "
           f"{tuned.result.best_val_loss:.4f} (best, step {tuned.result.best_step}) in "

@@ -120,21 +120,27 @@ def main() -> None:
         link_heldout_files(Path(args.corpus), Path(args.src) / "heldout-15m")
         return
 
-    from kronos_synth.train import train_predictor, train_tokenizer
+    from kronos_synth.train import (
+        PredictorTrainingConfig,
+        TokenizerTrainingConfig,
+        train_predictor,
+        train_tokenizer,
+    )
     from kronos_synth.train.corpus import load_corpus
 
     td = load_corpus(args.corpus, representation=REPRESENTATION, max_val_windows=MAX_VAL_WINDOWS)
     if args.stage == "tokenizer":
-        out = train_tokenizer(td, work / "tokenizer", seed=args.seed, log=log, command=command, **TOKENIZER)
+        out = train_tokenizer(td, work / "tokenizer", TokenizerTrainingConfig(seed=args.seed, **TOKENIZER), log=log,
+                              command=command)
         log(f"tokenizer: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
             f"{out.result.wall_time_s:.0f} s")
         return
     overrides, steps, eval_every = SIZES[args.size]
     folder = work / f"predictor-{args.size}"
     if args.stage == "predictor":
-        out = train_predictor(td, folder, tokenizer=str(work / "tokenizer"), config="small", overrides=overrides,
-                              steps=steps, eval_every=eval_every, seed=args.seed, log=log, command=command,
-                              **PREDICTOR)
+        config = PredictorTrainingConfig(config="small", overrides=overrides, steps=steps, eval_every=eval_every,
+                                         seed=args.seed, **PREDICTOR)
+        out = train_predictor(td, folder, config, tokenizer=str(work / "tokenizer"), log=log, command=command)
         log(f"predictor {args.size}: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
             f"{out.result.wall_time_s:.0f} s")
     elif args.stage == "holdout":

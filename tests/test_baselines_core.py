@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import warnings
 
@@ -151,3 +152,66 @@ def test_collapse_warning_is_raised_and_reported():
         rep = Flat().fit(windows(kline_series(200), 20))
     assert any(issubclass(w.category, CollapseWarning) for w in caught)
     assert not rep.collapse.ok and "close" in rep.collapse.collapsed
+
+
+# --- fit settings: one frozen dataclass per baseline ----------------------------------------------
+# The defaults every baseline had as a `defaults` dict before its options became a dataclass (same order: it is
+# the order of config.json and of a sampled dataset's `baseline_options`).
+OLD_DEFAULTS = {
+    "timegan": {"threads": 1, "hidden": 24, "layers": 2, "batch": 128, "lr": 0.001, "gamma": 1.0, "steps": None,
+                "ae_steps": None, "sup_steps": None, "log_every": 50},
+    "timevae": {"threads": 1, "latent": 8, "filters": [50, 100, 200], "trend_degree": 2, "seasons": [],
+                "recon_weight": 3.0, "batch": 64, "lr": 0.001, "steps": 100, "patience": 20, "epoch_windows": 2000,
+                "decoder_noise": True},
+    "diffusion-ts": {"threads": 1, "d_model": 32, "heads": 2, "enc_layers": 1, "dec_layers": 2, "trend_degree": 3,
+                     "top_k": 3, "dropout": 0.0, "timesteps": 500, "sampling_steps": None, "steps": None,
+                     "batch": 64, "lr": 0.001, "ema_decay": 0.995, "ema_every": 10},
+    "garch": {"min_obs": 250, "vol_bins": 5, "burn": 1},
+    "bootstrap": {"block": 10.0},
+}
+
+
+@pytest.mark.parametrize("name", list(OLD_DEFAULTS))
+def test_options_dataclass_holds_the_defaults(name):
+    from kronos_synth.baselines import baseline_class
+
+    cls = baseline_class(name).Options
+    assert json.dumps(cls().to_dict()) == json.dumps(OLD_DEFAULTS[name])  # values, types and order
+    assert json.dumps(get_baseline(name).options) == json.dumps(OLD_DEFAULTS[name])
+    assert all(cls.default(k) == v for k, v in OLD_DEFAULTS[name].items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(cls(), next(iter(OLD_DEFAULTS[name])), 3)
+
+
+def test_options_keep_given_values_and_lists_round_trip():
+    m = get_baseline("timevae", filters=[8, 16, 16], seasons=[[2, 5]], steps=2.0)
+    assert m.config.filters == (8, 16, 16) and m.config.seasons == ((2, 5),)
+    assert m.options["filters"] == [8, 16, 16] and m.options["seasons"] == [[2, 5]] and m.options["steps"] == 2.0
+    assert get_baseline("bootstrap", block=5).options == {"block": 5}  # as given, not converted
+
+
+@pytest.mark.parametrize("name, options, param", [
+    ("timegan", {"steps": 0}, "steps"),
+    ("timegan", {"ae_steps": 1.5}, "ae_steps"),
+    ("timegan", {"lr": -1}, "lr"),
+    ("timegan", {"threads": 0}, "threads"),
+    ("timevae", {"filters": []}, "filters"),
+    ("timevae", {"seasons": [[2]]}, "seasons"),
+    ("timevae", {"decoder_noise": "yes"}, "decoder_noise"),
+    ("timevae", {"epoch_windows": -1}, "epoch_windows"),
+    ("diffusion-ts", {"sampling_steps": 0}, "sampling_steps"),
+    ("diffusion-ts", {"dropout": 1.0}, "dropout"),
+    ("diffusion-ts", {"ema_decay": float("nan")}, "ema_decay"),
+    ("garch", {"vol_bins": 0}, "vol_bins"),
+    ("bootstrap", {"block": 0.5}, "block"),
+])
+def test_bad_option_values_raise_naming_the_option(name, options, param):
+    with pytest.raises(BaselineError) as e:
+        get_baseline(name, **options)
+    assert e.value.param == param and str(e.value).startswith(f"{name}: {param} must be")
+
+
+def test_unknown_option_lists_the_known_ones():
+    with pytest.raises(BaselineError) as e:
+        get_baseline("garch", steps=3)
+    assert str(e.value) == "garch: unknown option 'steps' (known: burn, min_obs, vol_bins)"

@@ -96,6 +96,28 @@ def test_folder_protocol_without_its_data_is_skipped_with_one_line(tmp_path):
     assert len(log) == 1 and log[0].startswith("crypto-15m: skipped") and "--data-dir" in log[0]
 
 
+@pytest.mark.parametrize("baselines, needle", [
+    ({"timegan": {"layerz": 3}}, "[baselines.timegan] timegan: unknown option 'layerz' (known: ae_steps, batch,"),
+    ({"garch": {"steps": 5}}, "[baselines.garch] garch: unknown option 'steps'"),
+    ({"timevae": {"steps": 0}}, "[baselines.timevae] timevae: steps must be a positive whole number, got 0"),
+    ({"timegann": {}}, "[baselines.timegann] is not a baseline"),
+])
+def test_baseline_options_are_checked_when_the_protocol_loads(baselines, needle):
+    from evaluation.protocol import ProtocolError
+
+    with pytest.raises(ProtocolError) as e:
+        load_protocol("sp500-daily", overrides={"baselines": baselines})
+    assert needle in str(e.value)
+
+
+def test_every_protocol_has_valid_baseline_options():
+    from evaluation.protocol import protocol_names
+
+    for name in protocol_names():
+        for quick in (False, True):
+            load_protocol(name, quick=quick)
+
+
 def test_unknown_protocol_is_one_line_exit_2(capsys):
     from evaluation.run import main
 

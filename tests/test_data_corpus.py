@@ -168,19 +168,25 @@ def test_balanced_draw_is_seeded_and_weighs_groups_equally(corpus) -> None:
 
 @pytest.mark.slow
 def test_tiny_pretraining_on_a_corpus(corpus, tmp_path: Path) -> None:
-    from kronos_synth.train import train_predictor, train_tokenizer
+    from kronos_synth.train import (
+        PredictorTrainingConfig,
+        TokenizerTrainingConfig,
+        train_predictor,
+        train_tokenizer,
+    )
     from kronos_synth.train.corpus import load_corpus
 
     out, _ = corpus
     td = load_corpus(out, representation={"representation": "geometry", "center_returns": True},
                      max_val_windows=16)
-    tok = train_tokenizer(td, tmp_path / "tok", config="tiny", steps=6, batch_size=8, eval_every=3,
-                          progress=False)
+    tok = train_tokenizer(td, tmp_path / "tok", TokenizerTrainingConfig(config="tiny", steps=6, batch_size=8,
+                                                                        eval_every=3), progress=False)
     assert tok.result.finished and np.isfinite(tok.result.best_val_loss)
     side = json.loads((tmp_path / "tok" / "kronos_synth.json").read_text())
     assert side["freqs"] == list(td.freqs) and "freq" not in side
-    pred = train_predictor(td, tmp_path / "pred", tokenizer=str(tmp_path / "tok"), config="tiny", steps=6,
-                           batch_size=8, eval_every=3, lr=1e-3, progress=False)
+    pred = train_predictor(td, tmp_path / "pred", PredictorTrainingConfig(config="tiny", steps=6, batch_size=8,
+                                                                          eval_every=3, lr=1e-3),
+                           tokenizer=str(tmp_path / "tok"), progress=False)
     hist = pred.result.history
     assert hist[-1]["val_loss"] < hist[0]["val_loss"]  # it learns something in 6 steps
     side = json.loads((tmp_path / "pred" / "kronos_synth.json").read_text())

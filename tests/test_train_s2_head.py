@@ -1,5 +1,6 @@
 """The s2 head's own learning rate (`s2_lr_scale`) and its parameter groups."""
 
+import dataclasses
 import json
 
 import pytest
@@ -10,8 +11,9 @@ from safetensors.torch import load_file
 from kronos_synth.cli import main
 from kronos_synth.data.errors import InputError
 from kronos_synth.model.kronos import Kronos
+from kronos_synth.train.config import PredictorTrainingConfig
 from kronos_synth.train.configs import resolve_config
-from kronos_synth.train.loop import LoopConfig, param_groups
+from kronos_synth.train.loop import param_groups
 from kronos_synth.train.predictor import S2_HEAD
 
 
@@ -22,14 +24,16 @@ def _tiny_model() -> Kronos:
 
 def test_without_lr_scale_one_group_holds_every_parameter():
     m = _tiny_model()
-    groups = param_groups(m, LoopConfig(lr=3e-4))
+    groups = param_groups(m, PredictorTrainingConfig(lr=3e-4).loop)
     assert len(groups) == 1 and groups[0]["lr"] == 3e-4
     assert len(groups[0]["params"]) == len(list(m.parameters()))
 
 
 def test_s2_head_prefixes_get_their_own_group_at_the_scaled_lr():
     m = _tiny_model()
-    groups = param_groups(m, LoopConfig(lr=1e-4, lr_scale=tuple((p, 10.0) for p in S2_HEAD)))
+    loop = PredictorTrainingConfig(lr=1e-4, s2_lr_scale=10).loop
+    assert loop.lr_scale == tuple((p, 10.0) for p in S2_HEAD)
+    groups = param_groups(m, loop)
     assert [g["lr"] for g in groups] == [1e-4, pytest.approx(1e-3)]
     s2 = {id(p) for n, p in m.named_parameters() if n.startswith(S2_HEAD)}
     assert s2 and {id(p) for p in groups[1]["params"]} == s2
@@ -38,7 +42,8 @@ def test_s2_head_prefixes_get_their_own_group_at_the_scaled_lr():
 
 def test_unknown_prefix_is_an_input_error():
     with pytest.raises(InputError, match="no_such_layer"):
-        param_groups(_tiny_model(), LoopConfig(lr_scale=(("no_such_layer.", 2.0),)))
+        param_groups(_tiny_model(), dataclasses.replace(PredictorTrainingConfig().loop,
+                                                        lr_scale=(("no_such_layer.", 2.0),)))
 
 
 @pytest.fixture(scope="module")

@@ -55,5 +55,6 @@ def test_tail_weight_is_recorded_and_changes_the_run(tmp_path):
 def test_negative_tail_weight_is_an_input_error(tmp_path):
     from kronos_synth.data.errors import InputError
 
-    with pytest.raises(InputError, match="tail-weight"):
+    with pytest.raises(InputError, match="tail_weight must be ≥ 0") as e:  # the library names the parameter
         tiny_tokenizer(tmp_path / "bad", tiny_data(), tail_weight=-1.0)
+    assert e.value.param == "tail_weight" and not (tmp_path / "bad").exists()

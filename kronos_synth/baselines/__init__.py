@@ -6,7 +6,8 @@
     fake = model.sample(6000, seed=0)              # (6000, T, 6) raw-scale
     model.save("runs/garch"); model = Baseline.load("runs/garch")
 
-Torch models are imported lazily so the series baselines stay light.
+Torch models are imported lazily so the series baselines stay light. Each baseline's fit settings are one
+frozen dataclass, `baseline_class(name).Options` (a `BaselineOptions`), each default written once.
 
 The registry (`REGISTRY`, `NAMES`) is the one list of baseline names: the CLI's choices and the
 benchmark's generators come from it. It is defined beside `Baseline` in `base.py`, whose `load`
@@ -20,6 +21,7 @@ from kronos_synth.baselines.base import (
     REGISTRY,
     Baseline,
     BaselineError,
+    BaselineOptions,
     CollapseCheck,
     CollapseWarning,
     FitReport,
@@ -29,5 +31,5 @@ from kronos_synth.baselines.base import (
     get_baseline,
 )
 
-__all__ = ["NAMES", "REGISTRY", "Baseline", "BaselineError", "CollapseCheck", "CollapseWarning", "FitReport",
-           "ScaleFreeTransform", "baseline_class", "collapse_check", "get_baseline"]
+__all__ = ["NAMES", "REGISTRY", "Baseline", "BaselineError", "BaselineOptions", "CollapseCheck", "CollapseWarning",
+           "FitReport", "ScaleFreeTransform", "baseline_class", "collapse_check", "get_baseline"]

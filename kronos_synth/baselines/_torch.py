@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kronos_synth.baselines.base import Baseline, MinMaxScaler
+from kronos_synth.baselines.base import Baseline, BaselineOptions, MinMaxScaler
 
 WEIGHTS = "model.safetensors"
 
@@ -33,14 +34,24 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-class TorchBaseline(Baseline):
-    """Options shared by every torch baseline: `threads` (intra-op threads, default 1)."""
+@dataclass(frozen=True)
+class TorchOptions(BaselineOptions):
+    """Options shared by every torch baseline (their own follow)."""
 
+    threads: int = 1  # intra-op threads (`torch_threads`)
+
+    def check(self) -> None:
+        self._count("threads")
+
+
+class TorchBaseline(Baseline):
+    """A baseline built from torch networks; its `Options` subclass `TorchOptions`."""
+
+    Options: ClassVar[type[BaselineOptions]] = TorchOptions
     scale_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     sample_batch: ClassVar[int] = 1000
 
     def __init__(self, **options: Any) -> None:
-        self.defaults = {"threads": 1, **self.defaults}
         super().__init__(**options)
         self.scaler = MinMaxScaler(*self.scale_range)
         self.nets: nn.ModuleDict | None = None

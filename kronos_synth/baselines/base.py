@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import numbers
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -187,25 +190,114 @@ class FitReport:
 
 
 # ----------------------------------------------------------------------------------------------
+# options
+
+
+def _frozen(value: Any) -> Any:
+    """Lists (JSON, TOML, the CLI's -o values) as tuples, nested, so an options object stays immutable."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _plain(value: Any) -> Any:
+    """Tuples back as lists: the JSON-like form of `Baseline.options` (config.json, dataset metadata)."""
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
+def is_whole(x: Any) -> bool:
+    """An int (not a bool) or a float without a fraction (JSON numbers such as 5.0)."""
+    return (isinstance(x, numbers.Integral) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer())
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """The fit settings of one baseline: each a field with its CPU-sized default, written once.
+
+    A baseline declares its subclass as `Options`; `parse` builds it from `-o key=value` pairs, keyword
+    arguments, a protocol table or a saved config.json, refusing unknown keys. Values are kept as given
+    (lists become tuples); `__post_init__` refuses values no fit can use, naming the option
+    (`BaselineError.param`). `to_dict` is the JSON-like form a fitted model records (`Baseline.options`).
+    """
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _frozen(getattr(self, f.name)))
+        self.check()
+
+    def check(self) -> None:
+        """Raise `BaselineError` on values no fit can use (subclasses; the base checks nothing)."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of one option."""
+        for f in fields(cls):
+            if f.name == name:
+                return _plain(f.default)
+        raise KeyError(f"{cls.__name__} has no option {name!r}")
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], *, baseline: str) -> BaselineOptions:
+        """The options of `baseline` from a mapping; an unknown key or a bad value → one-line BaselineError."""
+        unknown = sorted(set(options) - set(cls.names()))
+        if unknown:
+            raise BaselineError(f"{baseline}: unknown option '{unknown[0]}' (known: {', '.join(sorted(cls.names()))})",
+                                param="options")
+        try:
+            return cls(**options)
+        except BaselineError as e:
+            raise BaselineError(f"{baseline}: {e}", param=e.param) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    # -- checks for subclasses -----------------------------------------------------------------
+    def _count(self, *names: str, minimum: int = 1, unset: bool = False) -> None:
+        """Each of `names` a whole number ≥ `minimum` (or None when `unset`)."""
+        for name in names:
+            value = getattr(self, name)
+            if value is None and unset:
+                continue
+            if not is_whole(value) or value < minimum:
+                what = "a positive whole number" if minimum == 1 else f"a whole number ≥ {minimum}"
+                raise BaselineError(f"{name} must be {what}{' (or null for the default)' if unset else ''}, "
+                                    f"got {value!r}", param=name)
+
+    def _number(self, *names: str, above: float | None = None, at_least: float | None = None,
+                below: float | None = None) -> None:
+        """Each of `names` a finite number > `above` / ≥ `at_least` / < `below` (those given)."""
+        for name in names:
+            value = getattr(self, name)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and \
+                (above is None or value > above) and (at_least is None or value >= at_least) and \
+                (below is None or value < below)
+            if not ok:
+                bounds = [f"{sign} {bound:g}" for sign, bound in ((">", above), ("≥", at_least), ("<", below))
+                          if bound is not None]
+                raise BaselineError(f"{name} must be a number {' and '.join(bounds)}, got {value!r}", param=name)
+
+
+# ----------------------------------------------------------------------------------------------
 # base class
 
 
 class Baseline:
     """Shared machinery; subclasses implement `_fit`, `_sample_z`, `_state` / `_load_state`.
 
-    Subclasses declare their options (with CPU-sized defaults) in `defaults`; unknown options
-    raise `BaselineError`. `_sample_z(n, rng_seed)` returns scale-free windows (n, T, 6).
+    Subclasses declare their options (with CPU-sized defaults) as a `BaselineOptions` dataclass, `Options`;
+    unknown options raise `BaselineError`. `config` is that dataclass, `options` its JSON-like dict.
+    `_sample_z(n, rng_seed)` returns scale-free windows (n, T, 6).
     """
 
     name: ClassVar[str] = ""
-    defaults: ClassVar[dict[str, Any]] = {}
+    Options: ClassVar[type[BaselineOptions]] = BaselineOptions
     collapse_samples: ClassVar[int] = 1000
 
     def __init__(self, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise BaselineError(f"{self.name}: unknown option '{unknown[0]}' (known: {', '.join(sorted(self.defaults))})")
-        self.options: dict[str, Any] = {**self.defaults, **options}
+        self.config = self.Options.parse(options, baseline=self.name)
+        self.options: dict[str, Any] = self.config.to_dict()
         self.transform = ScaleFreeTransform()
         self.window: int = 0
         self.report: FitReport | None = None

@@ -12,6 +12,7 @@ reference: it cannot invent anything, and memorization metrics show it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +21,29 @@ import numpy as np
 from kronos_synth.baselines.base import (
     Baseline,
     BaselineError,
+    BaselineOptions,
     load_npz,
     log_vwap_over_close,
     windows_to_runs,
 )
 
 
+@dataclass(frozen=True)
+class BootstrapOptions(BaselineOptions):
+    """The block bootstrap's fit settings."""
+
+    block: float = 10.0  # mean block length in bars
+
+    def check(self) -> None:
+        self._number("block", at_least=1)
+
+
 class BootstrapBaseline(Baseline):
     name = "bootstrap"
-    defaults = {"block": 10.0}
+    Options = BootstrapOptions
 
     def _fit(self, z: np.ndarray, raw: np.ndarray, *, seed: int,
              progress: bool) -> tuple[dict[str, float], dict[str, list[float]]]:
-        if float(self.options["block"]) < 1:
-            raise BaselineError(f"bootstrap: block must be ≥ 1 bar, got {self.options['block']}")
         self._set_bars(windows_to_runs(raw))
         return {}, {}
 

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kronos_synth.baselines._torch import TorchBaseline, batches, progress_bar
+from kronos_synth.baselines._torch import TorchBaseline, TorchOptions, batches, progress_bar
 
 
 def cosine_betas(steps: int, s: float = 0.008) -> torch.Tensor:
@@ -173,13 +174,40 @@ TRAIN_BUDGET = 495_000  # training steps × (T + 14): ~8 minutes at any window
 SAMPLE_BUDGET = 3_500  # sampling steps × T: 6 000 windows in ~2.5 minutes at any window
 
 
+@dataclass(frozen=True)
+class DiffusionTSOptions(TorchOptions):
+    """Diffusion-TS's fit settings (CPU-sized; the original's in docs/baselines.md)."""
+
+    d_model: int = 32
+    heads: int = 2
+    enc_layers: int = 1
+    dec_layers: int = 2
+    trend_degree: int = 3
+    top_k: int = 3  # Fourier frequencies of the seasonal part
+    dropout: float = 0.0
+    timesteps: int = 500  # diffusion steps
+    sampling_steps: int | None = None  # None: the budget-sized default (`sampling_steps`)
+    steps: int | None = None  # training steps; None: the budget-sized default (`training_steps`)
+    batch: int = 64
+    lr: float = 1e-3
+    ema_decay: float = 0.995
+    ema_every: int = 10  # steps between EMA updates
+
+    def check(self) -> None:
+        super().check()
+        self._count("d_model", "heads", "enc_layers", "dec_layers", "top_k", "timesteps", "batch", "ema_every")
+        self._count("trend_degree", minimum=0)
+        self._count("sampling_steps", "steps", unset=True)
+        self._number("dropout", at_least=0, below=1)
+        self._number("lr", above=0)
+        self._number("ema_decay", at_least=0, below=1)
+
+
 class DiffusionTSBaseline(TorchBaseline):
     name = "diffusion-ts"
+    Options = DiffusionTSOptions
     scale_range = (-1.0, 1.0)
     sample_batch = 250  # as fast per window as 500 and 1000 (cache-friendlier), measured at T=96
-    defaults = {"d_model": 32, "heads": 2, "enc_layers": 1, "dec_layers": 2, "trend_degree": 3,
-                "top_k": 3, "dropout": 0.0, "timesteps": 500, "sampling_steps": None, "steps": None,
-                "batch": 64, "lr": 1e-3, "ema_decay": 0.995, "ema_every": 10}
 
     def training_steps(self) -> int:
         """`steps`, or by default as many as the budget allows: 495 000 / (T + 14), at most the

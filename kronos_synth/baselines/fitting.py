@@ -95,7 +95,7 @@ def fit_baseline(name: str, data: str | None, freq: str, out: str | os.PathLike,
             raise BaselineError(f"steps must be positive, got {steps}", param="steps")
         from kronos_synth.baselines import baseline_class
 
-        if "steps" not in baseline_class(name).defaults:
+        if "steps" not in baseline_class(name).Options.names():
             raise BaselineError(f"{name} takes no steps (it has no training loop)", param="steps")
         options["steps"] = int(steps)
     model = get_baseline(name, **options)  # fails fast on a bad name or option

@@ -25,19 +25,33 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kronos_synth.baselines.base import Baseline, BaselineError, load_npz, windows_to_runs
+from kronos_synth.baselines.base import Baseline, BaselineError, BaselineOptions, load_npz, windows_to_runs
 
 _SCALE = 100.0  # arch fits best on percent returns
 
 
+@dataclass(frozen=True)
+class GarchOptions(BaselineOptions):
+    """GARCH's fit settings."""
+
+    min_obs: int = 250  # returns a run needs to be fitted alone (shorter runs are pooled)
+    vol_bins: int = 5  # volatility bins of the bar-shape bootstrap
+    burn: int = 1  # simulated bars dropped before each window
+
+    def check(self) -> None:
+        self._count("min_obs", "vol_bins")
+        self._count("burn", minimum=0)
+
+
 class GarchBaseline(Baseline):
     name = "garch"
-    defaults = {"min_obs": 250, "vol_bins": 5, "burn": 1}
+    Options = GarchOptions
 
     # -- fitting ---------------------------------------------------------------------------------
     def _fit(self, z: np.ndarray, raw: np.ndarray, *, seed: int,

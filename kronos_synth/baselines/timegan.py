@@ -24,13 +24,14 @@ updates and runs the supervisor and discriminator once over concatenated batches
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kronos_synth.baselines._torch import TorchBaseline, batches, progress_bar
+from kronos_synth.baselines._torch import TorchBaseline, TorchOptions, batches, progress_bar
 
 
 class _RNN(nn.Module):
@@ -52,10 +53,31 @@ STEPS_BUDGET = 60_000
 STEPS_CAP = 4_000
 
 
+@dataclass(frozen=True)
+class TimeGANOptions(TorchOptions):
+    """TimeGAN's fit settings (CPU-sized; the original's in the module doc)."""
+
+    hidden: int = 24  # GRU width
+    layers: int = 2  # GRU layers (the supervisor has one fewer)
+    batch: int = 128
+    lr: float = 1e-3  # Adam, every network
+    gamma: float = 1.0  # weight of the adversarial loss on the generator's own latents
+    steps: int | None = None  # joint iterations; None: the budget-sized default (`iterations`)
+    ae_steps: int | None = None  # autoencoder iterations; None: as `steps`
+    sup_steps: int | None = None  # supervised iterations; None: as `steps`
+    log_every: int = 50  # loss history every N iterations
+
+    def check(self) -> None:
+        super().check()
+        self._count("hidden", "layers", "batch", "log_every")
+        self._count("steps", "ae_steps", "sup_steps", unset=True)
+        self._number("lr", above=0)
+        self._number("gamma", at_least=0)
+
+
 class TimeGANBaseline(TorchBaseline):
     name = "timegan"
-    defaults = {"hidden": 24, "layers": 2, "batch": 128, "lr": 1e-3, "gamma": 1.0,
-                "steps": None, "ae_steps": None, "sup_steps": None, "log_every": 50}
+    Options = TimeGANOptions
 
     def _build(self) -> nn.ModuleDict:
         h, n_layers, f = int(self.options["hidden"]), int(self.options["layers"]), 6

@@ -25,12 +25,14 @@ of 96 bars did not fit the 10-minute budget on the shared CPU), patience 20.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from kronos_synth.baselines._torch import TorchBaseline, progress_bar
+from kronos_synth.baselines._torch import TorchBaseline, TorchOptions, progress_bar
+from kronos_synth.baselines.base import BaselineError, is_whole
 
 
 def _conv_len(t: int, layers: int = 3) -> int:
@@ -83,11 +85,42 @@ class _TimeVAE(nn.Module):
         return out
 
 
+@dataclass(frozen=True)
+class TimeVAEOptions(TorchOptions):
+    """TimeVAE's fit settings (CPU-sized; the original's in the module doc)."""
+
+    latent: int = 8
+    filters: tuple[int, ...] = (50, 100, 200)  # encoder Conv1d filters (the decoder mirrors the last two)
+    trend_degree: int = 2
+    seasons: tuple[tuple[int, int], ...] = ()  # (num_seasons, len_per_season) pairs; none by default
+    recon_weight: float = 3.0
+    batch: int = 64
+    lr: float = 1e-3
+    steps: int = 100  # maximum epochs
+    patience: int = 20  # epochs without improvement before stopping
+    epoch_windows: int = 2000  # random train windows per epoch; 0: all
+    decoder_noise: bool = True  # sample the Gaussian likelihood (False: its mean, as the paper)
+
+    def check(self) -> None:
+        super().check()
+        self._count("latent", "batch", "steps")
+        self._count("trend_degree", "patience", "epoch_windows", minimum=0)
+        self._number("recon_weight", "lr", above=0)
+        if not self.filters or not all(is_whole(f) and f >= 1 for f in self.filters):
+            raise BaselineError(f"filters must be a list of positive whole numbers, got {list(self.filters)!r}",
+                                param="filters")
+        if not all(isinstance(s, tuple) and len(s) == 2 and all(is_whole(v) and v >= 1 for v in s)
+                   for s in self.seasons):
+            raise BaselineError("seasons must be a list of [num_seasons, len_per_season] pairs of positive whole "
+                                f"numbers, got {self.seasons!r}", param="seasons")
+        if not isinstance(self.decoder_noise, bool):
+            raise BaselineError(f"decoder_noise must be true or false, got {self.decoder_noise!r}",
+                                param="decoder_noise")
+
+
 class TimeVAEBaseline(TorchBaseline):
     name = "timevae"
-    defaults = {"latent": 8, "filters": [50, 100, 200], "trend_degree": 2, "seasons": [],
-                "recon_weight": 3.0, "batch": 64, "lr": 1e-3, "steps": 100, "patience": 20,
-                "epoch_windows": 2000, "decoder_noise": True}
+    Options = TimeVAEOptions
     noise_std: list[float] | None = None  # per-channel likelihood std, set by fit when decoder_noise
 
     def _build(self) -> nn.ModuleDict:

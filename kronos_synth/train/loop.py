@@ -41,22 +41,26 @@ _STATE_KEYS = ("fingerprint", "model", "optimizer", "scheduler", "torch_rng", "g
                "window_losses", "complete")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoopConfig:
-    """Optimisation settings (defaults follow the reference fine-tuning scripts)."""
+    """The optimisation settings of one run, resolved (built by `TrainingConfig.loop`, whose fields hold the
+    defaults of the settings without one here; the rest follow the reference fine-tuning scripts).
 
-    steps: int | None = None  # total optimizer steps; or
-    epochs: float | None = None  # passes over the train windows (one of the two)
-    batch_size: int = 32
-    lr: float = 2e-4
+    Its repr is part of a run's fingerprint: the fields, their order and their values' types stay as they
+    are, or existing training folders no longer resume."""
+
+    steps: int | None  # total optimizer steps; or
+    epochs: float | None  # passes over the train windows (one of the two)
+    batch_size: int
+    lr: float
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 2.0
+    grad_clip: float
     pct_start: float = 0.03  # OneCycle warm-up share
     div_factor: float = 10.0  # OneCycle initial lr = lr / div_factor
-    eval_every: int = 100
-    patience: int = 5  # evaluations without a new best before stopping; 0 = never stop early
-    seed: int = 0
+    eval_every: int
+    patience: int  # evaluations without a new best before stopping; 0 = never stop early
+    seed: int
     #: (parameter-name prefix, lr multiplier) pairs: those parameters train at lr × multiplier
     lr_scale: tuple[tuple[str, float], ...] = ()
 

@@ -25,15 +25,13 @@ from kronos_synth.model.kronos import Kronos
 from kronos_synth.model.pretrained import read_sidecar, sidecar_max_context
 from kronos_synth.model.representation import get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
+from kronos_synth.train.config import S2_HEAD as S2_HEAD  # re-exported: the s2 head's parameters
+from kronos_synth.train.config import PredictorTrainingConfig
 from kronos_synth.train.configs import resolve_config
-from kronos_synth.train.loop import LoopConfig, evaluate_batches, fingerprint, run_loop
+from kronos_synth.train.loop import evaluate_batches, fingerprint, run_loop
 from kronos_synth.train.record import relative_ref, write_sidecar, write_training_json
 from kronos_synth.train.tokenizer import TrainOutput, check_same_representation
 from kronos_synth.train.windows import TrainingData, WindowSet, prepare_training_data
-
-SCRATCH_LR, FINETUNE_LR = 5e-4, 1e-5
-#: parameters that only the s2 head uses (its dependency layer and projection)
-S2_HEAD = ("dep_layer.", "head.proj_s2.")
 
 
 def predictor_loss(model: Kronos, tok: KronosTokenizer, x: torch.Tensor, stamps: torch.Tensor, *,
@@ -97,51 +95,26 @@ def _init_context(init: str) -> int:
 def train_predictor(
     data: Sequence[str] | TrainingData,
     out: str | Path,
+    config: PredictorTrainingConfig | None = None,
     *,
     tokenizer: str,
-    freq: str = "daily",
-    lookback: int | None = None,
-    horizon: int | None = None,
-    init: str | None = None,
-    config: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    steps: int | None = None,
-    epochs: float | None = None,
-    batch_size: int = 32,
-    lr: float | None = None,
-    seed: int = 0,
-    eval_every: int = 100,
-    patience: int = 5,
-    teacher_forcing: bool = True,
-    s2_lr_scale: float = 1.0,
-    phase_offsets: bool = False,
-    stop_after: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
     command: list[str] | None = None,
+    stop_after: int | None = None,
 ) -> TrainOutput:
-    """Train a Kronos predictor on a frozen `tokenizer` (folder or hub id), from scratch or `init`.
+    """Train a Kronos predictor on a frozen `tokenizer` (folder or hub id), from scratch or `config.init`.
 
-    Writes `out/` (best weights in reference format, kronos_synth.json naming the tokenizer by a
+    `data` and `out` as in `train_tokenizer`; `config`: the settings (`PredictorTrainingConfig`; None: its
+    defaults). Writes `out/` (best weights in reference format, kronos_synth.json naming the tokenizer by a
     relative path, max_context and representation, training.json) and `out/checkpoint-last/`.
     `phase_offsets`: as in `train_tokenizer`. `s2_lr_scale` multiplies the learning rate of the s2 head
     (`S2_HEAD`): a model whose s2 head learned to ignore s1 (trained on sampled siblings) relearns it
     fast while the shared trunk keeps the small fine-tuning step (docs/models.md, "The s2 head").
     """
-    if not s2_lr_scale > 0:
-        raise InputError(f"s2_lr_scale must be > 0, got {s2_lr_scale}", param="s2_lr_scale")
-    if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
-        given = ["config"] * (config is not None) + [k for k, v in (overrides or {}).items() if v is not None]
-        raise InputError(f"init fine-tunes an existing model: size options ({', '.join(given)}) "
-                         "cannot be combined with it", param=("init", *given))
-    if steps is None and epochs is None:
-        steps = 1000
-    if lr is None:  # fine-tuning a released checkpoint needs a small step (≈1e-5; docs/models.md, fine-tuning)
-        lr = FINETUNE_LR if init is not None else SCRATCH_LR
-    loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=3.0, seed=seed,
-                      eval_every=eval_every, patience=patience,
-                      lr_scale=tuple((prefix, float(s2_lr_scale)) for prefix in S2_HEAD) if s2_lr_scale != 1 else ())
-    loop.check()  # before any data is read or output written
+    cfg = PredictorTrainingConfig.given(config)  # checked when made: before any data is read or output written
+    init, teacher_forcing = cfg.init, cfg.teacher_forcing
+    loop = cfg.loop
     tok_folder = resolve_checkpoint(tokenizer)
     tok = KronosTokenizer.from_pretrained(tok_folder).eval()
     for p in tok.parameters():
@@ -150,22 +123,22 @@ def train_predictor(
     if init is not None:
         check_same_representation(init, get_representation(read_sidecar(resolve_checkpoint(init)) or None), rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
-        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep, phase_offsets=phase_offsets,
-        log=log)
-    if phase_offsets and not td.phase_offsets:
+        data, freq=cfg.freq, lookback=cfg.lookback, horizon=cfg.horizon, representation=rep,
+        phase_offsets=cfg.phase_offsets, log=log)
+    if cfg.phase_offsets and not td.phase_offsets:
         raise InputError("phase_offsets: the training data was prepared without them — pass "
                          "prepare_training_data(..., phase_offsets=True)")
     if td.train.representation.to_dict() != rep.to_dict():
         raise InputError(f"the tokenizer was trained on representation {rep.to_dict()}, "
                          f"the data is prepared as {td.train.representation.to_dict()}")
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
     if init is not None:
         model = Kronos.from_pretrained(init).train()
     else:
-        cfg = resolve_config("predictor", config, dict(overrides or {}))
-        cfg.update(s1_bits=tok.s1_bits, s2_bits=tok.s2_bits)  # the vocabulary is the tokenizer's
+        size = resolve_config("predictor", cfg.config, cfg.overrides)
+        size.update(s1_bits=tok.s1_bits, s2_bits=tok.s2_bits)  # the vocabulary is the tokenizer's
         try:
-            model = Kronos(**cfg).train()
+            model = Kronos(**size).train()
         except ValueError as e:
             raise InputError(f"model config: {e}") from e
     check_compatible(tok, model)
@@ -184,7 +157,7 @@ def train_predictor(
     result = run_loop(task, td.train, td.val, loop, out, run_fingerprint=run_id, stop_after=stop_after,
                       progress=progress, log=log)
     extra = {"tokenizer": tokenizer, "tokenizer_sha256": tok_sha, "teacher_forcing": teacher_forcing,
-             "s2_lr_scale": s2_lr_scale, "max_context": max_context}
+             "s2_lr_scale": cfg.s2_lr_scale, "max_context": max_context}
     path = write_training_json(out, kind="predictor", data=td, model_config=model.config, loop=loop,
                                result=result, init=init, extra=extra, command=command)
     return TrainOutput(out, result, model.config, path, extra)

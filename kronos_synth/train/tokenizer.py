@@ -22,12 +22,11 @@ from kronos_synth.model.hub import resolve_checkpoint
 from kronos_synth.model.pretrained import read_sidecar
 from kronos_synth.model.representation import Geometry, Representation, get_representation
 from kronos_synth.model.tokenizer import KronosTokenizer
+from kronos_synth.train.config import TokenizerTrainingConfig
 from kronos_synth.train.configs import resolve_config
-from kronos_synth.train.loop import LoopConfig, LoopResult, evaluate_batches, fingerprint, run_loop
+from kronos_synth.train.loop import LoopResult, evaluate_batches, fingerprint, run_loop
 from kronos_synth.train.record import write_sidecar, write_training_json
 from kronos_synth.train.windows import TrainingData, WindowSet, prepare_training_data
-
-SCRATCH_LR, FINETUNE_LR = 1e-3, 1e-5
 
 
 def tokenizer_loss(tok: KronosTokenizer, x: torch.Tensor, tail_weight: float = 0.0
@@ -121,33 +120,20 @@ class TrainOutput:
 def train_tokenizer(
     data: Sequence[str] | TrainingData,
     out: str | Path,
+    config: TokenizerTrainingConfig | None = None,
     *,
-    freq: str = "daily",
-    lookback: int | None = None,
-    horizon: int | None = None,
-    init: str | None = None,
-    config: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    steps: int | None = None,
-    epochs: float | None = None,
-    batch_size: int = 64,
-    lr: float | None = None,
-    seed: int = 0,
-    eval_every: int = 100,
-    patience: int = 5,
-    representation: str | dict | Representation | None = None,
-    phase_offsets: bool = False,
-    tail_weight: float = 0.0,
-    center_returns: bool | None = None,
-    stop_after: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
     command: list[str] | None = None,
+    stop_after: int | None = None,
 ) -> TrainOutput:
-    """Train a Kronos tokenizer from scratch (`config`/`overrides`) or fine-tune one (`init`).
+    """Train a Kronos tokenizer from scratch (`config.config`/`overrides`) or fine-tune one (`config.init`).
 
-    Writes `out/` (best weights, reference format, + kronos_synth.json + training.json) and
-    `out/checkpoint-last/` (resumable); rerunning the same call continues an unfinished run.
+    `data`: sources (files, globs, embedded dataset names) or prepared `TrainingData` (then the config's
+    freq, lookback, horizon and phase_offsets are those it was prepared with). `config`: the settings
+    (`TokenizerTrainingConfig`; None: its defaults). Writes `out/` (best weights, reference format, +
+    kronos_synth.json + training.json) and `out/checkpoint-last/` (resumable); rerunning the same call
+    continues an unfinished run, and `stop_after` pauses it after that many steps.
     `representation` (None → the `init` checkpoint's, else levels) is recorded in kronos_synth.json;
     fine-tuning cannot change it, except `center_returns` (True scales the gap/body around 0 instead of the
     context's mean return, so no trend is carried on; geometry only; None keeps the chosen one).
@@ -155,19 +141,9 @@ def train_tokenizer(
     (`prepare_training_data`). `tail_weight` > 0 weighs the
     reconstruction error of large normalised values up (`tokenizer_loss`; train and validation loss).
     """
-    if tail_weight < 0:
-        raise InputError(f"tail_weight must be ≥ 0, got {tail_weight}", param="tail_weight")
-    if init is not None and (config is not None or any(v is not None for v in (overrides or {}).values())):
-        given = ["config"] * (config is not None) + [k for k, v in (overrides or {}).items() if v is not None]
-        raise InputError(f"init fine-tunes an existing tokenizer: size options ({', '.join(given)}) "
-                         "cannot be combined with it", param=("init", *given))
-    if steps is None and epochs is None:
-        steps = 1000
-    if lr is None:  # fine-tuning a trained tokenizer needs a small step (≈1e-5; docs/models.md, fine-tuning)
-        lr = FINETUNE_LR if init is not None else SCRATCH_LR
-    loop = LoopConfig(steps=steps, epochs=epochs, batch_size=batch_size, lr=lr, grad_clip=2.0, seed=seed,
-                      eval_every=eval_every, patience=patience)
-    loop.check()  # before any data is read or output written
+    cfg = TokenizerTrainingConfig.given(config)  # checked when made: before any data is read or output written
+    init, representation = cfg.init, cfg.representation
+    loop = cfg.loop
     init_rep = get_representation(read_sidecar(resolve_checkpoint(init)) or None) if init is not None else None
     if isinstance(data, TrainingData):
         rep = data.train.representation
@@ -177,28 +153,28 @@ def train_tokenizer(
         rep = init_rep  # the name alone keeps the checkpoint's settings (clip, …)
     else:
         rep = get_representation(representation if representation is not None else init_rep)
-    if center_returns is not None:
+    if cfg.center_returns is not None:
         if not isinstance(rep, Geometry):
             raise InputError("center_returns needs representation='geometry'",
                              param=("center_returns", "representation"))
-        if isinstance(data, TrainingData) and rep.center_returns != bool(center_returns):
+        if isinstance(data, TrainingData) and rep.center_returns != bool(cfg.center_returns):
             raise InputError(f"the windows are prepared with center_returns={rep.center_returns}")
-        rep = dataclasses.replace(rep, center_returns=bool(center_returns))
+        rep = dataclasses.replace(rep, center_returns=bool(cfg.center_returns))
     if init_rep is not None:
         check_same_representation(init, init_rep, rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
-        data, freq=freq, lookback=lookback, horizon=horizon, representation=rep, phase_offsets=phase_offsets,
-        log=log)
-    if phase_offsets and not td.phase_offsets:
+        data, freq=cfg.freq, lookback=cfg.lookback, horizon=cfg.horizon, representation=rep,
+        phase_offsets=cfg.phase_offsets, log=log)
+    if cfg.phase_offsets and not td.phase_offsets:
         raise InputError("phase_offsets: the training data was prepared without them — pass "
                          "prepare_training_data(..., phase_offsets=True)")
-    torch.manual_seed(seed)  # initial weights
+    torch.manual_seed(cfg.seed)  # initial weights
     if init is not None:
         tok = KronosTokenizer.from_pretrained(init).train()
     else:
-        cfg = resolve_config("tokenizer", config, overrides)  # its errors name the key already
+        size = resolve_config("tokenizer", cfg.config, cfg.overrides)  # its errors name the key already
         try:
-            tok = KronosTokenizer(**cfg).train()
+            tok = KronosTokenizer(**size).train()
         except ValueError as e:
             raise InputError(f"tokenizer config: {e}") from e
     if tok.d_in != rep.d_in:
@@ -206,10 +182,10 @@ def train_tokenizer(
                          f"'{rep.name}' ({rep.d_in} features)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    objective = {"tail_weight": float(tail_weight)} if tail_weight else {}  # absent: fingerprints stay as they were
+    objective = {"tail_weight": float(cfg.tail_weight)} if cfg.tail_weight else {}  # absent: fingerprints stay as they were
     run_id = fingerprint({"kind": "tokenizer", "config": tok.config, "init": init, "loop": loop,
                           "data": td.describe(), **objective})
-    task = TokenizerTask(tok, {"kind": "tokenizer", **rep.to_dict(), **td.sidecar_window()}, float(tail_weight))
+    task = TokenizerTask(tok, {"kind": "tokenizer", **rep.to_dict(), **td.sidecar_window()}, float(cfg.tail_weight))
     result = run_loop(task, td.train, td.val, loop, out, run_fingerprint=run_id, stop_after=stop_after,
                       progress=progress, log=log)
     extra: dict[str, Any] = dict(objective)
