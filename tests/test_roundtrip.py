@@ -108,8 +108,8 @@ def test_cli_roundtrip_of_the_embedded_model_writes_a_report(tmp_path, capsys):
     rt = doc["data"]["roundtrip"]
     assert rt["n"] == 16 and rt["codebook_usage"]["s1"]["vocab"] == 256
     assert doc["settings"]["representation"] == {"representation": "geometry", "clip": 6.0, "soft": 2.0,
-                                                  "gap_floor": 0.25}
-    assert doc["settings"]["lookback"] == 96 and doc["settings"]["horizon"] == 35  # the model's window
+                                                  "gap_floor": 0.25, "center_returns": True}
+    assert doc["settings"]["lookback"] == 96 and doc["settings"]["horizon"] == 35  # the daily preset's window
     assert (out / "report.md").read_text().startswith("# Evaluation")
 
 
