@@ -42,6 +42,48 @@ def load_results(results: Path) -> dict[str, dict]:
     return out
 
 
+ZERO_SHOT_PROTOCOLS = (*PROTOCOLS, "heldout-15m")
+
+
+def load_zero_shot(results: Path) -> dict[str, dict]:
+    """Reports of `python -m evaluation.run NAME --zero-shot` (and the zero-shot-only heldout-15m protocol)."""
+    out = {}
+    for p in ZERO_SHOT_PROTOCOLS:
+        f = results / "zero-shot" / p / "report.json"
+        if f.is_file():
+            out[p] = json.loads(f.read_text())
+    return out
+
+
+def _kurtosis(rep: dict, g: str) -> tuple[float, float] | None:
+    rows = ((rep["generators"].get(g) or {}).get("stylized") or {}).get("rows", [])
+    row = next((r for r in rows if r["name"] == "excess_kurtosis"), None)
+    return (row["real"], row["synthetic"]) if row else None
+
+
+def _zero_shot(zs: dict[str, dict], full: dict[str, dict]) -> list[str]:
+    if not zs:
+        return []
+    lines = ["## Zero-shot: the embedded default with no fine-tuning", "",
+             "The pretrained default model (docs/pretraining.md) as it is, on each protocol's data, beside the block "
+             "bootstrap fitted to the protocol's train period and, where the protocol has run, Kronos fine-tuned "
+             "from the same default (Table 1). `heldout-15m`: the 16 instruments the pretraining corpus held out "
+             "whole. From `python -m evaluation.run NAME --zero-shot` (results in evaluation/results/zero-shot/).",
+             ""]
+    body = []
+    for p, rep in zs.items():
+        h = rep["headline"]["discriminative_error"]
+        kurt = _kurtosis(rep, KRONOS)
+        fine = (full.get(p) or {}).get("headline", {}).get("discriminative_error", {}).get(KRONOS)
+        body.append([p, fmt(h.get(KRONOS)), fmt(fine) if fine else "—", fmt(h.get("bootstrap")),
+                     fmt(h.get("real (train period)")),
+                     f"{kurt[1]:.1f} / {kurt[0]:.1f} ({kurt[1] / kurt[0]:.0%})" if kurt else "n/a",
+                     stylized_score((rep["generators"].get(KRONOS) or {}).get("stylized"))])
+    lines += table(["protocol", "Kronos zero-shot", "Kronos fine-tuned", "block bootstrap", "real (train period)",
+                    "excess kurtosis generated / real", "stylized facts within real-vs-real"], body)
+    return lines
+
+
 def _rel(path: Path, doc: Path) -> str:
     return os.path.relpath(path, doc.parent).replace(os.sep, "/")
 
@@ -123,7 +165,7 @@ def _protocol(name: str) -> dict:
     return load_protocol(name)
 
 
-def render(res: dict[str, dict], doc: Path, results: Path) -> str:
+def render(res: dict[str, dict], doc: Path, results: Path, zero_shot: dict[str, dict] | None = None) -> str:
     missing = [p for p in PROTOCOLS if p not in res]
     lines = ["# Benchmarks", "",
              "Kronos (fine-tuned per market from the embedded default model) against TimeGAN, TimeVAE, Diffusion-TS, "
@@ -142,6 +184,7 @@ def render(res: dict[str, dict], doc: Path, results: Path) -> str:
         lines += _results(res, doc, results)
     else:
         lines += ["No results yet: run the protocols, then `python -m evaluation.make_doc`.", ""]
+    lines += _zero_shot(zero_shot or {}, res)
     lines += _settings_section(res)
     lines += ["## Reproduce", "", "```bash",
               *[f"python -m evaluation.run {p}" + (" --data-dir DIR" if p == "crypto-15m" else "")
@@ -273,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     results, doc = Path(args.results).resolve(), Path(args.out).resolve()
     res = load_results(results)
-    doc.write_text(render(res, doc, results))
+    doc.write_text(render(res, doc, results, load_zero_shot(results)))
     print(f"{doc}: {len(res)} protocol(s) ({', '.join(res) or 'none'})")
 
 
