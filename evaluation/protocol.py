@@ -21,6 +21,7 @@ import numpy as np
 from kronos_synth.baselines import NAMES as BASELINES
 from kronos_synth.baselines import baseline_class
 from kronos_synth.data.errors import InputError
+from kronos_synth.data.hashing import sha256_file  # noqa: F401 (re-exported)
 from kronos_synth.generate.config import GenerationConfig
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
@@ -194,12 +195,6 @@ def resolve_train_data(proto: dict, data_dir: str | None) -> tuple[str, list[str
     return resolved
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def stage_seed(seed: int, name: str) -> int:

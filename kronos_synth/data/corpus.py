@@ -37,6 +37,7 @@ import pandas as pd
 from kronos_synth.data.cleaning import RULES, clean_klines
 from kronos_synth.data.errors import InputError, KlineDataError
 from kronos_synth.data.frequency import get_preset, infer_frequency
+from kronos_synth.data.hashing import sha256_file
 from kronos_synth.data.readers import KLINE_SUFFIXES, _klines_and_report, _map_columns, _read_raw
 from kronos_synth.data.schema import FEATURES, PRICE_COLUMNS, SEGMENT, SYMBOL, TIMESTAMPS
 from kronos_synth.data.splits import split_by_time
@@ -112,12 +113,6 @@ def is_holdout(instrument: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(h[:8], "big") / 2**64 < fraction
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _parse_source(src: str) -> tuple[str | None, str]:
@@ -245,7 +240,7 @@ def build_corpus(sources: Sequence[str], out: str | os.PathLike, config: CorpusC
     for root, path, group in tqdm(files, disable=not show_progress(progress), unit="file", desc="corpus"):
         rel = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
         name = instrument_name(path)
-        entry: dict[str, Any] = {"source": root, "path": rel, "sha256": _sha256(path), "instrument": name,
+        entry: dict[str, Any] = {"source": root, "path": rel, "sha256": sha256_file(path), "instrument": name,
                                  "group": _group_of(root, path, group)}
         try:
             raw = _read_raw(path)

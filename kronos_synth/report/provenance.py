@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from kronos_synth.data.hashing import sha256_file  # noqa: F401 (re-exported)
 
 PACKAGES = ("kronos-synth", "torch", "numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "matplotlib")
 
@@ -22,12 +23,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_hashes(path: str | os.PathLike) -> dict[str, str]:

@@ -17,7 +17,6 @@ uses offset 0 only, so validation losses are comparable with and without the opt
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import pandas as pd
 from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import get_preset
+from kronos_synth.data.hashing import sha256_file  # noqa: F401 (re-exported)
 from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
 from kronos_synth.data.sources import klines_for, phase_klines_for
 from kronos_synth.data.splits import split_by_time
@@ -125,12 +125,6 @@ class TrainingData:
         return out
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _source_files(data: str) -> dict[str, str]:
