@@ -56,6 +56,10 @@ def sources(tmp_path_factory) -> Path:
     spx.loc[100, "Low"] = 0.0  # one broken bar: dropped, the file kept
     spx.to_parquet(markets / "indices" / "spx" / "USA500IDXUSD_D1.parquet")
     (markets / "indices" / "holdings.csv").write_text("Company,Weight\nApple,6.9\n")  # not K-lines
+    fake = markets / "synthetic"  # a generated dataset left in the folder: never read as real data
+    fake.mkdir()
+    _frame(3000, "15min", 40).to_parquet(fake / "part-00000.parquet")
+    (fake / "_manifest.json").write_text("{}")
     return root
 
 
@@ -87,7 +91,8 @@ def test_manifest_lists_every_file_with_sha_counts_and_reason(corpus, sources: P
     assert read_corpus_manifest(out) == json.loads((out / "manifest.json").read_text())
     kept = {f["path"]: f for f in manifest["files"]}
     skipped = {s["path"]: s["reason"] for s in manifest["skipped"]}
-    assert len(kept) == 9 and len(skipped) == 4
+    assert len(kept) == 9 and len(skipped) == 5
+    assert "synthetic dataset" in skipped["synthetic/part-00000.parquet"]
     assert all("weekly" in skipped[f"{s}_USDT-1w.feather"] for s in ("AAA", "BBB", "CCC"))
     assert "required column missing" in skipped["indices/holdings.csv"]
     f = kept["AAA_USDT-15m.feather"]
@@ -144,6 +149,12 @@ def test_corpus_cli_errors_are_one_line_exit_2(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["corpus", "build", str(tmp_path), "--out", str(tmp_path / "c"), "--embargo", "EURUSD:2018"])
     assert e.value.code == 2 and "PATTERN@START..END" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "notes.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="none of the 1 files .* gave usable K-lines"):
+        build_corpus([str(bad)], tmp_path / "c-bad")
+    assert not (tmp_path / "c-bad").exists() and not (tmp_path / "c-bad.partial").exists()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="not a corpus folder"):

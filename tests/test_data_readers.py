@@ -171,6 +171,9 @@ def test_headerless_tab_and_feather_files_read_like_csv(tmp_path) -> None:
     assert df["timestamps"].iloc[1] == pd.Timestamp("2007-01-24 20:00")
     (tmp_path / "X_H4.csv").write_text("Time\tOpen\tHigh\tLow\tClose\tVolume\n" + "\n".join(lines) + "\n")
     assert read_klines(str(tmp_path / "X_H4.csv"))[["open", "close"]].equals(df[["open", "close"]])
+    (tmp_path / "eu.csv").write_text("Date;Open;High;Low;Close;Volume\n" + "\n".join(
+        x.replace("\t", ";") for x in lines) + "\n")  # semicolon-separated (European exports)
+    assert read_klines(str(tmp_path / "eu.csv"))[["open", "close"]].equals(df[["open", "close"]])
     df.drop(columns="symbol").to_feather(tmp_path / "x.feather")
     back = read_klines(str(tmp_path / "x.feather"))
     assert back[["timestamps", "open", "high", "low", "close", "volume"]].equals(

@@ -156,6 +156,9 @@ def _cli(*args, cwd=None):
         (["--batch-size", "0"], "--batch-size must be positive"),
         (["--temperature", "0"], "--temperature must be > 0"),
         (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
+        (["--seed", "-1"], "--seed must be ≥ 0"),
+        (["--device", "tpu"], "--device 'tpu' is unknown to torch"),
+        (["--dtype", "fp16"], "--dtype 'fp16' is unknown"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path, extra, needle):

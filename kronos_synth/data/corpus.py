@@ -41,6 +41,7 @@ from kronos_synth.data.hashing import sha256_file
 from kronos_synth.data.readers import KLINE_SUFFIXES, _klines_and_report, _map_columns, _read_raw
 from kronos_synth.data.schema import FEATURES, PRICE_COLUMNS, SEGMENT, SYMBOL, TIMESTAMPS
 from kronos_synth.data.splits import split_by_time
+from kronos_synth.data.synthetic import MANIFEST as SYNTHETIC_MANIFEST
 
 SCHEMA = "kronos-synth corpus v1"
 MANIFEST = "manifest.json"
@@ -242,6 +243,10 @@ def build_corpus(sources: Sequence[str], out: str | os.PathLike, config: CorpusC
         name = instrument_name(path)
         entry: dict[str, Any] = {"source": root, "path": rel, "sha256": sha256_file(path), "instrument": name,
                                  "group": _group_of(root, path, group)}
+        if (Path(path).parent / SYNTHETIC_MANIFEST).is_file():  # generated data must never pass as real
+            skipped.append({**entry, "reason": "part of a kronos-synth synthetic dataset, not real data"})
+            log(f"skipped {rel}: {skipped[-1]['reason']}")
+            continue
         try:
             raw = _read_raw(path)
             given = _map_columns(raw, path)
@@ -308,6 +313,10 @@ def build_corpus(sources: Sequence[str], out: str | os.PathLike, config: CorpusC
         records.append(entry)
         log(f"{rel}: {name} {preset.name} {entry['rows_read']} bars → "
             + ", ".join(f"{s} {entry[s]['windows']} windows" for s in pieces) + f" ({info['split']})")
+    if not records:
+        first = skipped[0]
+        raise InputError(f"corpus: none of the {len(files)} files under {', '.join(sources)} gave usable K-lines "
+                         f"(first: {first['path']}: {first['reason']})")
     arrays = {}
     for (split, freq), part in sorted(parts.items()):
         arrays.setdefault(split, {})[freq] = part.write(tmp / split / freq)

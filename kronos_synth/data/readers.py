@@ -47,14 +47,15 @@ HEADERLESS_COLUMNS = ("timestamps", "open", "high", "low", "close", "volume", "a
 
 def _csv_layout(path: str) -> tuple[str, bool]:
     """(separator, has_header). Tab for .tsv files and for files whose first line has tabs but no commas
-    (MetaTrader exports); no header when the first line is a bar: a date followed by 4 to 6 numbers."""
+    (MetaTrader exports), semicolon when the first line has semicolons but no commas (European exports); no header when the first line is a bar: a date followed by 4 to 6 numbers."""
     opener = gzip.open if path.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
             first = f.readline().strip()
     except OSError:
         return ",", True
-    sep = "\t" if path.lower().endswith(".tsv") or ("\t" in first and "," not in first) else ","
+    sep = "\t" if path.lower().endswith(".tsv") or ("\t" in first and "," not in first) else \
+        ";" if ";" in first and "," not in first else ","
     cells = [c.strip() for c in first.split(sep)]
     if not 5 <= len(cells) <= len(HEADERLESS_COLUMNS):
         return sep, True

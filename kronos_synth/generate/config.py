@@ -52,6 +52,8 @@ class GenerationConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
                 raise _error(name, f"must be a positive whole number (or unset for the default), got {value!r}")
+        if self.seed < 0:
+            raise _error("seed", f"must be ≥ 0, got {self.seed}")
         for name in ("samples_per_context", "batch_size"):
             if getattr(self, name) < 1:
                 raise _error(name, f"must be positive, got {getattr(self, name)}")

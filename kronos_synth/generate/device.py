@@ -18,7 +18,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise InputError(f"device {device!r} is not a device torch knows (use auto, cpu, cuda, cuda:1, mps)",
+        raise InputError(f"device {device!r} is unknown to torch (use auto, cpu, cuda, cuda:1, mps)",
                          param="device") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device 'cuda' was asked for but torch sees no CUDA GPU — use device auto or cpu",
