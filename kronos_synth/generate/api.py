@@ -42,7 +42,8 @@ def generate_dataset(
     if n <= 0:
         raise _field_error("n", f"must be a positive number of sequences, got {n}")
     if data is not None and dataset is not None:
-        raise _field_error("dataset", "and data cannot both be given")
+        raise InputError("dataset and data cannot both be given (data also takes the name of an embedded set)",
+                         param=("dataset", "data"))
     if ray is not None:
         from kronos_synth.generate.ray_session import require_ray
 
