@@ -39,8 +39,8 @@ from kronos_synth.data.errors import InputError, KlineDataError
 from kronos_synth.data.frequency import get_preset, infer_frequency
 from kronos_synth.data.hashing import sha256_file
 from kronos_synth.data.readers import KLINE_SUFFIXES, _klines_and_report, _map_columns, _read_raw
-from kronos_synth.data.schema import FEATURES, PRICE_COLUMNS, SEGMENT, SYMBOL, TIMESTAMPS
-from kronos_synth.data.splits import split_by_time
+from kronos_synth.data.schema import FEATURES, PRICE_COLUMNS, SYMBOL, TIMESTAMPS
+from kronos_synth.data.splits import split_by_time, window_starts
 from kronos_synth.data.synthetic import MANIFEST as SYNTHETIC_MANIFEST
 
 SCHEMA = "kronos-synth corpus v1"
@@ -144,17 +144,6 @@ def _group_of(root: str, path: str, group: str | None) -> str:
     return parts[0] if len(parts) > 1 else os.path.basename(os.path.normpath(root))
 
 
-def _window_starts(seg: np.ndarray, length: int) -> np.ndarray:
-    """First rows of all windows of `length` rows that stay inside one segment id."""
-    n = len(seg)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    new = np.ones(n, dtype=bool)
-    new[1:] = seg[1:] != seg[:-1]
-    bounds = np.append(np.flatnonzero(new), n)
-    out = [np.arange(a, b - length + 1) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b - a >= length]
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
-
 
 @dataclass
 class _Part:
@@ -166,8 +155,7 @@ class _Part:
 
     def add(self, frame: pd.DataFrame, length: int, instrument_id: int) -> int:
         """Append a clean frame (one instrument, `segment` column); returns its number of windows."""
-        seg = frame[SEGMENT].to_numpy() if len(frame) else np.zeros(0, dtype=np.int64)
-        starts = _window_starts(seg, length)
+        starts = window_starts(frame, length)
         self.rows.append(frame[list(FEATURES)].to_numpy(dtype=np.float64))
         self.stamps.append(frame[TIMESTAMPS].to_numpy().astype("datetime64[ns]").astype(np.int64))
         self.starts.append(starts + self.n_rows)

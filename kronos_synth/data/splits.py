@@ -86,16 +86,19 @@ class Windows:
         return Windows(self.values[index], self.timestamps[index], self.symbols[index], self.starts[index])
 
 
+def window_starts(df: pd.DataFrame, length: int, stride: int = 1) -> np.ndarray:
+    """First rows of all windows of `length` consecutive rows, every `stride` rows, that never cross a symbol
+    or (if the column exists) a `segment`."""
+    if length < 1 or stride < 1:
+        raise InputError(f"window length and stride must be >= 1 (got {length}, {stride})")
+    out = [np.arange(a, b - length + 1, stride) for a, b in zip(*_block_bounds(df), strict=True) if b - a >= length]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
+
+
 def extract_windows(df: pd.DataFrame, length: int, stride: int = 1) -> Windows:
     """All windows of `length` consecutive rows, every `stride` rows, never crossing a symbol or
     (if the column exists) a `segment`. Blocks shorter than `length` give no window."""
-    if length < 1 or stride < 1:
-        raise InputError(f"window length and stride must be >= 1 (got {length}, {stride})")
-    starts_list = []
-    for start, stop in zip(*_block_bounds(df), strict=True):
-        if stop - start >= length:
-            starts_list.append(np.arange(start, stop - length + 1, stride))
-    starts = np.concatenate(starts_list).astype(np.int64) if starts_list else np.zeros(0, dtype=np.int64)
+    starts = window_starts(df, length, stride)
     idx = starts[:, None] + np.arange(length)[None, :]
     feats = df[list(FEATURES)].to_numpy(dtype=np.float64)
     ts = df[TIMESTAMPS].to_numpy(dtype="datetime64[ns]")

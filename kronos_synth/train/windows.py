@@ -28,9 +28,9 @@ from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import get_preset
 from kronos_synth.data.hashing import sha256_file  # noqa: F401 (re-exported)
-from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
+from kronos_synth.data.schema import FEATURES, SYMBOL, TIMESTAMPS
 from kronos_synth.data.sources import klines_for, phase_klines_for
-from kronos_synth.data.splits import split_by_time
+from kronos_synth.data.splits import split_by_time, window_starts
 from kronos_synth.model.normalize import time_features
 from kronos_synth.model.representation import Representation, get_representation
 
@@ -140,20 +140,6 @@ def _source_files(data: str) -> dict[str, str]:
     return {os.path.abspath(p): sha256_file(p) for p in paths if os.path.isfile(p)}
 
 
-def _window_starts(frame: pd.DataFrame, length: int, stride: int) -> np.ndarray:
-    """First rows of all windows that stay inside one symbol and one clean segment."""
-    n = len(frame)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    sym = frame[SYMBOL].astype(str).to_numpy()
-    seg = frame[SEGMENT].to_numpy()
-    new = np.ones(n, dtype=bool)
-    new[1:] = (sym[1:] != sym[:-1]) | (seg[1:] != seg[:-1])
-    bounds = np.append(np.flatnonzero(new), n)
-    out = [np.arange(a, b - length + 1, stride) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-           if b - a >= length]
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
-
 
 def _minutes(offset: pd.Timedelta) -> str:
     return f"{int(offset / pd.Timedelta('1min'))}min"
@@ -232,7 +218,7 @@ def prepare_training_data(
             phase = clean_klines(frame, preset.name, min_segment_bars=length).frame
             phase_parts.append(("train", _train_part_of_phase(phase, train), train_stride, off))
         for name, part, stride, off in phase_parts:
-            starts = _window_starts(part, length, stride)
+            starts = window_starts(part, length, stride)
             rows = part[list(FEATURES)].to_numpy(dtype=np.float64)
             stamps = time_features(part[TIMESTAMPS])
             parts[name].append((rows, stamps, starts + offsets[name]))
