@@ -351,6 +351,7 @@ _EVALUATE_HELP = {
     "validity": "Bar validity, seam gap and trend-conditional drift.",
     "stylized": "Stylized facts of close log returns with a real-vs-real baseline.",
 }
+# `evaluate calibration` (below) scores conditional paths of a model, not a synthetic dataset.
 
 
 def _evaluate_command(name: str):
@@ -468,6 +469,82 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
     for line in summary_lines(res):
         click.echo(line)
     click.echo(f"report: {files.markdown} (+ report.json, {len(files.plots)} plot(s))")
+
+
+@evaluate.command("calibration")
+@click.option("--real", "real", required=True, help="Real K-lines: file path or embedded dataset name.")
+@click.option("--freq", required=True, help="Bar frequency preset (finer data are resampled to it).")
+@click.option("--model", default=None, help="Predictor: hub id or folder [default: the embedded model].")
+@click.option("--tokenizer", default=None, help="Tokenizer: hub id or folder (default: the model's own).")
+@click.option("--lookback", type=click.IntRange(min=2), default=None, help="Context bars [default: the preset's].")
+@click.option("--horizon", type=click.IntRange(min=1), default=None, help="Forecast bars [default: the preset's].")
+@click.option("--horizons", default=None, help="Comma-separated horizons h scored [default: 1, 5 and the horizon].")
+@click.option("--contexts", type=click.IntRange(min=2), default=200, show_default=True,
+              help="Real test-period contexts, evenly spaced.")
+@click.option("--samples", type=click.IntRange(min=2), default=50, show_default=True,
+              help="Sampled continuations per context (50 or more for a usable PIT).")
+@click.option("--generators", default="kronos,garch,bootstrap", show_default=True,
+              help="Forecasters: kronos (the model), garch and bootstrap (references).")
+@click.option("--temperature", type=float, default=_gen_default("temperature"), show_default=True)
+@click.option("--top-p", type=float, default=_gen_default("top_p"), show_default=True)
+@click.option("--top-k", type=int, default=_gen_default("top_k"), show_default=True, help="0 = off.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Share of each symbol's history that is the test period.")
+@click.option("--batch-size", type=int, default=_gen_default("batch_size"), show_default=True)
+@click.option("--device", default=_gen_default("device"), show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--dtype", default=_gen_default("dtype"), show_default=True, help="auto (bf16 where fast), fp32, bf16.")
+@click.option("--out", default="evaluation-calibration", show_default=True, type=click.Path(file_okay=False),
+              help="Report folder.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def evaluate_calibration_cmd(real: str, freq: str, model: str | None, tokenizer: str | None, lookback: int | None,
+                             horizon: int | None, horizons: str | None, contexts: int, samples: int, generators: str,
+                             temperature: float, top_p: float, top_k: int, seed: int, test_fraction: float,
+                             batch_size: int, device: str, dtype: str, out: str, progress: bool | None) -> None:
+    """Calibration of conditional paths: CRPS, PIT and interval coverage of sampled continuations.
+
+    Takes real test-period contexts, draws --samples continuations of each from Kronos and from two
+    reference forecasters (GARCH(1,1)-t, block bootstrap of the context), and scores the h-bar return
+    and realised volatility against what happened (docs/protocol.md, "Calibration of conditional paths").
+
+    \b
+    Examples:
+      kronos-synth evaluate calibration --real sp500-daily --freq daily --horizon 35 --out calib/
+      kronos-synth evaluate calibration --real BTCUSDT_15m.csv --freq 15min --model runs/btc --samples 100
+    """
+    from kronos_synth.data.sources import klines_for
+    from kronos_synth.metrics.forecast_calibration import evaluate_calibration, summary_lines
+    from kronos_synth.report.calibration import write_calibration_report
+
+    names = [g.strip() for g in generators.split(",") if g.strip()]
+    unknown = sorted(set(names) - {"kronos", "garch", "bootstrap"})
+    if unknown or not names:
+        raise click.BadParameter(f"unknown forecaster(s) {unknown} — choose from kronos, garch, bootstrap",
+                                 param_hint="--generators")
+    try:
+        hs = [int(h) for h in horizons.split(",")] if horizons else None
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated whole numbers, got {horizons!r}",
+                                 param_hint="--horizons") from None
+    if not 0 < test_fraction < 1:
+        raise click.BadParameter(f"must be between 0 and 1, got {test_fraction}", param_hint="--test-fraction")
+    frame, label = klines_for(freq, real)
+    forecasters = {}
+    if "kronos" in names:
+        from kronos_synth.generate.conditional import KronosForecaster
+        from kronos_synth.model.pretrained import load_model_pair
+
+        forecasters["kronos"] = KronosForecaster(
+            load_model_pair(model, tokenizer), freq=freq, temperature=temperature, top_p=top_p, top_k=top_k,
+            batch_size=batch_size, device=device, dtype=dtype, progress=progress)
+    result = evaluate_calibration(frame, forecasters, freq=freq, lookback=lookback, horizon=horizon,
+                                  n_contexts=contexts, samples=samples, horizons=hs, seed=seed,
+                                  test_fraction=test_fraction, references=[g for g in names if g != "kronos"],
+                                  log=lambda line: click.echo(line, err=True) if show_progress(progress) else None)
+    files = write_calibration_report(result, out, source=label)
+    for line in summary_lines(result):
+        click.echo(line)
+    click.echo(f"report: {files.markdown} (+ report.json, calibration.png)")
 
 
 # --- baseline ---------------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def main() -> None:
     ap.add_argument("--src", default="corpus-src", help="Where the sources are extracted (`corpus` stage).")
     ap.add_argument("--mirror", action="append", default=[], help="Existing (bare) git directory of a source.")
     ap.add_argument("--work", default="runs/pretrain", help="Training folders (resumable).")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="Train longer than the scaling comparison's equal-compute budget (own folder).")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -137,6 +139,9 @@ def main() -> None:
         return
     overrides, steps, eval_every = SIZES[args.size]
     folder = work / f"predictor-{args.size}"
+    if args.steps is not None and args.steps != steps:
+        eval_every = max(eval_every, args.steps // 12)
+        steps, folder = args.steps, work / f"predictor-{args.size}-{args.steps}"
     if args.stage == "predictor":
         config = PredictorTrainingConfig(config="small", overrides=overrides, steps=steps, eval_every=eval_every,
                                          seed=args.seed, **PREDICTOR)

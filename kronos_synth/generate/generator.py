@@ -43,8 +43,10 @@ class Generator:
     >>> gen.write("synth/", n=6000)                                  # doctest: +SKIP
     """
 
-    def __init__(self, pair: ModelPair, klines: pd.DataFrame, config: GenerationConfig, *,
-                 source: str = "") -> None:
+    def __init__(self, pair: ModelPair, klines: pd.DataFrame | None, config: GenerationConfig, *,
+                 source: str = "", pool: ContextPool | None = None) -> None:
+        """`pool`: continue exactly these contexts, in their order (sequence i continues context
+        i // samples_per_context), instead of cutting a seeded permutation of every window of `klines`."""
         model, tokenizer = pair.model, pair.tokenizer
         check_compatible(tokenizer, model)
         self.config, self.preset = config, config.preset
@@ -64,11 +66,17 @@ class Generator:
         if next(model.parameters()).dtype != self.dtype or next(model.parameters()).device != self.device:
             self.model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval()
         self.norm = get_representation(pair.sidecar or None)
-        self.pool: ContextPool = build_context_pool(
-            klines, self.preset, self.lookback, self.horizon, split=config.split,
-            test_fraction=config.test_fraction, contexts_per_symbol=config.contexts_per_symbol,
-            source=source or "data")
-        self._perm = counter_permutation(self.seed, len(self.pool), stream=1)
+        if pool is None:
+            self.pool: ContextPool = build_context_pool(
+                klines, self.preset, self.lookback, self.horizon, split=config.split,
+                test_fraction=config.test_fraction, contexts_per_symbol=config.contexts_per_symbol,
+                source=source or "data")
+            self._perm = counter_permutation(self.seed, len(self.pool), stream=1)
+        else:
+            if pool.values.shape[1] != self.lookback or pool.future.shape[1] != self.horizon:
+                raise InputError(f"the contexts have {pool.values.shape[1]} bars and {pool.future.shape[1]} future "
+                                 f"timestamps; the run asks for lookback {self.lookback}, horizon {self.horizon}")
+            self.pool, self._perm = pool, np.arange(len(pool))
         self.metadata: dict[str, Any] = {
             "generator": "kronos",
             "model": pair.model_id,
