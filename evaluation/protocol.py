@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "evaluation": {"n": 2000, "repeats": 3, "epochs": 20, "n_test_tstr": 3000, "max_plot": 1000, "tsne": True},
     "sweep": {"enabled": True, "temperatures": [0.7, 0.85, 1.0, 1.15], "top_ps": [0.9, 0.95, 1.0], "n": 500,
               "repeats": 1, "epochs": 20},
+    # calibration of conditional paths (kronos, garch, bootstrap): test contexts × samples; temperatures are
+    # compared on validation contexts (tail of the train period) only
+    "forecast_calibration": {"enabled": True, "contexts": 200, "samples": 50, "val_contexts": 100,
+                             "temperatures": [0.9, 1.0, 1.1, 1.25]},
     "run": {"threads": 1, "jobs": 2},
 }
 
@@ -62,6 +66,7 @@ QUICK: dict[str, Any] = {
                   "timevae": {"steps": 2}, "diffusion-ts": {"steps": 5, "sampling_steps": 5}},
     "evaluation": {"n": 96, "repeats": 1, "epochs": 2, "n_test_tstr": 96, "max_plot": 96},
     "sweep": {"n": 32, "epochs": 2},
+    "forecast_calibration": {"contexts": 6, "samples": 6, "val_contexts": 4, "temperatures": [1.0, 1.25]},
 }
 
 

@@ -96,6 +96,7 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
         "training": {n: result(n) for n in ("tokenizer", "predictor", "generate", "roundtrip") if result(n)},
         "baselines": {b: result(f"baseline:{b}") for b in BASELINES if result(f"baseline:{b}")},
         "sweep": {"settings": sweep, "best": best, "criterion": SWEEP_CRITERION} if sweep else None,
+        "forecast_calibration": result("forecast-calibration"),
         "wall_times_s": wall, "total_stage_time_s": round(sum(v or 0.0 for v in wall.values()), 3),
         "runs": log.get("runs", []), "skipped": skipped,
         # a resumed protocol took the sum of its runs (a rerun that only skips adds ~0)
@@ -338,6 +339,7 @@ def render(rep: dict, plots: dict) -> str:
         if plots.get("sweep"):
             lines += [f"![{plots['sweep']}]({plots['sweep']})", ""]
 
+    lines += forecast_calibration_lines(rep.get("forecast_calibration"))
     lines += ["## Training and sampling", ""]
     tr = rep["training"]
     rows = []
@@ -373,6 +375,29 @@ def render(rep: dict, plots: dict) -> str:
 
 VALIDITY_COLUMNS = ("high < max(open, close)", "low > min(open, close)", "high < low",
                     "amount/volume outside [low, high]")
+
+
+def forecast_calibration_lines(fc: dict | None) -> list[str]:
+    """The calibration-of-conditional-paths section (h-bar return and realised volatility per forecaster)."""
+    if not fc:
+        return []
+    lines = ["## Calibration of conditional paths", "",
+             f"{fc['n_contexts']} real test-period contexts, {fc['samples']} sampled continuations each. Coverage: "
+             "share of outcomes inside the central interval (ideal 0.50 / 0.90; below = paths too narrow). "
+             "PIT-KS: 0 = calibrated. Temperatures were compared on validation contexts (tail of the train "
+             f"period): calibrated temperature {fc['calibrated_temperature']:g} (protocol: {fc['temperature']:g}).",
+             ""]
+    lines += table(["T", "validation 90 % coverage", "CRPS", "PIT-KS"],
+                   [[f"{v['temperature']:g}", num(v["coverage_90"], 2), num(v["crps"], 5), num(v["pit_ks"])]
+                    for v in fc["validation"]])
+    def label(g: str) -> str:  # "kronos T=1.1": Kronos at the calibrated temperature
+        return ROW_LABELS.get(g) or g.replace("kronos", "Kronos", 1)
+
+    rows = [[label(r["generator"]), r["target"].replace("_", " "), r["horizon"],
+             num(r["crps"], 5), num(r["pit_ks"]), num(r["coverage_50"], 2), num(r["coverage_90"], 2)]
+            for r in fc["rows"]]
+    lines += table(["forecaster", "target", "h", "CRPS", "PIT-KS", "coverage 50 %", "coverage 90 %"], rows)
+    return lines + ["PIT histograms: [forecast-calibration/report.md](forecast-calibration/report.md).", ""]
 
 
 def pct(v: dict | None, check: str | None) -> str:

@@ -98,6 +98,13 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
             settings["zero_shot"] = kronos_train
         out.append(Stage("generate", st.generate_stage, settings, ("data",) if zero_shot else ("predictor",),
                          outputs=("work/kronos",), serial=True))
+    fc = proto["forecast_calibration"]
+    if KRONOS in gens and fc.get("enabled"):
+        settings = {"forecast_calibration": fc, **{x: k[x] for x in ("temperature", "top_p", "batch_size")}}
+        if zero_shot:
+            settings["zero_shot"] = kronos_train
+        out.append(Stage("forecast-calibration", st.forecast_calibration_stage, settings,
+                         ("data",) if zero_shot else ("predictor",), outputs=("forecast-calibration",), serial=True))
     if ROUNDTRIP in gens:
         out.append(Stage("roundtrip", st.roundtrip_stage, {"n": ev["n"], "times": True},
                          ("data",) if zero_shot else ("tokenizer",),
@@ -308,8 +315,12 @@ def adopt_finished(stages: list[Stage], src: Path, log: StageLog, out: Path) -> 
 
 def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data_dir: str | None = None,
                  jobs: int | None = None, threads: int | None = None, overrides: dict | None = None,
-                 reuse: str | None = None, echo: Callable[[str], None] = print) -> Path | None:
-    """Run (or resume) one protocol; returns the results folder, or None when its data are absent."""
+                 reuse: str | None = None, only: list[str] | None = None,
+                 echo: Callable[[str], None] = print) -> Path | None:
+    """Run (or resume) one protocol; returns the results folder, or None when its data are absent.
+
+    `only`: run just these stages (and whatever they depend on that is not finished); the report is still
+    written from every finished stage."""
     import torch
 
     from evaluation.report import write_benchmark_report
@@ -329,6 +340,18 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
     folder.mkdir(parents=True, exist_ok=True)
     log = StageLog(folder, proto)
     stages = plan(proto, {Path(f).name: sha256_file(f) for f in files}, train_sha)
+    names = [s.name for s in stages]
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise InputError(f"{proto['name']}: no stage {unknown} in this protocol — its stages: {', '.join(names)}")
+        by_name, wanted, todo = {s.name: s for s in stages}, set(), list(only)
+        while todo:
+            n = todo.pop()
+            if n not in wanted:
+                wanted.add(n)
+                todo += list(by_name[n].deps)
+        stages = [s for s in stages if s.name in wanted]
     ctx = st.StageContext(proto=proto, out=str(folder), source=source, files=files,
                           train_source=train[0] if train else None)
     if reuse:
@@ -348,7 +371,7 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
     log.data["runs"].append({"started": started, "elapsed_s": elapsed, "jobs": jobs, "threads": threads,
                              "cpus": os.cpu_count(), **summary})
     log.save()
-    write_benchmark_report(proto, folder, log.data, [s.name for s in stages])
+    write_benchmark_report(proto, folder, log.data, names)
     echo(f"{proto['name']}: done in {elapsed:.1f} s → {folder / 'report.md'}")
     return folder
 
@@ -367,6 +390,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--zero-shot", action="store_true",
                     help="the embedded default model as it is (no fine-tuning) against the block bootstrap; "
                          "results in evaluation/results/zero-shot/NAME")
+    ap.add_argument("--only", action="append", default=None, metavar="STAGE",
+                    help="run just this stage (repeatable) and its unfinished dependencies, e.g. forecast-calibration")
     args = ap.parse_args(argv)
     if args.out and len(args.protocols) > 1:
         print("error: --out takes one protocol", file=sys.stderr)
@@ -380,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
                 # the protocol's own results hold the same calibration rows and bootstrap (same keys)
                 reuse = str(RESULTS_DIR / ("quick" if args.quick else "") / Path(name).stem)
             run_protocol(name, quick=args.quick, out=out, data_dir=args.data_dir, jobs=args.jobs,
-                         threads=args.threads, overrides=overrides, reuse=reuse)
+                         threads=args.threads, overrides=overrides, reuse=reuse, only=args.only)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

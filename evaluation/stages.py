@@ -459,3 +459,48 @@ def sweep_stage(ctx: StageContext, temperature: float, top_p: float) -> dict:
             "return_rank_ic": t.return_rank_ic.mean, "knn_precision": res.diversity.precision,
             "knn_recall": res.diversity.recall, "generation_wall_time_s": gen["wall_time_s"],
             "raw_invalid_bar_rate": gen["raw_invalid_bar_rate"]}
+
+
+def forecast_calibration_stage(ctx: StageContext) -> dict:
+    """Calibration of Kronos's conditional paths beside GARCH and the context bootstrap (docs/protocol.md).
+
+    Each temperature of `forecast_calibration.temperatures` is first scored on VALIDATION contexts (the tail of
+    the train period); the one whose 90 % coverage of the horizon return is nearest 0.90 (then lowest CRPS) is
+    the protocol's calibrated temperature. The test period is scored at the protocol's temperature and, when
+    it differs, at the calibrated one, so the choice never looks at the test period."""
+    from kronos_synth.generate.conditional import KronosForecaster
+    from kronos_synth.metrics.forecast_calibration import evaluate_calibration
+    from kronos_synth.model.pretrained import load_model_pair
+    from kronos_synth.report.calibration import write_calibration_report
+
+    proto = ctx.proto
+    fc, k = proto["forecast_calibration"], proto["kronos"]
+    frame = real_frame(ctx)
+    pair = load_model_pair(*model_dirs(ctx))
+    lb, horizon = lookback(proto), int(proto["window"])
+    seed = stage_seed(proto["seed"], "forecast-calibration")
+    common = dict(freq=proto["freq"], lookback=lb, horizon=horizon, samples=int(fc["samples"]), seed=seed,
+                  test_fraction=float(proto["test_fraction"]))
+
+    def kronos(t: float) -> KronosForecaster:
+        return KronosForecaster(pair, freq=proto["freq"], temperature=float(t), top_p=float(k["top_p"]),
+                                batch_size=int(k["batch_size"]), device="cpu", progress=False)
+
+    validation = []
+    for t in fc["temperatures"]:
+        res = evaluate_calibration(frame, {"kronos": kronos(t)}, references=(), period="validation",
+                                   n_contexts=int(fc["val_contexts"]), **common)
+        r = res.row("kronos", "return", horizon)
+        validation.append({"temperature": float(t), "crps": r.crps, "pit_ks": r.pit_ks, "coverage_50": r.coverage_50,
+                           "coverage_90": r.coverage_90, "n_contexts": r.n_contexts})
+    chosen = min(validation, key=lambda v: (round(abs(v["coverage_90"] - 0.9), 3), v["crps"]))["temperature"]
+    t0 = float(k["temperature"])
+    forecasters = {"kronos": kronos(t0)}
+    if chosen != t0:
+        forecasters[f"kronos T={chosen:g}"] = kronos(chosen)
+    res = evaluate_calibration(frame, forecasters, n_contexts=int(fc["contexts"]), **common)
+    folder = Path(ctx.out, "forecast-calibration")
+    write_calibration_report(res, str(folder), source=ctx.source, label=proto["name"])
+    rows = [dataclasses.asdict(r) for r in res.rows]
+    return {"report": "forecast-calibration/report.json", "temperature": t0, "calibrated_temperature": chosen,
+            "validation": validation, "rows": rows, "n_contexts": res.data["n_contexts"], "samples": int(fc["samples"])}

@@ -142,16 +142,26 @@ class CalibrationData:
         return self.windows.length - self.lookback
 
 
+PERIODS = ("test", "validation")
+
+
 def calibration_windows(klines: pd.DataFrame, preset: FrequencyPreset, lookback: int, horizon: int, *,
-                        n_contexts: int, test_fraction: float = 0.2) -> CalibrationData:
+                        n_contexts: int, test_fraction: float = 0.2, period: str = "test") -> CalibrationData:
     """Clean and split as generation does (gap = lookback + horizon), then take `n_contexts` windows of
-    lookback + horizon bars evenly spaced over the test period (all when fewer exist)."""
+    lookback + horizon bars evenly spaced over the test period (all when fewer exist).
+
+    `period="validation"`: the train period is split once more the same way and its last part gives the
+    windows (for choosing a setting without looking at the test period); `train` is then the part before."""
+    if period not in PERIODS:
+        raise CalibrationInputError(f"period must be one of {', '.join(PERIODS)}, got {period!r}", param="period")
     frame = clean_klines(klines, preset.name).frame
     train, test = split_by_time(frame, test_fraction=test_fraction, gap=lookback + horizon)
+    if period == "validation":
+        train, test = split_by_time(train, test_fraction=test_fraction, gap=lookback + horizon)
     windows = extract_windows(test, lookback + horizon)
     if len(windows) < 2:
         raise CalibrationInputError(
-            f"the test period has {len(windows)} windows of lookback {lookback} + horizon {horizon} bars — "
+            f"the {period} period has {len(windows)} windows of lookback {lookback} + horizon {horizon} bars — "
             "use a longer history, a larger test_fraction or a shorter lookback", param="lookback")
     take = np.unique(np.linspace(0, len(windows) - 1, min(n_contexts, len(windows))).round().astype(int))
     return CalibrationData(windows.take(take), lookback, train)
@@ -275,7 +285,7 @@ def evaluate_calibration(klines: pd.DataFrame, forecasters: Mapping[str, Forecas
                          lookback: int | None = None, horizon: int | None = None, n_contexts: int = 200,
                          samples: int = 50, horizons: Sequence[int] | None = None, seed: int = 0,
                          test_fraction: float = 0.2, references: Sequence[str] = ("garch", "bootstrap"),
-                         log: Callable[[str], object] | None = None) -> CalibrationResult:
+                         period: str = "test", log: Callable[[str], object] | None = None) -> CalibrationResult:
     """Draw `samples` continuations of `n_contexts` real test-period contexts from every forecaster (the given
     ones, e.g. a `KronosForecaster`, and the `references`) and score them (module doc)."""
     preset = get_preset(freq)
@@ -291,7 +301,8 @@ def evaluate_calibration(klines: pd.DataFrame, forecasters: Mapping[str, Forecas
     if unknown:
         raise CalibrationInputError(f"unknown reference forecaster(s) {sorted(unknown)} — choose garch, bootstrap",
                                     param="references")
-    data = calibration_windows(klines, preset, lookback, horizon, n_contexts=n_contexts, test_fraction=test_fraction)
+    data = calibration_windows(klines, preset, lookback, horizon, n_contexts=n_contexts, test_fraction=test_fraction,
+                               period=period)
     all_f: dict[str, Forecaster] = dict(forecasters)
     if "garch" in references:
         all_f["garch"] = GarchForecaster(data.train)
@@ -312,8 +323,9 @@ def evaluate_calibration(klines: pd.DataFrame, forecasters: Mapping[str, Forecas
         described[name] = f.describe() if hasattr(f, "describe") else {}
     settings = {"freq": preset.name, "lookback": lookback, "horizon": horizon, "horizons": hs,
                 "n_contexts_requested": n_contexts, "samples": samples, "seed": seed, "test_fraction": test_fraction,
-                "contexts": "evenly spaced windows of the test period (split as generation splits: gap = lookback + "
-                            "horizon)", "targets": list(TARGETS), "levels": list(LEVELS)}
+                "period": period,
+                "contexts": f"evenly spaced windows of the {period} period (split as generation splits: gap = "
+                            "lookback + horizon)", "targets": list(TARGETS), "levels": list(LEVELS)}
     spans = w.spans()
     summary = {"n_contexts": len(w), "symbols": sorted({str(s) for s in w.symbols}),
                "first_context_end": str(pd.Timestamp(w.timestamps[:, lookback - 1].min())),

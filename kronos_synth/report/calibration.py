@@ -54,7 +54,7 @@ def calibration_plot(doc: dict, path: str, title: str) -> str:
 def render_calibration_markdown(doc: dict, title: str, plot: str) -> str:
     s, d = doc["settings"], doc["data"]
     lines = [f"# {title}", "",
-             f"{d['n_contexts']} real test-period contexts of {s['lookback']} bars ({', '.join(d['symbols'])}; "
+             f"{d['n_contexts']} real {s.get('period', 'test')}-period contexts of {s['lookback']} bars ({', '.join(d['symbols'])}; "
              f"context ends from {d['first_context_end']}, outcomes until {d['last_outcome']}), {s['samples']} "
              f"sampled continuations of {s['horizon']} bars each per forecaster.", "",
              "CRPS: lower is better, in log-return units. PIT-KS: KS distance of the PIT values to uniform "
