@@ -30,6 +30,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: not ship: `../shared/data/crypto-binance` beside the checkout. The one definition: `evaluation.run`
 #: (`--data-dir`), the bench scripts and the tests import it from here.
 CRYPTO_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "crypto-binance"
+#: The TimeGAN "Stocks" file (stock_data.csv) of the stocks-timegan protocol, also not shipped: beside the checkout.
+TIMEGAN_STOCKS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "timegan-stocks"
 KRONOS, ROUNDTRIP = "kronos", "tokenizer-roundtrip"
 
 # Defaults every protocol file may override; the files spell out what they change.

@@ -34,6 +34,7 @@ from evaluation.protocol import (
     KRONOS,
     RESULTS_DIR,
     ROUNDTRIP,
+    TIMEGAN_STOCKS_DIR,
     embedded_sha256,
     load_protocol,
     resolve_data,
@@ -326,7 +327,10 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
     from evaluation.report import write_benchmark_report
 
     proto = load_protocol(name, quick=quick, overrides=overrides)
+    stocks = proto.get("kind") == "stocks-timegan"  # the published TimeGAN setting (evaluation/stocks_timegan.py)
     resolved = resolve_data(proto, data_dir)
+    if resolved is None and stocks:
+        resolved = resolve_data(proto, str(TIMEGAN_STOCKS_DIR))
     if resolved is None:
         where = data_dir or "(no --data-dir)"
         echo(f"{proto['name']}: skipped — no {proto['data']} files in {where}; pass --data-dir FOLDER")
@@ -339,7 +343,12 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
     folder = Path(out) if out else (RESULTS_DIR / "quick" / proto["name"] if quick else RESULTS_DIR / proto["name"])
     folder.mkdir(parents=True, exist_ok=True)
     log = StageLog(folder, proto)
-    stages = plan(proto, {Path(f).name: sha256_file(f) for f in files}, train_sha)
+    if stocks:
+        from evaluation import stocks_timegan
+
+        stages = stocks_timegan.plan_stages(proto, {Path(f).name: sha256_file(f) for f in files})
+    else:
+        stages = plan(proto, {Path(f).name: sha256_file(f) for f in files}, train_sha)
     names = [s.name for s in stages]
     if only:
         unknown = sorted(set(only) - set(names))
@@ -371,7 +380,10 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
     log.data["runs"].append({"started": started, "elapsed_s": elapsed, "jobs": jobs, "threads": threads,
                              "cpus": os.cpu_count(), **summary})
     log.save()
-    write_benchmark_report(proto, folder, log.data, names)
+    if stocks:
+        stocks_timegan.write_report(proto, folder, log.data, names)
+    else:
+        write_benchmark_report(proto, folder, log.data, names)
     echo(f"{proto['name']}: done in {elapsed:.1f} s → {folder / 'report.md'}")
     return folder
 
