@@ -84,6 +84,78 @@ def _zero_shot(zs: dict[str, dict], full: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _forecast_calibration(res: dict[str, dict], zs: dict[str, dict]) -> list[str]:
+    """One row per protocol × forecaster: the horizon return's CRPS, PIT-KS and coverage, the realised volatility's
+    90 % coverage (Kronos: the protocol's fine-tuned model; heldout-15m: the embedded default zero-shot)."""
+    reps = {p: r["forecast_calibration"] for p, r in res.items() if r.get("forecast_calibration")}
+    for p, r in zs.items():
+        if p not in reps and r.get("forecast_calibration"):
+            reps[p] = r["forecast_calibration"]
+    if not reps:
+        return []
+    lines = ["## Calibration of conditional paths", "",
+             "200 real test-period contexts per protocol, 50 sampled continuations of each "
+             "([protocol.md](protocol.md#10-calibration-of-conditional-paths)); the H-bar return (H = the protocol's "
+             "window) and the realised volatility over H bars. Coverage of the central 50 % / 90 % intervals: ideal "
+             "0.50 / 0.90, lower = paths too narrow. PIT-KS: 0 = calibrated. CRPS in log-return units (compare "
+             "within a protocol). `Kronos T=…`: the temperature whose 90 % coverage on validation contexts (tail "
+             "of the train period) was nearest 0.90. heldout-15m: the embedded default, zero-shot.", ""]
+    body = []
+    for p, fc in reps.items():
+        h = max(r["horizon"] for r in fc["rows"])
+        gens = list(dict.fromkeys(r["generator"] for r in fc["rows"]))
+        for g in gens:
+            ret = next((r for r in fc["rows"] if (r["generator"], r["target"], r["horizon"]) == (g, "return", h)), None)
+            vol = next((r for r in fc["rows"] if (r["generator"], r["target"], r["horizon"]) == (g, "realized_vol", h)),
+                       None)
+            if ret is None:
+                continue
+            label = ROW_LABELS.get(g) or g.replace("kronos", "Kronos", 1)
+            body.append([p, h, label, num(ret["crps"], 4), num(ret["pit_ks"], 3), num(ret["coverage_50"], 2),
+                         f"**{num(ret['coverage_90'], 2)}**" if g == KRONOS else num(ret["coverage_90"], 2),
+                         num(vol["coverage_90"], 2) if vol else "n/a"])
+    lines += table(["protocol", "H", "forecaster", "CRPS", "PIT-KS", "coverage 50 %", "coverage 90 %",
+                    "realised vol. coverage 90 %"], body)
+    return lines
+
+
+def _stocks(results: Path) -> list[str]:
+    """The stocks-timegan table: measured rows beside the published ones."""
+    f = results / "stocks-timegan" / "report.json"
+    if not f.is_file():
+        return []
+    from evaluation.stocks_timegan import LABELS, published_rows
+
+    rep = json.loads(f.read_text())
+    s = rep["protocol"]["stocks"]
+
+    def ms(d):
+        if not d or d.get("mean") is None:
+            return "—"
+        return f"{d['mean']:.3f}" + (f" ± {d['sd']:.3f}" if d.get("sd") is not None else "")
+
+    lines = ["## TimeGAN \"Stocks\": our rows beside the published ones", "",
+             "The published setting (`python -m evaluation.run stocks-timegan`, evaluation/stocks_timegan.py): TimeGAN's "
+             "`stock_data.csv` (daily GOOG 2004–2019, Apache-2.0), windows of 24 bars, min–max over the file, rows "
+             f"{'reversed as the reference loader does' if s['order'] == 'reversed' else 'in time order'}, every "
+             "generator trained on the whole file and generating as many windows as there are real ones (3 661). "
+             "Discriminative: |accuracy − 0.5| of TimeGAN's post-hoc GRU classifier (80/20 split, "
+             f"{s['disc_iterations']} iterations); predictive: MAE of a GRU trained on synthetic windows to predict "
+             f"the next Volume, tested on real ({s['pred_iterations']} iterations). Both lower is better; mean ± sd "
+             f"over {s['seeds']} rounds (fresh sample and metric seed each). Column mapping: our generators model "
+             "OHLCV + amount (amount approximated as volume × mean price for training); Adj_Close equals Close on "
+             "every row of the file, so a generated window's Adj_Close is its Close. Published rows: TimeGAN "
+             "(Yoon, Jarrett & van der Schaar, NeurIPS 2019, Table 2), TimeVAE (Desai et al., 2021, as reported by "
+             "Diffusion-TS), Diffusion-TS (Yuan & Qiao, ICLR 2024, Table 1).", ""]
+    rows = [[LABELS.get(g, g), ms(m["discriminative"]), ms(m["predictive"])] for g, m in rep["measured"].items()]
+    lines += table(["generator", "discriminative", "predictive"], rows + published_rows())
+    base = rep.get("baselines", {})
+    if base:
+        lines += ["Our baselines' budgets (fit on one core): " + "; ".join(
+            f"{ROW_LABELS.get(b, b)} {num(r.get('fit_wall_time_s'), 0)} s" for b, r in base.items()) + ".", ""]
+    return lines
+
+
 def _rel(path: Path, doc: Path) -> str:
     return os.path.relpath(path, doc.parent).replace(os.sep, "/")
 
@@ -185,10 +257,13 @@ def render(res: dict[str, dict], doc: Path, results: Path, zero_shot: dict[str, 
     else:
         lines += ["No results yet: run the protocols, then `python -m evaluation.make_doc`.", ""]
     lines += _zero_shot(zero_shot or {}, res)
+    lines += _forecast_calibration(res, zero_shot or {})
+    lines += _stocks(results)
     lines += _settings_section(res)
     lines += ["## Reproduce", "", "```bash",
               *[f"python -m evaluation.run {p}" + (" --data-dir DIR" if p == "crypto-15m" else "")
                 for p in PROTOCOLS],
+              "python -m evaluation.run stocks-timegan   # --data-dir FOLDER with stock_data.csv",
               "python -m evaluation.make_doc", "```", "",
               "Each run is resumable (stages.json in its results folder); `--quick` runs a protocol end to end at "
               "toy size into evaluation/results/quick/. crypto-15m reads Binance 15-minute `*_15m.csv` files from "
