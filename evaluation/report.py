@@ -66,7 +66,7 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
         generators[g] = {
             "discriminative": rep["discriminative"]["synthetic"], "tstr": rep["tstr"]["synthetic"],
             "diversity": rep["diversity"], "memorization": rep["memorization"], "validity": rep["validity"],
-            "seam": rep["seam"], "drift": rep["drift"],
+            "seam": rep["seam"], "drift": rep["drift"], "peers": (rep.get("peers") or {}).get("synthetic"),
             "stylized": {"max_lag": rep["stylized"]["max_lag"], "rows": rep["stylized"]["rows"]} if rep["stylized"] else None,
             "data": {k: v for k, v in rep["data"].items() if k not in ("cleaning", "synthetic_metadata")},
             "synthetic_metadata": rep["data"].get("synthetic_metadata"), "notes": rep["notes"],
@@ -78,11 +78,14 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
     wall = {n: e.get("wall_time_s") for n, e in stages.items() if e.get("status") in ("finished", "skipped")}
     skipped = {n: e["result"]["skipped"] for n, e in stages.items()
                if e.get("status") == "skipped" and e.get("result", {}).get("skipped")}
-    headline: dict[str, dict] = {"discriminative_error": {}, "tstr_price_ic": {}, "tstr_price_rank_ic": {}}
+    headline: dict[str, dict] = {"discriminative_error": {}, "tstr_price_ic": {}, "tstr_price_rank_ic": {},
+                                 "context_fid": {}}
     for g, r in generators.items():
         headline["discriminative_error"][g] = r["discriminative"]["error"]
         headline["tstr_price_ic"][g] = r["tstr"]["price_ic"]
         headline["tstr_price_rank_ic"][g] = r["tstr"]["price_rank_ic"]
+        if (r["peers"] or {}).get("context_fid"):
+            headline["context_fid"][g] = r["peers"]["context_fid"]["score"]
     if calibration:
         for row in CALIBRATION_ROWS:
             if row in calibration["discriminative"]:
@@ -90,6 +93,8 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
             if row in calibration["tstr"]:
                 headline["tstr_price_ic"][row] = calibration["tstr"][row]["price_ic"]
                 headline["tstr_price_rank_ic"][row] = calibration["tstr"][row]["price_rank_ic"]
+            if (calibration.get("peers", {}).get(row) or {}).get("context_fid"):
+                headline["context_fid"][row] = calibration["peers"][row]["context_fid"]["score"]
     return {
         "protocol": {k: v for k, v in proto.items() if k != "file"}, "protocol_file": Path(proto["file"]).name,
         "data": result("data"), "headline": headline, "generators": generators, "calibration": calibration,
@@ -326,6 +331,8 @@ def render(rep: dict, plots: dict) -> str:
         lines += table(["generator", "facts within real-vs-real"],
                        [[ROW_LABELS.get(g, g), stylized_score(rep["generators"][g]["stylized"])] for g in gens])
 
+    lines += peer_lines(rep, gens)
+
     sw = rep["sweep"]
     if sw:
         lines += ["## Sampling sweep", "", f"Best setting: {SWEEP_CRITERION}.", ""]
@@ -406,6 +413,35 @@ def pct(v: dict | None, check: str | None) -> str:
         return "n/a"
     x = v["invalid_share"] if check is None else v.get("shares", {}).get(check)
     return "n/a" if x is None else f"{x:.2%}"
+
+
+PEER_LAGS = (1, 5, 20)
+
+
+def peer_lines(rep: dict, gens: list[str]) -> list[str]:
+    """The peer-metrics table: one row per generator, then the real-vs-real and shuffled calibration rows
+    (computed once per protocol, with the same Context-FID encoders). Empty when no row has them."""
+    cal = (rep.get("calibration") or {}).get("peers") or {}
+    entries = [(g, rep["generators"][g].get("peers")) for g in gens] + [(c, cal.get(c)) for c in CALIBRATION_ROWS]
+    entries = [(name, p) for name, p in entries if p]
+    if not entries:
+        return []
+    lines = ["## Peer metrics", "", "The numbers other papers publish, each a distance to the real test windows "
+             "(ideal 0; signature p-value: large is good): Context-FID (TS2Vec embedding trained on the real train "
+             "windows), correlational score, Wasserstein-1 of k-bar returns in units of the real k-return std, "
+             "mean |ΔACF| of r and |r|, leverage and gain/loss distances, signature MMD² with its permutation "
+             "p-value. `real (train period)` and `real (test, disjoint halves)` are real vs real: a generator "
+             "near them is as close as the market is to itself; definitions in docs/protocol.md §7.", ""]
+    rows = []
+    for name, p in entries:
+        w1 = {w["k"]: w["w1_scaled"] for w in p["w1"]}
+        rows.append([name if name in CALIBRATION_ROWS else ROW_LABELS.get(name, name),
+                     fmt((p.get("context_fid") or {}).get("score")),
+                     num(p["correlational"], 4), *[num(w1.get(k)) for k in PEER_LAGS], num(p["acf_returns"]),
+                     num(p["acf_abs_returns"]), num(p["leverage"]), num(p["gain_loss_ratio"]),
+                     num(p["signature"]["mmd2"], 4), num(p["signature"]["p_value"])])
+    return lines + table(["row", "Context-FID", "correlational", *[f"W1/std k={k}" for k in PEER_LAGS], "ACF r",
+                          "ACF \\|r\\|", "leverage", "gain/loss", "sig. MMD²", "sig. p"], rows)
 
 
 def stylized_score(s: dict | None) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from evaluation.protocol import stage_seed
 
-EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
+EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized", "peers")
 
 
 @dataclass(frozen=True)
@@ -403,9 +403,10 @@ def evaluate_stage(ctx: StageContext, generator: str) -> dict:
 
 def calibration_stage(ctx: StageContext) -> dict:
     """The calibration rows (real train period = TRTR for TSTR, disjoint halves, shuffled bars), once per
-    protocol, with exactly the real samples and seeds `evaluate_all` uses for every generator."""
-    from kronos_synth.metrics.calibration import discriminative_table, forecast_table
-    from kronos_synth.metrics.evaluate import sample_indices, split_real  # same sampler → same real windows
+    protocol, with exactly the real samples and seeds `evaluate_all` uses for every generator (the peer
+    metrics' Context-FID encoders too: same train windows, seeds and repeats, so the same encoders)."""
+    from kronos_synth.metrics.calibration import discriminative_table, forecast_table, peer_table
+    from kronos_synth.metrics.evaluate import PEER_REPEATS, sample_indices, split_real  # same real windows
     from kronos_synth.metrics.features import is_volume_free
     from kronos_synth.metrics.stats import repeat_seeds
     from kronos_synth.metrics.tstr import forecast_score
@@ -428,8 +429,11 @@ def calibration_stage(ctx: StageContext) -> dict:
     tstr = {"real (train period)": forecast_score(real.train.values, tstr_test, train_on="real train period (TRTR)",
                                                   n_train=n, **common)}
     tstr.update(forecast_table(tstr_test, None, None, **common))  # halves and shuffled rows
+    peers = peer_table(real_test, None, real_train, seed=s_model, repeats=min(kw["repeats"], PEER_REPEATS),
+                       volume_free=volume_free)
     result = {"discriminative": {k: v.to_dict() for k, v in disc.items()},
               "tstr": {k: v.to_dict() for k, v in tstr.items()},
+              "peers": {k: v.to_dict() for k, v in peers.items()},
               "n_real_test_used": int(len(real_test)), "n_real_train_used": int(len(real_train)),
               "volume_free": volume_free}
     _json_file(Path(ctx.out, "calibration.json"), result)

@@ -26,9 +26,14 @@ def ar1_returns(n: int, t: int, phi: float, rng: np.random.Generator, sigma: flo
     return r[:, burn:]
 
 
-def garch_returns(n: int, t: int, rng: np.random.Generator, omega=1e-6, alpha=0.1, beta=0.85) -> np.ndarray:
+def garch_returns(n: int, t: int, rng: np.random.Generator, omega=1e-6, alpha=0.1, beta=0.85,
+                  df: float | None = None) -> np.ndarray:
+    """GARCH(1,1) returns; `df` draws unit-variance Student-t innovations (fatter tails) instead of normals."""
     burn = 200
-    z = rng.standard_normal((n, t + burn))
+    if df is None:
+        z = rng.standard_normal((n, t + burn))
+    else:
+        z = rng.standard_t(df, (n, t + burn)) * np.sqrt((df - 2) / df)
     r = np.zeros_like(z)
     var = np.full(n, omega / (1 - alpha - beta))
     for i in range(t + burn):

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from evaluation.protocol import BASELINES, ROUNDTRIP, load_protocol, settings_key
-from evaluation.report import CALIBRATION_ROWS, best_setting
+from evaluation.report import CALIBRATION_ROWS, best_setting, peer_lines
 from evaluation.run import plan, run_protocol
 
 
@@ -38,6 +38,9 @@ def test_quick_sp500_protocol_reports_every_row_and_resumes(tmp_path):
     for row in CALIBRATION_ROWS:
         assert _finite(rep["headline"]["discriminative_error"][row]), row
         assert _finite(rep["headline"]["tstr_price_ic"][row]), row
+        assert _finite(rep["headline"]["context_fid"][row]), row  # the peer metrics' real-vs-real rows
+    assert all(_finite(rep["headline"]["context_fid"][g]) for g in generators)
+    assert "## Peer metrics" in (out / "report.md").read_text()
     # the calibration rows are computed once, on the same real samples as every generator row
     assert rep["calibration"]["n_real_test_used"] == rep["generators"]["kronos"]["data"]["n_real_test_used"] == 96
     # the Kronos model was fine-tuned from the embedded default on this market's train period
@@ -77,6 +80,22 @@ def test_stage_keys_follow_their_dependencies():
     changed = {n for n in a if a[n] != b[n]}
     assert changed == {"predictor", "generate", "evaluate:kronos", *(n for n in a if n.startswith("sweep:"))}
     assert settings_key({"a": 1, "b": [1, 2]}) == settings_key({"b": [1, 2], "a": 1})
+
+
+def test_peer_table_has_a_row_per_generator_and_the_real_vs_real_rows():
+    def peers(fid, p):
+        return {"context_fid": {"score": {"mean": fid, "half_width": None}}, "correlational": 0.01,
+                "w1": [{"k": 1, "w1_scaled": 0.1}, {"k": 5, "w1_scaled": 0.2}, {"k": 20, "w1_scaled": None}],
+                "acf_returns": 0.01, "acf_abs_returns": 0.02, "leverage": 1.0, "gain_loss_ratio": 0.1,
+                "signature": {"mmd2": 0.001, "p_value": p}}
+
+    rep = {"generators": {"kronos": {"peers": peers(0.5, 0.01)}, "garch": {"peers": None}},
+           "calibration": {"peers": {"real (train period)": peers(0.05, 0.4), "shuffled bars": peers(4.0, 0.002)}}}
+    lines = peer_lines(rep, ["kronos", "garch"])
+    rows = [ln for ln in lines if ln.startswith("| ") and "Context-FID" not in ln]
+    assert [r.split(" | ")[0] for r in rows] == ["| Kronos", "| real (train period)", "| shuffled bars"]
+    assert "| 0.500 | 0.0100 | 0.100 | 0.200 | n/a |" in rows[0] and rows[0].endswith("| 0.0010 | 0.010 |")
+    assert peer_lines({"generators": {"kronos": {}}, "calibration": None}, ["kronos"]) == []  # older results
 
 
 def test_best_sweep_setting_is_the_best_mean_rank():

@@ -103,3 +103,20 @@ def test_discriminative_split_uses_the_times_of_both_sets(tmp_path):
                        freq="daily", metrics=("discriminative",), n=120, repeats=1, epochs=1, calibration=False)
     assert "real by time" in res.discriminative["synthetic"].settings["split"]
     assert "synthetic: random halves" in res.discriminative["synthetic"].settings["split"]
+
+
+def test_peers_group_reports_every_row(tmp_path):
+    ds = read_synthetic(_write_real_as_synthetic(tmp_path / "syn", n=120))
+    res = evaluate_all(load_klines("sp500-daily"), ds, metrics=("peers",), n=120, repeats=1, seed=3)
+    assert list(res.peers) == ["synthetic", "real (train period)", "real (test, disjoint halves)", "shuffled bars"]
+    syn, shuffled = res.peers["synthetic"], res.peers["shuffled bars"]
+    # the "synthetic" sequences are real train-period windows: closer to the test windows than shuffled bars
+    # (not close everywhere: sp500's train period holds calmer and wilder regimes than its test period)
+    assert syn.context_fid.score.mean < shuffled.context_fid.score.mean
+    assert syn.w1_at(1).w1_scaled < shuffled.w1_at(1).w1_scaled
+    assert syn.context_fid.n_reference == res.data["n_real_train_used"] == 120
+    files = write_report(res, str(tmp_path / "r"), real_source="sp500-daily", synthetic_source=str(tmp_path / "syn"))
+    rep = json.loads(open(files.json).read())
+    assert rep["peers"]["synthetic"]["w1"][2]["k"] == 20 and rep["settings"]["peer_repeats"] == 1
+    md = open(files.markdown).read()
+    assert "## Peer metrics" in md and "Context-FID embedding" in md and "| shuffled bars |" in md

@@ -1,4 +1,4 @@
-"""docs/protocol.md §5: the calibration rows every fidelity/usefulness table carries.
+"""docs/protocol.md §5: the calibration rows every fidelity/usefulness/peer-metric table carries.
 
 - `real (train period)`: real train-period windows used as if they were synthetic.
 - `real (test, disjoint halves)`: one half of the real test windows against the other — must be ≈ 0.5
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from kronos_synth.metrics.context_fid import EncoderSettings, TS2VecEncoder, fit_encoders
 from kronos_synth.metrics.discriminative import (
     DiscriminativeResult,
     TooFewSequencesError,
     discriminative_score,
 )
 from kronos_synth.metrics.features import is_volume_free, prepare_features, shuffle_bars
+from kronos_synth.metrics.peers import PeerResult, peer_metrics
 from kronos_synth.metrics.stats import repeat_seeds
 from kronos_synth.metrics.tstr import ForecastResult, forecast_score
 
@@ -102,3 +104,30 @@ def forecast_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_tra
                                    train_on="shuffled bars (first half) → second half", n_train=n_train,
                                    **common)
     return out
+
+
+def peer_table(real_test: np.ndarray, synthetic: np.ndarray | None, real_train: np.ndarray | None, *,
+               seed: int = 0, repeats: int = 1, volume_free: bool | None = None, calibration: bool = True,
+               fid_settings: EncoderSettings = EncoderSettings(), encoders: list[TS2VecEncoder] | None = None,
+               threads: int | None = None, **kwargs) -> dict[str, PeerResult]:
+    """The peer metrics (`peers.peer_metrics`) of the synthetic set and of the calibration rows.
+
+    Context-FID's `repeats` encoders train once, on the real train-period windows (the test windows when
+    there are none), and embed every row; `encoders` (`context_fid.fit_encoders`) skips that training.
+    The halves rows compare the first and second half of the test windows in time (block halves:
+    overlapping stride-1 windows barely cross over), so they have half the windows of the other rows.
+    `kwargs` go to `peer_metrics` (lags, depth, permutations, …).
+    """
+    sets = [x for x in (real_test, synthetic, real_train) if x is not None]
+    if volume_free is None:
+        volume_free = any(is_volume_free(x) for x in sets)
+    reference = real_train if real_train is not None else real_test
+    if encoders is None:
+        encoders = fit_encoders(reference, repeats=repeats, seed=seed, settings=fid_settings,
+                                volume_free=volume_free, threads=threads)
+    a, b = block_halves(real_test)
+    pairs = {SYNTHETIC: (real_test, synthetic), TRAIN_PERIOD: (real_test, real_train), DISJOINT_HALVES: (a, b),
+             SHUFFLED: (a, shuffle_bars(b, np.random.default_rng(repeat_seeds(seed, 1)[0])))}
+    return {name: peer_metrics(r, s, encoders=encoders, seed=seed, volume_free=volume_free, threads=threads,
+                               **kwargs)
+            for name, (r, s) in pairs.items() if s is not None and (calibration or name == SYNTHETIC)}

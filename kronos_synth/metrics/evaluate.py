@@ -20,12 +20,13 @@ from kronos_synth.data.frequency import FrequencyPreset, get_preset, infer_frequ
 from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
 from kronos_synth.data.splits import Windows, extract_windows, split_by_time
 from kronos_synth.data.synthetic import SyntheticDataset, read_part_metadata
-from kronos_synth.metrics.calibration import discriminative_table, forecast_table
+from kronos_synth.metrics.calibration import discriminative_table, forecast_table, peer_table
 from kronos_synth.metrics.discriminative import PredictiveResult, predictive_score
 from kronos_synth.metrics.diversity import DiversityResult, diversity
 from kronos_synth.metrics.drift import DriftResult, trend_drift
 from kronos_synth.metrics.features import is_volume_free, prepare_features
 from kronos_synth.metrics.memorization import MemorizationResult, memorization
+from kronos_synth.metrics.peers import PeerResult
 from kronos_synth.metrics.stats import repeat_seeds
 from kronos_synth.metrics.stylized import StylizedResult, compare_stylized
 from kronos_synth.metrics.validity import (
@@ -37,11 +38,13 @@ from kronos_synth.metrics.validity import (
     seam_gap,
 )
 
-METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
+METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized", "peers")
 #: fewest synthetic sequences any evaluation runs on (also the smallest `n`)
 MIN_SEQUENCES = 4
 #: neighbours of the k-NN precision / recall (`diversity`)
 DIVERSITY_K = 5
+#: most Context-FID encoders (repeats) the `peers` group trains: each costs ≈ 6 s of one CPU thread
+PEER_REPEATS = 3
 
 
 class EvaluationInputError(InputError):
@@ -84,6 +87,7 @@ class EvaluationResult:
     seam: SeamResult | None = None
     drift: DriftResult | None = None
     stylized: StylizedResult | None = None
+    peers: dict[str, PeerResult] | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -97,7 +101,7 @@ class EvaluationResult:
                 "predictive": one(self.predictive), "tstr": rows(self.tstr), "diversity": one(self.diversity),
                 "memorization": one(self.memorization), "validity": [v.to_dict() for v in self.validity],
                 "seam": one(self.seam), "drift": one(self.drift), "stylized": one(self.stylized),
-                "notes": self.notes}
+                "peers": rows(self.peers), "notes": self.notes}
 
 
 def _synthetic_bars(synthetic: SyntheticDataset | np.ndarray) -> tuple[np.ndarray, dict]:
@@ -183,6 +187,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     the real samples depend only on `seed` and `n`, so the rows stay comparable).
     `synthetic_time`: (n, 2) first/last bar times of a bare array's sequences (a dataset brings its own):
     the discriminative classifier's train and test windows then come from disjoint time blocks.
+    `peers` trains min(repeats, PEER_REPEATS) Context-FID encoders on the sampled real train windows.
     """
     unknown = set(metrics) - set(METRICS)
     if unknown:
@@ -235,6 +240,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
         "window": window, "tstr_lookback": lb, "tstr_horizon": k, "test_fraction": test_fraction,
         "gap": window, "n_test_tstr": n_test_tstr, "max_plot": max_plot, "tsne": tsne,
         "sample_seeds": {"real": s_real, "synthetic": s_syn, "models": s_model}, "calibration": calibration,
+        "peer_repeats": min(repeats, PEER_REPEATS),
         "features": list(FEATURES[:4] if volume_free else FEATURES), "volume_free": volume_free,
         "normalization": "per sequence: prices share one mean/std, log1p volume/amount z-scored, clip ±5",
         "real_windows": "cut from the test period (stride 1), sampled without replacement; the discriminative "
@@ -300,6 +306,9 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
             result.notes.append("seam and drift need a synthetic dataset with contexts: skipped for a bare array")
     if "stylized" in metrics:
         result.stylized = compare_stylized(real_test, syn, real_train)
+    if "peers" in metrics:  # Context-FID's encoders train on the real train-period windows
+        result.peers = peer_table(real_test, syn, real_train, seed=s_model, repeats=min(repeats, PEER_REPEATS),
+                                  volume_free=volume_free, calibration=calibration)
     return result
 
 
@@ -367,4 +376,9 @@ def summary_lines(result: EvaluationResult) -> list[str]:
     if result.stylized is not None:
         worse = sum(1 for r in result.stylized.rows if r.abs_diff > r.baseline)
         lines.append(f"stylized facts: {worse} of {len(result.stylized.rows)} differ more than real-vs-real")
+    if result.peers:
+        for name, p in result.peers.items():
+            fid = "n/a" if p.context_fid is None else str(p.context_fid.score)
+            lines.append(f"peers {name}: Context-FID {fid}, correlational {p.correlational:.4f}, "
+                         f"W1/std {p.w1_scaled_mean:.3f}, signature MMD p {p.signature.p_value:.3f}")
     return lines + [f"note: {n}" for n in result.notes]

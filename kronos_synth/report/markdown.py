@@ -112,6 +112,9 @@ def render_markdown(result, *, title: str, plots: list[str], provenance: dict) -
                         [[r.description, _n(r.real), _n(r.synthetic), _n(r.abs_diff), _n(r.baseline)]
                          for r in st.rows])
 
+    if result.peers:
+        lines += _peer_lines(result.peers)
+
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     lines += ["## Settings", "", *_table(["setting", "value"], [[k, f"`{json.dumps(v, default=str)}`"]
@@ -120,3 +123,27 @@ def render_markdown(result, *, title: str, plots: list[str], provenance: dict) -
                                                      [[k, f"`{json.dumps(v, default=str)}`"]
                                                       for k, v in sorted(provenance.items())])]
     return "\n".join(lines)
+
+
+def _peer_lines(peers: dict) -> list[str]:
+    """The metrics other papers publish, one row per comparison (docs/protocol.md §7, "Peer metrics")."""
+    first = next(iter(peers.values()))
+    lags = [w.k for w in first.w1]
+    lines = ["## Peer metrics (Context-FID, correlational, return W1, signature MMD)", "",
+             "Distances to the real test windows; ideal 0 (signature p-value: not small). The `real (train period)` "
+             "and `real (test, disjoint halves)` rows are the real-vs-real scale; `shuffled bars` must score far "
+             f"from it (not on the correlational score, which ignores bar order). W1 in units of the real "
+             f"k-return std; ACF and leverage: mean |difference| over lags 1…{first.max_lag}.", ""]
+    rows = []
+    for name, p in peers.items():
+        w1 = {w.k: w.w1_scaled for w in p.w1}
+        rows.append([name, "n/a" if p.context_fid is None else str(p.context_fid.score), _n(p.correlational, 4),
+                     *[_n(w1.get(k)) for k in lags], _n(p.acf_returns), _n(p.acf_abs_returns), _n(p.leverage),
+                     _n(p.gain_loss_ratio), _n(p.signature.mmd2, 4), _n(p.signature.p_value), p.n_real, p.n_synthetic])
+    lines += _table(["row", "Context-FID", "correlational", *[f"W1/std k={k}" for k in lags], "ACF r", "ACF |r|",
+                     "leverage", "gain/loss ratio", "signature MMD²", "signature p", "n real", "n compared"], rows)
+    if first.context_fid is not None:
+        lines += [f"Context-FID embedding: `{json.dumps(first.context_fid.settings, default=str)}`", ""]
+    lines += [f"Signature: `{json.dumps(first.signature.settings, default=str)}`; "
+              f"other settings: `{json.dumps(first.settings, default=str)}`", ""]
+    return lines
