@@ -78,7 +78,8 @@ def test_stage_keys_follow_their_dependencies():
     b = {s.name: s.key for s in plan(load_protocol("goog-daily", quick=True,
                                                    overrides={"kronos": {"predictor_steps": 7}}))}
     changed = {n for n in a if a[n] != b[n]}
-    assert changed == {"predictor", "generate", "evaluate:kronos", *(n for n in a if n.startswith("sweep:"))}
+    assert changed == {"predictor", "generate", "evaluate:kronos", "forecast-calibration",
+                       *(n for n in a if n.startswith("sweep:"))}
     assert settings_key({"a": 1, "b": [1, 2]}) == settings_key({"b": [1, 2], "a": 1})
 
 
