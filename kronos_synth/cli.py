@@ -344,12 +344,14 @@ def evaluate() -> None:
 
 
 _EVALUATE_HELP = {
-    "all": "Every metric: discriminative, TSTR, diversity + memorization, validity + seam + drift, stylized.",
+    "all": "Every metric: discriminative, TSTR, diversity + memorization, validity + seam + drift, stylized, peers.",
     "discriminative": "Fidelity: real-vs-synthetic classifier score with calibration rows.",
     "tstr": "Usefulness: train on synthetic, test on real (IC / RankIC), with TRTR and calibration rows.",
     "diversity": "Joint t-SNE / PCA, return KDE, k-NN coverage and memorization.",
     "validity": "Bar validity, seam gap and trend-conditional drift.",
     "stylized": "Stylized facts of close log returns with a real-vs-real baseline.",
+    "peers": "The metrics papers publish: Context-FID, correlational score, W1 of k-bar returns, ACF / leverage / "
+             "gain-loss distances, signature MMD with a permutation test.",
 }
 # `evaluate calibration` (below) scores conditional paths of a model, not a synthetic dataset.
 
@@ -403,7 +405,7 @@ def _evaluate_command(name: str):
     return command
 
 
-for _name in ("discriminative", "tstr", "diversity", "validity", "stylized", "all"):
+for _name in ("discriminative", "tstr", "diversity", "validity", "stylized", "peers", "all"):
     _evaluate_command(_name)
 
 
