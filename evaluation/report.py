@@ -59,6 +59,7 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
         return e.get("result") if e.get("status") == "finished" else None
 
     generators: dict[str, Any] = {}
+    peers = (_read(folder / "peers.json") if result("peers") else None) or {}
     for g in proto["generators"]:
         rep = _read(folder / "generators" / g / "report.json") if result(f"evaluate:{g}") else None
         if rep is None:
@@ -66,7 +67,7 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
         generators[g] = {
             "discriminative": rep["discriminative"]["synthetic"], "tstr": rep["tstr"]["synthetic"],
             "diversity": rep["diversity"], "memorization": rep["memorization"], "validity": rep["validity"],
-            "seam": rep["seam"], "drift": rep["drift"], "peers": (rep.get("peers") or {}).get("synthetic"),
+            "seam": rep["seam"], "drift": rep["drift"], "peers": (peers.get("generators") or {}).get(g),
             "stylized": {"max_lag": rep["stylized"]["max_lag"], "rows": rep["stylized"]["rows"]} if rep["stylized"] else None,
             "data": {k: v for k, v in rep["data"].items() if k not in ("cleaning", "synthetic_metadata")},
             "synthetic_metadata": rep["data"].get("synthetic_metadata"), "notes": rep["notes"],
@@ -93,11 +94,12 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
             if row in calibration["tstr"]:
                 headline["tstr_price_ic"][row] = calibration["tstr"][row]["price_ic"]
                 headline["tstr_price_rank_ic"][row] = calibration["tstr"][row]["price_rank_ic"]
-            if (calibration.get("peers", {}).get(row) or {}).get("context_fid"):
-                headline["context_fid"][row] = calibration["peers"][row]["context_fid"]["score"]
+            if ((peers.get("calibration") or {}).get(row) or {}).get("context_fid"):
+                headline["context_fid"][row] = peers["calibration"][row]["context_fid"]["score"]
     return {
         "protocol": {k: v for k, v in proto.items() if k != "file"}, "protocol_file": Path(proto["file"]).name,
-        "data": result("data"), "headline": headline, "generators": generators, "calibration": calibration,
+        "data": result("data"), "headline": headline, "generators": generators,
+        "calibration": {**(calibration or {}), "peers": peers.get("calibration") or {}} if calibration or peers else None,
         "training": {n: result(n) for n in ("tokenizer", "predictor", "generate", "roundtrip") if result(n)},
         "baselines": {b: result(f"baseline:{b}") for b in BASELINES if result(f"baseline:{b}")},
         "sweep": {"settings": sweep, "best": best, "criterion": SWEEP_CRITERION} if sweep else None,

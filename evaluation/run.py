@@ -119,6 +119,8 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     ev = {**ev, "discriminative_split": DISCRIMINATIVE_SPLIT}  # a changed split reruns every evaluation
     out.append(Stage("calibration", st.calibration_stage, {"evaluation": ev}, ("data",), outputs=("calibration.json",)))
     source_of = {KRONOS: "generate", ROUNDTRIP: "roundtrip", **{b: f"baseline:{b}" for b in BASELINES}}
+    out.append(Stage("peers", st.peers_stage, {"evaluation": ev, "generators": gens},
+                     tuple(source_of[g] for g in gens), outputs=("peers.json",)))
     for g in gens:
         out.append(Stage(f"evaluate:{g}", st.evaluate_stage, {"evaluation": ev}, (source_of[g],),
                          {"generator": g}, (f"generators/{g}",)))

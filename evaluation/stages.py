@@ -21,7 +21,8 @@ import numpy as np
 
 from evaluation.protocol import stage_seed
 
-EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized", "peers")
+#: the per-generator evaluate stages; the peer metrics run in their own stage (`peers_stage`) over every generator
+EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
 
 
 @dataclass(frozen=True)
@@ -403,10 +404,9 @@ def evaluate_stage(ctx: StageContext, generator: str) -> dict:
 
 def calibration_stage(ctx: StageContext) -> dict:
     """The calibration rows (real train period = TRTR for TSTR, disjoint halves, shuffled bars), once per
-    protocol, with exactly the real samples and seeds `evaluate_all` uses for every generator (the peer
-    metrics' Context-FID encoders too: same train windows, seeds and repeats, so the same encoders)."""
-    from kronos_synth.metrics.calibration import discriminative_table, forecast_table, peer_table
-    from kronos_synth.metrics.evaluate import PEER_REPEATS, sample_indices, split_real  # same real windows
+    protocol, with exactly the real samples and seeds `evaluate_all` uses for every generator."""
+    from kronos_synth.metrics.calibration import discriminative_table, forecast_table
+    from kronos_synth.metrics.evaluate import sample_indices, split_real  # same sampler → same real windows
     from kronos_synth.metrics.features import is_volume_free
     from kronos_synth.metrics.stats import repeat_seeds
     from kronos_synth.metrics.tstr import forecast_score
@@ -429,11 +429,8 @@ def calibration_stage(ctx: StageContext) -> dict:
     tstr = {"real (train period)": forecast_score(real.train.values, tstr_test, train_on="real train period (TRTR)",
                                                   n_train=n, **common)}
     tstr.update(forecast_table(tstr_test, None, None, **common))  # halves and shuffled rows
-    peers = peer_table(real_test, None, real_train, seed=s_model, repeats=min(kw["repeats"], PEER_REPEATS),
-                       volume_free=volume_free)
     result = {"discriminative": {k: v.to_dict() for k, v in disc.items()},
               "tstr": {k: v.to_dict() for k, v in tstr.items()},
-              "peers": {k: v.to_dict() for k, v in peers.items()},
               "n_real_test_used": int(len(real_test)), "n_real_train_used": int(len(real_train)),
               "volume_free": volume_free}
     _json_file(Path(ctx.out, "calibration.json"), result)
@@ -508,3 +505,40 @@ def forecast_calibration_stage(ctx: StageContext) -> dict:
     rows = [dataclasses.asdict(r) for r in res.rows]
     return {"report": "forecast-calibration/report.json", "temperature": t0, "calibrated_temperature": chosen,
             "validation": validation, "rows": rows, "n_contexts": res.data["n_contexts"], "samples": int(fc["samples"])}
+
+
+def peers_stage(ctx: StageContext) -> dict:
+    """The peer metrics (Context-FID, correlational, W1 of k-bar returns, ACF / leverage / gain-loss distances,
+    signature MMD) of every generator and of the real-vs-real rows, on the real and synthetic samples every
+    evaluation draws; one set of Context-FID encoders (trained on the real train-period sample) embeds all rows."""
+    from kronos_synth.data.schema import FEATURES
+    from kronos_synth.data.synthetic import SyntheticDataset
+    from kronos_synth.metrics.calibration import SYNTHETIC, peer_table
+    from kronos_synth.metrics.context_fid import fit_encoders
+    from kronos_synth.metrics.evaluate import PEER_REPEATS, sample_indices, split_real
+    from kronos_synth.metrics.features import is_volume_free
+    from kronos_synth.metrics.stats import repeat_seeds
+
+    proto = ctx.proto
+    kw = _eval_kwargs(proto)
+    n = kw["n"]
+    real = split_real(real_frame(ctx), freq=kw["freq"], window=int(proto["window"]), test_fraction=kw["test_fraction"])
+    volume_free = is_volume_free(real.test.values)
+    s_real, s_syn, s_model = repeat_seeds(kw["seed"], 3)  # evaluate_all's (real, synthetic, models) seeds
+    real_test = real.test.values[sample_indices(len(real.test), n, s_real)]
+    real_train = real.train.values[sample_indices(len(real.train), n, s_real)]
+    repeats = min(kw["repeats"], PEER_REPEATS)
+    encoders = fit_encoders(real_train, repeats=repeats, seed=s_model, volume_free=volume_free)
+    common = dict(seed=s_model, repeats=repeats, volume_free=volume_free, encoders=encoders)
+    rows = {k: v.to_dict() for k, v in peer_table(real_test, None, real_train, **common).items()}
+    generators = {}
+    for g in proto["generators"]:
+        synthetic, _ = synthetic_input(ctx, g)
+        if synthetic is None:
+            continue
+        bars = synthetic.to_array(FEATURES) if isinstance(synthetic, SyntheticDataset) else np.asarray(synthetic)
+        syn = bars[sample_indices(len(bars), n, s_syn)]
+        generators[g] = peer_table(real_test, syn, None, calibration=False, **common)[SYNTHETIC].to_dict()
+    _json_file(Path(ctx.out, "peers.json"), {"generators": generators, "calibration": rows, "repeats": repeats,
+                                             "n_real_test_used": int(len(real_test))})
+    return {"report": "peers.json", "generators": sorted(generators)}

@@ -67,7 +67,7 @@ def test_quick_sp500_protocol_reports_every_row_and_resumes(tmp_path):
     run_protocol("sp500-daily", quick=True, out=str(out), jobs=1, threads=1, echo=log.append,
                  overrides={"baselines": {"bootstrap": {"block": 5.0}}})
     last = json.loads((out / "stages.json").read_text())["runs"][-1]
-    assert set(last["ran"]) - retried == {"baseline:bootstrap", "evaluate:bootstrap"}
+    assert set(last["ran"]) - retried == {"baseline:bootstrap", "evaluate:bootstrap", "peers"}
     rep2 = json.loads((out / "report.json").read_text())
     assert rep2["baselines"]["bootstrap"]["options"] == {"block": 5.0}
     assert rep2["generators"]["kronos"] == rep["generators"]["kronos"]  # untouched rows are reused as they were
@@ -78,7 +78,7 @@ def test_stage_keys_follow_their_dependencies():
     b = {s.name: s.key for s in plan(load_protocol("goog-daily", quick=True,
                                                    overrides={"kronos": {"predictor_steps": 7}}))}
     changed = {n for n in a if a[n] != b[n]}
-    assert changed == {"predictor", "generate", "evaluate:kronos", "forecast-calibration",
+    assert changed == {"predictor", "generate", "evaluate:kronos", "forecast-calibration", "peers",
                        *(n for n in a if n.startswith("sweep:"))}
     assert settings_key({"a": 1, "b": [1, 2]}) == settings_key({"b": [1, 2], "a": 1})
 
