@@ -111,7 +111,8 @@ class Generator:
         ts = np.concatenate([self.pool.timestamps[ci], self.pool.future[ci]], axis=1)  # (B, L + H)
         stamps = torch.from_numpy(time_features(ts)).to(self.device)
         g1, g2 = sample_tokens(self.model, s1, s2, stamps, self.horizon, self.sampling, seed=self.seed,
-                               sequence_ids=ids, max_context=self.max_context)
+                               sequence_ids=ids, max_context=self.max_context,
+                               samples_per_context=self.samples_per_context)
         z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
                            self.max_context)
         bars = self.norm.inverse(z.float().cpu().numpy(), stats).astype(np.float64)

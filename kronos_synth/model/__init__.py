@@ -4,7 +4,7 @@ Checkpoint-compatible with the reference release (same config keys, parameter na
 """
 
 from .bsq import BSQLoss, BSQuantizer, bits_to_ids, ids_to_codes
-from .cache import KronosCache
+from .cache import KronosCache, SharedPrefixCache
 from .configs import NAMED_CONFIGS, NamedConfig, named_config
 from .errors import KronosCheckpointError
 from .hub import check_compatible, check_config, resolve_checkpoint
@@ -14,7 +14,7 @@ from .tokenizer import KronosTokenizer, TokenizerOutput
 
 __all__ = [
     "BSQLoss", "BSQuantizer", "InstanceNorm", "Kronos", "KronosCache", "KronosCheckpointError",
-    "KronosTokenizer", "NAMED_CONFIGS", "NamedConfig", "NormStats", "Normalizer", "TokenizerOutput",
+    "KronosTokenizer", "NAMED_CONFIGS", "NamedConfig", "NormStats", "Normalizer", "SharedPrefixCache", "TokenizerOutput",
     "bits_to_ids", "check_compatible", "check_config", "ids_to_codes", "named_config",
     "resolve_checkpoint", "time_features",
 ]

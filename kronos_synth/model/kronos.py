@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .cache import KronosCache
+from .cache import KronosCache, SharedPrefixCache
 from .configs import PREDICTOR_KEYS
 from .hub import CheckpointMixin
 from .layers import DependencyAwareLayer, RMSNorm, TransformerBlock, rope_cos_sin
@@ -196,9 +196,11 @@ class Kronos(CheckpointMixin, nn.Module):
                            z(dep_shape), z(dep_shape), 0)
 
     def decode_s1_cached(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, stamp: torch.Tensor | None,
-                         cache: KronosCache, *, last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                         cache: KronosCache | SharedPrefixCache, *,
+                         last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Consume T_new ≥ 1 new tokens (B, T_new) at positions cache.length.., append their K/V
         to the cache → (s1_logits (B, T_new, V1), context (B, T_new, D)) for the new positions.
+        A `SharedPrefixCache` takes one token per step (T_new = 1).
 
         last_only: logits and context of the last position only (B, 1, ·) — what sampling needs after
         a prefill; skips the (B, T_new, V1) logits tensor."""
@@ -211,17 +213,16 @@ class Kronos(CheckpointMixin, nn.Module):
         x = self._inputs(s1_ids, s2_ids, stamp)
         rope = rope_cos_sin(self.head_dim, start, T, x.device)
         for i, blk in enumerate(self.transformer):
-            x = blk(x, rope, (cache.k[i], cache.v[i]), start)
+            x = blk(x, rope, cache.layer(i), start)
         x = self.norm(x)
-        k, v = self.dep_layer.cross_attn.project_kv(x)
-        cache.dep_k[:, :, start:end], cache.dep_v[:, :, start:end] = k, v
+        cache.write_dep(*self.dep_layer.cross_attn.project_kv(x), start)
         cache.length = end
         if last_only:
             x = x[:, -1:]
         return self.head.proj_s1(x), x
 
     def decode_s2_cached(self, context_last: torch.Tensor, s1_ids: torch.Tensor,
-                         cache: KronosCache) -> torch.Tensor:
+                         cache: KronosCache | SharedPrefixCache) -> torch.Tensor:
         """s2 logits for the next bar: query emb_s1(s1) attends (no RoPE, no mask) to every cached
         normalised hidden state; residual is the last context row.
 
@@ -232,8 +233,6 @@ class Kronos(CheckpointMixin, nn.Module):
         squeeze = s1_ids.dim() == 1
         ids = s1_ids.view(-1, 1)
         h = context_last.view(ids.shape[0], 1, -1)
-        n = cache.length
-        x2 = self.dep_layer.forward_cached(h, self.embedding.emb_s1(ids), cache.dep_k[:, :, :n],
-                                           cache.dep_v[:, :, :n])
+        x2 = self.dep_layer.forward_cached(h, self.embedding.emb_s1(ids), cache.dep())
         logits = self.head.proj_s2(x2)  # (B, 1, V2)
         return logits[:, 0] if squeeze else logits

@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .cache import SharedKV
+
 ROPE_BASE = 10000.0
 
 
@@ -102,6 +104,48 @@ def single_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return (F.dropout(w, p=dropout_p, training=dropout_p > 0) @ v).to(q.dtype)
 
 
+def _partial_softmax(scores: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unnormalised attention over one part of the keys. scores (..., M, L) float32 for M queries over
+    L keys (overwritten), v (..., L, K) → max m (..., M), l = Σ exp(s − m) (..., M) and
+    o = Σ exp(s − m)·v (..., M, K), the product in v's dtype."""
+    m = scores.amax(-1, keepdim=True)
+    e = scores.sub_(m).exp_()
+    return m[..., 0], e.sum(-1), e.to(v.dtype) @ v
+
+
+def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
+    """One query per row (B, H, 1, K) over its group's shared prefix and its own suffix → (B, H, 1, K)
+    float32.
+
+    Exact softmax attention over [prefix; suffix], as two partial softmaxes merged by their log-sum-exp
+    (as flash attention merges blocks): each part keeps its max m, l = Σ exp(s − m) and o = Σ exp(s − m)·v,
+    and out = (e^(m1−m)·o1 + e^(m2−m)·o2) / (e^(m1−m)·l1 + e^(m2−m)·l2) with m = max(m1, m2).
+    The prefix part stacks the queries of a group into one (G, K) × (K, P) product per head, so a
+    context's keys/values are read once for all of its samples rather than once per sample (the step is
+    memory-bound). Its products run in the prefix's dtype (bf16 under a bf16 model: ~3x faster than
+    float32 for these small stacked products on CPU), the suffix's in its own (float32: CPU bf16
+    matrix-vector products are slower than float32 ones), exp, sums and the merge in float32.
+
+    Batch invariance: a row always sits in the same slot of a same-shaped (G queries) product and no
+    other slot enters its sums, so its result does not depend on the batch it is in."""
+    B, H, _, K = q.shape
+    N = kv.prefix_k.shape[0]
+    q = q.float() * K ** -0.5
+    qs = q.new_zeros((N, H, kv.group_size, K), dtype=kv.prefix_k.dtype)  # empty slots stay 0 (never read)
+    qs[kv.group, :, kv.place] = q[:, :, 0].to(qs.dtype)
+    m1, l1, o1 = _partial_softmax((qs @ kv.prefix_k.transpose(-2, -1)).float(), kv.prefix_v)  # (N, H, G[, K])
+    m1, l1, o1 = m1[kv.group, :, kv.place], l1[kv.group, :, kv.place], o1[kv.group, :, kv.place].float()
+    if kv.k.shape[2] == 0:  # nothing generated yet (the s2 step right after the prefill)
+        return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
+    # k @ qᵀ: a matrix-vector product over the suffix as stored (see single_query_attention)
+    m2, l2, o2 = _partial_softmax((kv.k @ q.to(kv.k.dtype).transpose(-2, -1)).transpose(-2, -1).float(), kv.v)
+    m2, l2, o2 = m2[..., 0], l2[..., 0], o2[:, :, 0].float()  # (B, H[, K])
+    m = torch.maximum(m1, m2)
+    a1, a2 = torch.exp(m1 - m), torch.exp(m2 - m)
+    out = torch.addcmul(a2.unsqueeze(-1) * o2, a1.unsqueeze(-1), o1)
+    return out.div_((a1 * l1 + a2 * l2).unsqueeze(-1)).unsqueeze(2)
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
                      dropout_p: float = 0.0) -> torch.Tensor:
     """Attention of T queries at absolute positions start.. over L = start + T keys, causal."""
@@ -134,12 +178,12 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         self.resid_dropout = nn.Dropout(resid_dropout_p)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                cache: tuple[torch.Tensor, torch.Tensor] | None = None, start: int = 0) -> torch.Tensor:
+                cache: tuple[torch.Tensor, torch.Tensor] | SharedKV | None = None, start: int = 0) -> torch.Tensor:
         """x (B, T, D) at positions start..start+T-1 → (B, T, D).
 
         rope: (cos, sin) for those positions (computed here when None). cache: preallocated
-        (k, v) each (B, H, max_len, K); the new keys/values are written at start..start+T-1 and
-        the queries attend to everything up to there.
+        (k, v) each (B, H, max_len, K), or a `SharedKV` layer of a shared-prefix cache; the new
+        keys/values are written at start..start+T-1 and the queries attend to everything up to there.
         """
         B, T, _ = x.shape
         if rope is None:
@@ -147,10 +191,17 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         cos, sin = rope
         # Rotated q/k go straight to the attention dtype (the cache's: float32 under a bf16 model),
         # skipping a round trip through bf16.
-        att_dtype = cache[0].dtype if cache is not None else x.dtype
+        att_dtype = (cache.k if isinstance(cache, SharedKV) else cache[0]).dtype if cache is not None else x.dtype
         q = apply_rope(_split_heads(self.q_proj(x), self.n_heads), cos, sin, att_dtype)
         k = apply_rope(_split_heads(self.k_proj(x), self.n_heads), cos, sin, att_dtype)
         v = _split_heads(self.v_proj(x), self.n_heads)
+        if isinstance(cache, SharedKV):  # a decode step over a shared prefix (cache.py): write, then attend
+            s = start - cache.prefix_k.shape[2]
+            if T != 1 or s < 0 or self.training:
+                raise ValueError("a shared-prefix cache takes one generated token per step, in eval mode")
+            cache.k[:, :, s], cache.v[:, :, s] = k[:, :, 0], v[:, :, 0]
+            y = shared_prefix_attention(q, cache._replace(k=cache.k[:, :, :s + 1], v=cache.v[:, :, :s + 1]))
+            return self.resid_dropout(self.out_proj(_merge_heads(y.to(x.dtype))))
         if cache is not None:
             k_cache, v_cache = cache
             k_cache[:, :, start:start + T] = k
@@ -222,6 +273,12 @@ class MultiHeadCrossAttentionWithRoPE(nn.Module):
             y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), dropout_p=dropout_p, is_causal=causal)
         return self.resid_dropout(self.out_proj(_merge_heads(y)))
 
+    def attend_shared(self, query: torch.Tensor, kv: SharedKV) -> torch.Tensor:
+        """The inference step over a shared-prefix cache: query (B, 1, D) → (B, 1, D)."""
+        q = _split_heads(self.q_proj(query), self.n_heads)
+        y = shared_prefix_attention(q.to(kv.k.dtype), kv).to(query.dtype)
+        return self.resid_dropout(self.out_proj(_merge_heads(y)))
+
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         k, v = _split_heads(self.k_proj(key), self.n_heads), _split_heads(self.v_proj(value), self.n_heads)
         return self.attend(query, k, v)
@@ -241,8 +298,10 @@ class DependencyAwareLayer(nn.Module):
         as the reference does; its last row is the inference output)."""
         return self.norm(hidden + self.cross_attn(sibling, hidden, hidden))
 
-    def forward_cached(self, hidden_last: torch.Tensor, sibling: torch.Tensor, k: torch.Tensor,
-                       v: torch.Tensor) -> torch.Tensor:
-        """Inference step: hidden_last (B, 1, D), sibling (B, 1, D), cached unrotated k, v
-        (B, H, L, K) of all hidden states in the window → (B, 1, D)."""
-        return self.norm(hidden_last + self.cross_attn.attend(sibling, k, v, causal=False))
+    def forward_cached(self, hidden_last: torch.Tensor, sibling: torch.Tensor,
+                       kv: tuple[torch.Tensor, torch.Tensor] | SharedKV) -> torch.Tensor:
+        """Inference step: hidden_last (B, 1, D), sibling (B, 1, D), the cached unrotated k, v of all
+        hidden states in the window — (B, H, L, K) each, or a shared-prefix `SharedKV` → (B, 1, D)."""
+        if isinstance(kv, SharedKV):
+            return self.norm(hidden_last + self.cross_attn.attend_shared(sibling, kv))
+        return self.norm(hidden_last + self.cross_attn.attend(sibling, *kv, causal=False))
