@@ -126,8 +126,8 @@ class SharedPrefixCache:
         def take(t: torch.Tensor) -> torch.Tensor:  # (C, H, ≥n, K) → (N, H, n, K), contiguous
             return t[group_context, :, :n].to(p)
 
-        def suffix(t: torch.Tensor) -> torch.Tensor:
-            return t.new_zeros((len(group), t.shape[1], suffix_len, t.shape[3]), dtype=dtype or t.dtype)
+        def suffix(t: torch.Tensor) -> torch.Tensor:  # uninitialised: a position is written before it is read
+            return t.new_empty((len(group), t.shape[1], suffix_len, t.shape[3]), dtype=dtype or t.dtype)
 
         return cls([take(t) for t in prefix.k], [take(t) for t in prefix.v], take(prefix.dep_k), take(prefix.dep_v),
                    [suffix(t) for t in prefix.k], [suffix(t) for t in prefix.v], suffix(prefix.dep_k),
