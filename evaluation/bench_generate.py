@@ -45,7 +45,7 @@ from kronos_synth.generate.sampler import (
     shared_groups,
 )
 from kronos_synth.model import InstanceNorm, Kronos, KronosTokenizer, SharedPrefixCache, time_features
-from kronos_synth.model.cache import SharedKV
+from kronos_synth.model.cache import SUFFIX_BLOCK, SharedKV
 from kronos_synth.model.layers import shared_prefix_attention, single_query_attention
 
 HEADING = "## Generation speed vs the reference"
@@ -159,13 +159,15 @@ def attention_bench(batch: int, samples_per_context: int, lookback: int, suffixe
     q = torch.randn(batch, H, 1, K, generator=g)
     stream = torch.randn(64 * 2 ** 20, generator=g)  # 256 MB, to read as fast as memory allows
     lines = [f"One attention layer (8 heads × 64) at decode time, {batch} rows, {G} samples per context, context "
-             f"{lookback} positions; {_machine()}; fastest of {rounds}. GB/s = K/V bytes the attention reads ÷ time.",
+             f"{lookback} positions; {_machine()}; fastest of {rounds}. GB/s = K/V bytes the attention reads ÷ time "
+             f"(shared prefix: the suffix's whole dense capacity, a multiple of {SUFFIX_BLOCK} positions).",
              "", "| generated positions | per-row fp32 (before) | shared prefix, fp32 | shared prefix, bf16 prefix "
              "| shared/per-row (fp32, bf16) | plain read of memory |", "|---|---|---|---|---|---|"]
     for s in suffixes:
-        lines.append(_attention_row(q, full_k[:, :, :lookback + s], full_v[:, :, :lookback + s],
-                                    SharedKV(prefix_k, prefix_v, suffix_k[:, :, :s], suffix_v[:, :, :s], group, place, G),
-                                    stream, rounds))
+        c = -(-s // SUFFIX_BLOCK) * SUFFIX_BLOCK  # the shared cache keeps its suffix dense, grown in blocks
+        kv = SharedKV(prefix_k, prefix_v, suffix_k[:, :, :c].contiguous(), suffix_v[:, :, :c].contiguous(), s,
+                      group, place, G)
+        lines.append(_attention_row(q, full_k[:, :, :lookback + s], full_v[:, :, :lookback + s], kv, stream, rounds))
     return "\n".join(lines) + "\n"
 
 
@@ -174,8 +176,8 @@ def _attention_row(q, full_k, full_v, kv32: SharedKV, stream, rounds) -> str:
     t = _best({"row": lambda: single_query_attention(q, full_k, full_v),
                "f32": lambda: shared_prefix_attention(q, kv32), "b16": lambda: shared_prefix_attention(q, kv16),
                "read": lambda: stream.sum()}, rounds)
-    (B, H, s, K), (N, _, P, _) = kv32.k.shape, kv32.prefix_k.shape
-    suffix = 2 * B * H * s * K * 4
+    (B, H, C, K), (N, _, P, _), s = kv32.k.shape, kv32.prefix_k.shape, kv32.length
+    suffix = 2 * B * H * C * K * 4  # all C positions are read
     read = {"row": full_k.numel() * 8, "f32": 2 * N * H * P * K * 4 + suffix, "b16": 2 * N * H * P * K * 2 + suffix}
 
     def cell(k):
@@ -208,6 +210,7 @@ def decode_step_bench(model: Kronos, batch: int, samples_per_context: int, lookb
                 per_context.length = lookback
                 cache = SharedPrefixCache.from_prefix(per_context, *shared_groups(context, ids, S), S, horizon,
                                                       prefix_dtype=next(m.parameters()).dtype)
+                cache.reserve(generated + 1)
                 tensors = [*cache.k, *cache.v, cache.dep_k, cache.dep_v]
             for t in tensors:
                 t.normal_()

@@ -47,17 +47,19 @@ def test_shared_prefix_attention_equals_per_row_attention():
     threads = torch.get_num_threads()
     for S in (0, 1, 7):
         q = torch.randn(B, H, 1, K, generator=g) * 3
-        k, v = torch.randn(B, H, S, K, generator=g), torch.randn(B, H, S, K, generator=g)
-        got = shared_prefix_attention(q, SharedKV(pk, pv, k, v, group, place, G))
-        want = single_query_attention(q, torch.cat([pk[group], k], 2), torch.cat([pv[group], v], 2))
+        # the suffix holds S + 3 positions; the last 3 are not written yet and must get no weight
+        k, v = torch.randn(B, H, S + 3, K, generator=g), torch.randn(B, H, S + 3, K, generator=g)
+        kv = SharedKV(pk, pv, k, v, S, group, place, G)
+        got = shared_prefix_attention(q, kv)
+        want = single_query_attention(q, torch.cat([pk[group], k[:, :, :S]], 2), torch.cat([pv[group], v[:, :, :S]], 2))
         assert got.shape == (B, H, 1, K)
         torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
         # rows 4..8 alone: groups 2 and 3 renumbered 0 and 1
-        sub = SharedKV(pk[2:4], pv[2:4], k[4:9], v[4:9], group[4:9] - 2, place[4:9], G)
+        sub = SharedKV(pk[2:4], pv[2:4], k[4:9], v[4:9], S, group[4:9] - 2, place[4:9], G)
         assert torch.equal(shared_prefix_attention(q[4:9], sub), got[4:9])
         try:
             torch.set_num_threads(2)
-            assert torch.equal(shared_prefix_attention(q, SharedKV(pk, pv, k, v, group, place, G)), got)
+            assert torch.equal(shared_prefix_attention(q, kv), got)
         finally:
             torch.set_num_threads(threads)
 
@@ -112,7 +114,7 @@ def test_shared_prefix_cache_logits_equal_per_row_cache_and_are_batch_invariant(
     are the same bytes whichever rows share its batch. Batches of at least 4 rows:
     MKL runs the linear layers of 1–3 rows with other kernels that round differently (the per-row path too;
     tokens only change if a draw lands within that rounding of a boundary)."""
-    C, L, steps, G = 4, 16, 6, 3
+    C, L, steps, G = 4, 16, 20, 3  # 20 steps: the suffix grows past one SUFFIX_BLOCK (16 positions)
     s1, s2, stamps = _contexts(C, L, steps)
     ids = np.arange(1, 12)  # 11 sequences, 3 per context: contexts straddle batch boundaries below
     ci = torch.as_tensor(ids // G)
@@ -147,8 +149,9 @@ def test_same_tokens_as_per_row_attention_at_any_batch_size(model, samples_per_c
     """sample_tokens with the shared prefix gives the per-row cache's tokens, at several batch sizes: batches
     hold rows of several contexts, and a context's samples straddle two batches (ids start at 2). (Equal
     tokens from float32-equal logits: a draw whose top-p cut or uniform fell within rounding of a boundary
-    could differ — these seeds have none, e.g. horizon 30 has one for samples_per_context 3.)"""
-    S, C, L, horizon = samples_per_context, 5, 20, 12
+    could differ — these seeds have none; at horizon 30 the one-row batches of samples_per_context 3 hit
+    one, in the per-row path as well, whose linear layers round differently for 1-3 rows.)"""
+    S, C, L, horizon = samples_per_context, 5, 20, 20  # the suffix grows past SUFFIX_BLOCK
     s1, s2, stamps = _contexts(C, L, horizon, seed=4)
     ids = np.arange(2, 2 + 3 * S + 4)
     ci = torch.as_tensor(ids // S) % C  # sequence i continues context perm[i // S] (here perm = identity)

@@ -74,45 +74,54 @@ class KronosCache:
         return self.dep_k[:, :, :self.length], self.dep_v[:, :, :self.length]
 
 
+SUFFIX_BLOCK = 16  # a shared-prefix cache's suffix grows this many positions at a time
+
+
 class SharedKV(NamedTuple):
-    """One attention layer's view of a `SharedPrefixCache`: prefix (N, H, P, K) per group, suffix
-    (B, H, S, K) per row (S: the positions written so far), and each row's query slot."""
+    """One attention layer's view of a `SharedPrefixCache`: the prefix (N, H, P, K) per group, the suffix
+    (B, H, C, K) per row of which the first `length` positions are written, and each row's query slot."""
 
     prefix_k: torch.Tensor
     prefix_v: torch.Tensor
     k: torch.Tensor
     v: torch.Tensor
+    length: int
     group: torch.Tensor  # (B,) int64: the group whose prefix row b continues
     place: torch.Tensor  # (B,) int64: row b's query slot in that group, 0 ≤ place < group_size
     group_size: int
 
 
-@dataclass
 class SharedPrefixCache:
     """Decode-time cache of a batch whose rows continue shared contexts (several samples of each).
 
     prefix_k/v: per layer (N, H, P, K), one copy of a context's P positions per group of at most
-    `group_size` rows; dep_prefix_k/v: the s2 layer's (N, 4, P, D/4). k/v and dep_k/v: the positions
-    P.. that each row generates itself, (B, ·, S, ·). Row b's query goes to slot `place[b]` of group
+    `group_size` rows; dep_prefix_k/v: the s2 layer's (N, 4, P, D/4). k/v and dep_k/dep_v: the positions
+    P.. that each row generates itself, (B, ·, C, ·). Row b's query goes to slot `place[b]` of group
     `group[b]` (unused slots of a group stay empty); the slots are fixed by the caller so that a row is
     computed the same way in any batch (see `generate.sampler.shared_groups`).
+
+    The suffix is kept dense — C, its capacity, grows SUFFIX_BLOCK positions at a time and attention reads
+    all C positions, masking those not written yet — because MKL's batched matrix-vector products read a
+    slice of a longer buffer 2-3x slower than a dense tensor. Growing moves the suffix within its own
+    buffer through one scratch buffer, so decoding allocates nothing.
 
     Only single-token steps (decode_s1_cached with T = 1): a prefill goes into a `KronosCache`, whose
     rows become the prefix (`from_prefix`). `length` counts prefix and suffix positions.
     """
 
-    prefix_k: list[torch.Tensor]
-    prefix_v: list[torch.Tensor]
-    dep_prefix_k: torch.Tensor
-    dep_prefix_v: torch.Tensor
-    k: list[torch.Tensor]
-    v: list[torch.Tensor]
-    dep_k: torch.Tensor
-    dep_v: torch.Tensor
-    group: torch.Tensor
-    place: torch.Tensor
-    group_size: int
-    length: int
+    def __init__(self, prefix_k: list[torch.Tensor], prefix_v: list[torch.Tensor], dep_prefix_k: torch.Tensor,
+                 dep_prefix_v: torch.Tensor, group: torch.Tensor, place: torch.Tensor, group_size: int,
+                 max_len: int, dtype: torch.dtype) -> None:
+        self.prefix_k, self.prefix_v, self.dep_prefix_k, self.dep_prefix_v = prefix_k, prefix_v, dep_prefix_k, dep_prefix_v
+        self.group, self.place, self.group_size = group, place, group_size
+        self.max_len, self.length, self.capacity = max_len, self.prefix_len, 0
+        n, device = max_len - self.prefix_len, dep_prefix_k.device
+        # (rows, heads, head_dim) of each suffix tensor: k of every layer, v of every layer, dep_k, dep_v
+        self._shapes = [(len(group), t.shape[1], t.shape[3]) for t in [*prefix_k, *prefix_v, dep_prefix_k, dep_prefix_v]]
+        sizes = [b * h * n * k for b, h, k in self._shapes]
+        self._buffers = [torch.empty(size, dtype=dtype, device=device) for size in sizes]
+        self._scratch = torch.empty(max(sizes), dtype=dtype, device=device)
+        self._suffix = [buf[:0].view(b, h, 0, k) for (b, h, k), buf in zip(self._shapes, self._buffers, strict=True)]
 
     @classmethod
     def from_prefix(cls, prefix: KronosCache, group_context: torch.Tensor, group: torch.Tensor,
@@ -120,18 +129,14 @@ class SharedPrefixCache:
                     prefix_dtype: torch.dtype | None = None, dtype: torch.dtype | None = None) -> SharedPrefixCache:
         """Groups from the rows of a prefilled cache (one row per distinct context): group n continues
         context `group_context[n]`; rows b of the batch sit in slot place[b] of group group[b]. The suffix
-        holds `suffix_len` positions per row. prefix_dtype / dtype default to the prefix cache's."""
+        holds up to `suffix_len` positions per row. prefix_dtype / dtype default to the prefix cache's."""
         n, p = prefix.length, prefix_dtype or prefix.dep_k.dtype
 
         def take(t: torch.Tensor) -> torch.Tensor:  # (C, H, ≥n, K) → (N, H, n, K), contiguous
             return t[group_context, :, :n].to(p)
 
-        def suffix(t: torch.Tensor) -> torch.Tensor:  # uninitialised: a position is written before it is read
-            return t.new_empty((len(group), t.shape[1], suffix_len, t.shape[3]), dtype=dtype or t.dtype)
-
         return cls([take(t) for t in prefix.k], [take(t) for t in prefix.v], take(prefix.dep_k), take(prefix.dep_v),
-                   [suffix(t) for t in prefix.k], [suffix(t) for t in prefix.v], suffix(prefix.dep_k),
-                   suffix(prefix.dep_v), group, place, group_size, n)
+                   group, place, group_size, n + suffix_len, dtype or prefix.dep_k.dtype)
 
     @property
     def batch_size(self) -> int:
@@ -142,26 +147,56 @@ class SharedPrefixCache:
         return self.dep_prefix_k.shape[2]
 
     @property
-    def max_len(self) -> int:
-        return self.prefix_len + self.dep_k.shape[2]
-
-    @property
     def free(self) -> int:
         return self.max_len - self.length
 
-    def _view(self, pk, pv, k, v, end: int) -> SharedKV:
-        s = end - self.prefix_len
-        return SharedKV(pk, pv, k[:, :, :s], v[:, :, :s], self.group, self.place, self.group_size)
+    @property
+    def k(self) -> list[torch.Tensor]:
+        return self._suffix[:len(self.prefix_k)]
+
+    @property
+    def v(self) -> list[torch.Tensor]:
+        return self._suffix[len(self.prefix_k):-2]
+
+    @property
+    def dep_k(self) -> torch.Tensor:
+        return self._suffix[-2]
+
+    @property
+    def dep_v(self) -> torch.Tensor:
+        return self._suffix[-1]
+
+    def reserve(self, n: int) -> None:
+        """Room for n suffix positions: every suffix tensor grows to a dense (B, H, C, K) with C ≥ n."""
+        if n <= self.capacity:
+            return
+        if n > self.max_len - self.prefix_len:
+            raise ValueError(f"cache holds {self.max_len} positions, {self.prefix_len + n} needed")
+        old, new = self.capacity, min(-(-n // SUFFIX_BLOCK) * SUFFIX_BLOCK, self.max_len - self.prefix_len)
+        for j, ((b, h, k), buf) in enumerate(zip(self._shapes, self._buffers, strict=True)):
+            moved = self._scratch[:b * h * old * k].view(b, h, old, k)
+            moved.copy_(self._suffix[j])  # the grown view overlaps the old one in the same buffer
+            grown = buf[:b * h * new * k].view(b, h, new, k)
+            grown[:, :, :old] = moved
+            grown[:, :, old:] = 0  # masked when read, but must be finite (0 · NaN = NaN)
+            self._suffix[j] = grown
+        self.capacity = new
+
+    def _view(self, j: int, prefix_k: torch.Tensor, prefix_v: torch.Tensor, v_index: int) -> SharedKV:
+        return SharedKV(prefix_k, prefix_v, self._suffix[j], self._suffix[v_index], self.length - self.prefix_len,
+                        self.group, self.place, self.group_size)
 
     def layer(self, i: int) -> SharedKV:
-        """Layer i with its whole suffix (the layer writes position `start` and reads up to it)."""
-        return self._view(self.prefix_k[i], self.prefix_v[i], self.k[i], self.v[i], self.max_len)
+        """Layer i as the next token sees it (with room for it: the layer writes it at suffix `length`)."""
+        self.reserve(self.length - self.prefix_len + 1)
+        return self._view(i, self.prefix_k[i], self.prefix_v[i], len(self.prefix_k) + i)
 
     def write_dep(self, k: torch.Tensor, v: torch.Tensor, start: int) -> None:
         s = start - self.prefix_len
-        if s < 0:
+        if s < 0 or k.shape[2] != 1:
             raise ValueError("a shared-prefix cache is written one generated position at a time")
-        self.dep_k[:, :, s:s + k.shape[2]], self.dep_v[:, :, s:s + k.shape[2]] = k, v
+        self.reserve(s + 1)
+        self.dep_k[:, :, s], self.dep_v[:, :, s] = k[:, :, 0], v[:, :, 0]
 
     def dep(self) -> SharedKV:
-        return self._view(self.dep_prefix_k, self.dep_prefix_v, self.dep_k, self.dep_v, self.length)
+        return self._view(len(self._suffix) - 2, self.dep_prefix_k, self.dep_prefix_v, len(self._suffix) - 1)

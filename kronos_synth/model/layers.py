@@ -126,8 +126,9 @@ def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
     float32 for these small stacked products on CPU), the suffix's in its own (float32: CPU bf16
     matrix-vector products are slower than float32 ones), exp, sums and the merge in float32.
 
-    Batch invariance: a row always sits in the same slot of a same-shaped (G queries) product and no
-    other slot enters its sums, so its result does not depend on the batch it is in."""
+    Batch invariance: a row always sits in the same slot of a same-shaped (G queries) product, no other
+    slot enters its sums, and the suffix's capacity depends on the step only, so a row's result does not
+    depend on the batch it is in."""
     B, H, _, K = q.shape
     N = kv.prefix_k.shape[0]
     q = q.float() * K ** -0.5
@@ -135,10 +136,13 @@ def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
     qs[kv.group, :, kv.place] = q[:, :, 0].to(qs.dtype)
     m1, l1, o1 = _partial_softmax((qs @ kv.prefix_k.transpose(-2, -1)).float(), kv.prefix_v)  # (N, H, G[, K])
     m1, l1, o1 = m1[kv.group, :, kv.place], l1[kv.group, :, kv.place], o1[kv.group, :, kv.place].float()
-    if kv.k.shape[2] == 0:  # nothing generated yet (the s2 step right after the prefill)
+    if kv.length == 0:  # nothing generated yet (the s2 step right after the prefill)
         return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
-    # k @ qᵀ: a matrix-vector product over the suffix as stored (see single_query_attention)
-    m2, l2, o2 = _partial_softmax((kv.k @ q.to(kv.k.dtype).transpose(-2, -1)).transpose(-2, -1).float(), kv.v)
+    # k @ qᵀ: a matrix-vector product over the suffix as stored (see single_query_attention), over all of
+    # its dense capacity; the positions not written yet get no weight
+    scores = (kv.k @ q.to(kv.k.dtype).transpose(-2, -1)).transpose(-2, -1).float()  # (B, H, 1, C)
+    scores[..., kv.length:] = float("-inf")
+    m2, l2, o2 = _partial_softmax(scores, kv.v)
     m2, l2, o2 = m2[..., 0], l2[..., 0], o2[:, :, 0].float()  # (B, H[, K])
     m = torch.maximum(m1, m2)
     a1, a2 = torch.exp(m1 - m), torch.exp(m2 - m)
@@ -196,11 +200,11 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         k = apply_rope(_split_heads(self.k_proj(x), self.n_heads), cos, sin, att_dtype)
         v = _split_heads(self.v_proj(x), self.n_heads)
         if isinstance(cache, SharedKV):  # a decode step over a shared prefix (cache.py): write, then attend
-            s = start - cache.prefix_k.shape[2]
-            if T != 1 or s < 0 or self.training:
+            s = cache.length
+            if T != 1 or start != cache.prefix_k.shape[2] + s or self.training:
                 raise ValueError("a shared-prefix cache takes one generated token per step, in eval mode")
             cache.k[:, :, s], cache.v[:, :, s] = k[:, :, 0], v[:, :, 0]
-            y = shared_prefix_attention(q, cache._replace(k=cache.k[:, :, :s + 1], v=cache.v[:, :, :s + 1]))
+            y = shared_prefix_attention(q, cache._replace(length=s + 1))
             return self.resid_dropout(self.out_proj(_merge_heads(y.to(x.dtype))))
         if cache is not None:
             k_cache, v_cache = cache
