@@ -163,6 +163,7 @@ def sample_tokens(
             weights = next(model.parameters()).dtype
             cache = SharedPrefixCache.from_prefix(per_context, group_context, group, place, group_size,
                                                   window - (L - start), prefix_dtype=weights)
+        del per_context  # copied into the cache; not kept through decoding
 
     for i in range(horizon):
         t = L + i  # position being generated
