@@ -147,7 +147,9 @@ def _stocks(results: Path) -> list[str]:
              "every row of the file, so a generated window's Adj_Close is its Close. Published rows: TimeGAN "
              "(Yoon, Jarrett & van der Schaar, NeurIPS 2019, Table 2), TimeVAE (Desai et al., 2021, as reported by "
              "Diffusion-TS), Diffusion-TS (Yuan & Qiao, ICLR 2024, Table 1).", ""]
-    rows = [[LABELS.get(g, g), ms(m["discriminative"]), ms(m["predictive"])] for g, m in rep["measured"].items()]
+    order = [g for g in [*rep["protocol"]["generators"], "real"] if g in rep["measured"]]
+    rows = [[LABELS.get(g, g), ms(rep["measured"][g]["discriminative"]), ms(rep["measured"][g]["predictive"])]
+            for g in order]
     lines += table(["generator", "discriminative", "predictive"], rows + published_rows())
     base = rep.get("baselines", {})
     if base:

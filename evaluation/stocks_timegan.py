@@ -267,7 +267,7 @@ def plan_stages(proto: dict, files_sha256: dict[str, str]) -> list:
     return out
 
 
-LABELS = {KRONOS: "Kronos (fine-tuned from the embedded default)", "timegan": "TimeGAN (ours)",
+LABELS = {KRONOS: "Kronos (fine-tuned on the file, conditional on its real contexts)", "timegan": "TimeGAN (ours)",
           "timevae": "TimeVAE (ours)", "diffusion-ts": "Diffusion-TS (ours)", "garch": "GARCH(1,1)-t (ours)",
           "bootstrap": "block bootstrap (ours)", "real": "real data (ours)"}
 
@@ -315,7 +315,9 @@ def render(rep: dict) -> list[str]:
              f"discriminative |acc − 0.5| (GRU, 80/20, {s['disc_iterations']} iterations) and predictive MAE (GRU on "
              f"synthetic → next Volume on real, {s['pred_iterations']} iterations); mean ± sd over {s['seeds']} rounds "
              "(fresh sample and metric seed each). Lower is better for both.", ""]
-    rows = [[LABELS.get(g, g), _ms(m["discriminative"]), _ms(m["predictive"])] for g, m in rep["measured"].items()]
+    order = [g for g in [*rep["protocol"]["generators"], "real"] if g in rep["measured"]]
+    rows = [[LABELS.get(g, g), _ms(rep["measured"][g]["discriminative"]), _ms(rep["measured"][g]["predictive"])]
+            for g in order]
     lines += ["| generator | discriminative | predictive |", "|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows + published_rows()]
     lines += ["", "The real-data row's discriminative score is one half of the real windows against the other.", ""]
