@@ -104,6 +104,7 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
         "baselines": {b: result(f"baseline:{b}") for b in BASELINES if result(f"baseline:{b}")},
         "sweep": {"settings": sweep, "best": best, "criterion": SWEEP_CRITERION} if sweep else None,
         "forecast_calibration": result("forecast-calibration"),
+        "peers_missing": peers.get("missing") or [],
         "wall_times_s": wall, "total_stage_time_s": round(sum(v or 0.0 for v in wall.values()), 3),
         "runs": log.get("runs", []), "skipped": skipped,
         # a resumed protocol took the sum of its runs (a rerun that only skips adds ~0)
@@ -442,8 +443,12 @@ def peer_lines(rep: dict, gens: list[str]) -> list[str]:
                      num(p["correlational"], 4), *[num(w1.get(k)) for k in PEER_LAGS], num(p["acf_returns"]),
                      num(p["acf_abs_returns"]), num(p["leverage"]), num(p["gain_loss_ratio"]),
                      num(p["signature"]["mmd2"], 4), num(p["signature"]["p_value"])])
-    return lines + table(["row", "Context-FID", "correlational", *[f"W1/std k={k}" for k in PEER_LAGS], "ACF r",
-                          "ACF \\|r\\|", "leverage", "gain/loss", "sig. MMD²", "sig. p"], rows)
+    lines += table(["row", "Context-FID", "correlational", *[f"W1/std k={k}" for k in PEER_LAGS], "ACF r",
+                    "ACF \\|r\\|", "leverage", "gain/loss", "sig. MMD²", "sig. p"], rows)
+    if rep.get("peers_missing"):
+        lines += [f"Not scored (their generated sets were not on the machine that ran this stage): "
+                  f"{', '.join(ROW_LABELS.get(g, g) for g in rep['peers_missing'])}.", ""]
+    return lines
 
 
 def stylized_score(s: dict | None) -> str:

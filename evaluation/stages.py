@@ -511,6 +511,7 @@ def peers_stage(ctx: StageContext) -> dict:
     """The peer metrics (Context-FID, correlational, W1 of k-bar returns, ACF / leverage / gain-loss distances,
     signature MMD) of every generator and of the real-vs-real rows, on the real and synthetic samples every
     evaluation draws; one set of Context-FID encoders (trained on the real train-period sample) embeds all rows."""
+    from kronos_synth.data.errors import InputError
     from kronos_synth.data.schema import FEATURES
     from kronos_synth.data.synthetic import SyntheticDataset
     from kronos_synth.metrics.calibration import SYNTHETIC, peer_table
@@ -531,14 +532,19 @@ def peers_stage(ctx: StageContext) -> dict:
     encoders = fit_encoders(real_train, repeats=repeats, seed=s_model, volume_free=volume_free)
     common = dict(seed=s_model, repeats=repeats, volume_free=volume_free, encoders=encoders)
     rows = {k: v.to_dict() for k, v in peer_table(real_test, None, real_train, **common).items()}
-    generators = {}
+    generators, missing = {}, []
     for g in proto["generators"]:
-        synthetic, _ = synthetic_input(ctx, g)
+        try:
+            synthetic, _ = synthetic_input(ctx, g)
+        except InputError:  # a finished stage's work/ output is gone (e.g. results copied without work/)
+            synthetic = None
         if synthetic is None:
+            missing.append(g)
             continue
         bars = synthetic.to_array(FEATURES) if isinstance(synthetic, SyntheticDataset) else np.asarray(synthetic)
         syn = bars[sample_indices(len(bars), n, s_syn)]
         generators[g] = peer_table(real_test, syn, None, calibration=False, **common)[SYNTHETIC].to_dict()
     _json_file(Path(ctx.out, "peers.json"), {"generators": generators, "calibration": rows, "repeats": repeats,
-                                             "n_real_test_used": int(len(real_test))})
-    return {"report": "peers.json", "generators": sorted(generators)}
+                                             "n_real_test_used": int(len(real_test)), "missing": missing})
+    # generators without a set on this machine are named, not silently dropped (rerun their stage to add them)
+    return {"report": "peers.json", "generators": sorted(generators), "missing_sets": missing}
