@@ -133,12 +133,17 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
                                   "batch_size": k["batch_size"]},
                                  ("predictor",), {"temperature": float(t), "top_p": float(p)},
                                  (f"work/sweep/{label}",)))
+    return assign_keys(out, base)
+
+
+def assign_keys(stages: list[Stage], base: dict) -> list[Stage]:
+    """Give each stage (in dependency order) the key of its settings, parameters and its dependencies' keys."""
     keys: dict[str, str] = {}
-    for s in out:
+    for s in stages:
         s.key = settings_key({"base": base, "stage": s.name, "settings": s.settings, "params": s.params,
                               "deps": {d: keys[d] for d in s.deps}})
         keys[s.name] = s.key
-    return out
+    return stages
 
 
 def _exit_with_parent(parent: int, every_s: float = 2.0) -> None:

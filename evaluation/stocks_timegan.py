@@ -233,8 +233,8 @@ def _mean_sd(v: list[float]) -> dict:
 
 
 def plan_stages(proto: dict, files_sha256: dict[str, str]) -> list:
-    from evaluation.protocol import embedded_sha256, settings_key
-    from evaluation.run import Stage
+    from evaluation.protocol import embedded_sha256
+    from evaluation.run import Stage, assign_keys
     from kronos_synth.baselines import NAMES as BASELINES
 
     base = {k: proto[k] for k in ("name", "freq", "window", "seed")}
@@ -259,12 +259,7 @@ def plan_stages(proto: dict, files_sha256: dict[str, str]) -> list:
     source = {KRONOS: "generate", **{b: f"baseline:{b}" for b in BASELINES}, "real": "data"}
     for g in [*gens, "real"]:
         out.append(Stage(f"evaluate:{g}", evaluate_stage, {}, (source[g],), {"generator": g}))
-    keys: dict[str, str] = {}
-    for s in out:
-        s.key = settings_key({"base": base, "stage": s.name, "settings": s.settings, "params": s.params,
-                              "deps": {d: keys[d] for d in s.deps}})
-        keys[s.name] = s.key
-    return out
+    return assign_keys(out, base)
 
 
 LABELS = {KRONOS: "Kronos (fine-tuned on the file, conditional on its real contexts)", "timegan": "TimeGAN (ours)",
