@@ -113,16 +113,20 @@ def test_shared_prefix_cache_logits_equal_per_row_cache_and_are_batch_invariant(
     """Every decode step's s1 and s2 logits equal the per-row cache's to float32 rounding, and a row's logits
     are the same bytes whichever rows share its batch. Batches of at least 4 rows:
     MKL runs the linear layers of 1–3 rows with other kernels that round differently (the per-row path too;
-    tokens only change if a draw lands within that rounding of a boundary)."""
+    tokens only change if a draw lands within that rounding of a boundary). One torch thread: with two, MKL
+    splits the linear layers' rows by batch size too, so the bytes are batch-invariant per thread count only."""
+    from kronos_synth.metrics.stats import torch_threads
+
     C, L, steps, G = 4, 16, 20, 3  # 20 steps: the suffix grows past one SUFFIX_BLOCK (16 positions)
     s1, s2, stamps = _contexts(C, L, steps)
     ids = np.arange(1, 12)  # 11 sequences, 3 per context: contexts straddle batch boundaries below
     ci = torch.as_tensor(ids // G)
-    full = _run_shared(model, s1, s2, stamps, ci, ids, G, steps)
-    torch.testing.assert_close(full, _run_per_row(model, s1, s2, stamps, ci, ids, steps), atol=1e-5, rtol=1e-5)
-    for rows in (slice(0, 5), slice(4, 11), slice(3, 7)):
-        part = _run_shared(model, s1, s2, stamps, ci[rows], ids[rows], G, steps)
-        assert torch.equal(part, full[rows])
+    with torch_threads(1):
+        full = _run_shared(model, s1, s2, stamps, ci, ids, G, steps)
+        torch.testing.assert_close(full, _run_per_row(model, s1, s2, stamps, ci, ids, steps), atol=1e-5, rtol=1e-5)
+        for rows in (slice(0, 5), slice(4, 11), slice(3, 7)):
+            part = _run_shared(model, s1, s2, stamps, ci[rows], ids[rows], G, steps)
+            assert torch.equal(part, full[rows])
 
 
 @torch.no_grad()
