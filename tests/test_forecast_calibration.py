@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy import stats as sps
 
 from kronos_synth.data.frequency import get_preset
@@ -23,8 +22,8 @@ from kronos_synth.metrics.forecast_calibration import (
     pit_values,
     score_paths,
 )
-from kronos_synth.model import Kronos, KronosTokenizer
 from tests._sim import garch_returns
+from tests._tiny import save_tiny_model
 
 
 def test_crps_matches_the_pairwise_definition_and_the_gaussian_closed_form(rng):
@@ -123,20 +122,11 @@ def test_too_short_test_period_is_an_input_error():
         GarchForecaster(_garch_frame(60))
 
 
-TOK = dict(d_in=6, d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2, ffn_dropout_p=0.0,
-           attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4, beta=0.05, gamma0=1.0, gamma=1.1,
-           zeta=0.05, group_size=4)
-PRED = dict(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=2, ff_dim=64, ffn_dropout_p=0.0,
-            attn_dropout_p=0.0, resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True)
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    KronosTokenizer(**TOK).save_pretrained(root / "tokenizer")
-    Kronos(**PRED).save_pretrained(root / "model")
-    return str(root / "model")
+    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 def test_kronos_paths_do_not_depend_on_the_batch_size(tiny_model):

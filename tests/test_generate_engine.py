@@ -10,22 +10,13 @@ from kronos_synth.data.synthetic import ParquetSequenceWriter, read_synthetic
 from kronos_synth.generate.api import generate_dataset
 from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.model import Kronos, KronosTokenizer
-
-TOK = dict(d_in=6, d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2, ffn_dropout_p=0.0,
-           attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4, beta=0.05, gamma0=1.0, gamma=1.1,
-           zeta=0.05, group_size=4)
-PRED = dict(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=2, ff_dim=64, ffn_dropout_p=0.0,
-            attn_dropout_p=0.0, resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True)
+from tests._tiny import TOK, save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     """A seeded random tokenizer + predictor pair saved as a kronos-synth model folder."""
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    KronosTokenizer(**TOK).save_pretrained(root / "tokenizer")
-    Kronos(**PRED).save_pretrained(root / "model")
-    return str(root / "model")
+    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 CALL = {"n", "out", "data", "dataset", "model", "tokenizer", "ray", "progress", "log"}

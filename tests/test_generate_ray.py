@@ -18,23 +18,14 @@ from kronos_synth.generate.api import generate_dataset
 from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.generate.ray_engine import RayConfig
 from kronos_synth.generate.ray_session import run_tasks
-from kronos_synth.model import Kronos, KronosTokenizer
+from tests._tiny import save_tiny_model
 
-TOK = dict(d_in=6, d_model=32, n_heads=2, ff_dim=64, n_enc_layers=2, n_dec_layers=2, ffn_dropout_p=0.0,
-           attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4, beta=0.05, gamma0=1.0, gamma=1.1,
-           zeta=0.05, group_size=4)
-PRED = dict(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=2, ff_dim=64, ffn_dropout_p=0.0,
-            attn_dropout_p=0.0, resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True)
 N, PART = 40, 4  # 10 parts
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    KronosTokenizer(**TOK).save_pretrained(root / "tokenizer")
-    Kronos(**PRED).save_pretrained(root / "model")
-    return str(root / "model")
+    return save_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")
