@@ -343,6 +343,16 @@ def run_protocol(name: str, *, quick: bool = False, out: str | None = None, data
         echo(f"{proto['name']}: skipped — no {proto['data']} files in {where}; pass --data-dir FOLDER")
         return None
     source, files = resolved
+    if proto.get("kind") == "crypto-panel":  # panels have their own runner (evaluation/crypto_panel.py)
+        from evaluation import crypto_panel
+
+        folder = Path(out) if out else (RESULTS_DIR / "quick" / proto["name"] if quick else RESULTS_DIR / proto["name"])
+        folder.mkdir(parents=True, exist_ok=True)
+        echo(f"{proto['name']}{' (quick)' if quick else ''} → {folder}")
+        t0 = time.perf_counter()
+        crypto_panel.run(proto, folder, files, echo=echo)
+        echo(f"{proto['name']}: done in {time.perf_counter() - t0:.1f} s → {folder / 'report.md'}")
+        return folder
     train = resolve_train_data(proto, data_dir)  # kronos.train_data: what Kronos trains on, if not `data`
     train_sha = {Path(f).name: sha256_file(f) for f in train[1]} if train else None
     jobs = int(jobs or proto["run"]["jobs"])

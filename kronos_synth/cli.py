@@ -298,9 +298,23 @@ def _gen_default(name: str):
 @click.option("--sequences-per-part", type=click.IntRange(min=1), default=_gen_default("sequences_per_part"),
               help="Sequences per Parquet part, the unit of resuming and of Ray sharding "
               "[default: max(batch size, 1024)].")
+@click.option("--condition", default=None, help="Scenario condition the sequences must meet: volatility:Q1-Q2, "
+              "return:Q1-Q2 (quantile bands of the real windows), drawdown:X (at least X, e.g. 0.1), "
+              "regime:high-vol|low-vol|bull|bear (the context's regime). See docs/scenarios.md.")
+@click.option("--scenario", type=click.Choice(["stress"]), default=None,
+              help="stress: continuations of the top-decile-volatility contexts, with a VaR / ES report.")
+@click.option("--max-tries", type=int, default=_gen_default("max_tries"), show_default=True,
+              help="Conditioned runs: candidate paths per sequence at most.")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Conditioned runs: score the output against the real windows meeting the condition "
+              "(discriminative error, path quantiles; VaR / ES for --scenario stress).")
+@click.option("--panel", default=None, help="Coupled multi-asset panels of these symbols (comma-separated, from a "
+              "multi-symbol --data); --n counts panels. See docs/scenarios.md.")
+@click.option("--coupling", type=click.Choice(["gaussian", "none"]), default=_gen_default("coupling"),
+              show_default=True, help="Panels: Gaussian copula of the context's returns, or independent assets.")
 def generate(n: int, data: str | None, dataset: str | None, model: str | None, tokenizer: str | None,
              out: str, progress: bool | None, engine: str, address: str | None, num_workers: int | None,
-             gpus_per_worker: float | None, **settings) -> None:
+             gpus_per_worker: float | None, compare: bool, **settings) -> None:
     """Generate synthetic K-line sequences with Kronos into a Parquet dataset (schema v1).
 
     \b
@@ -311,6 +325,10 @@ def generate(n: int, data: str | None, dataset: str | None, model: str | None, t
           --model NeoQuasar/Kronos-small --out synth-btc/
       kronos-synth generate --n 1000000 --freq daily --engine ray --address auto \\
           --gpus-per-worker 1 --out /shared/synth-1m/
+      kronos-synth generate --n 2000 --freq daily --condition volatility:0.9-1 --out synth-volatile/
+      kronos-synth generate --n 2000 --freq daily --scenario stress --out stress/
+      kronos-synth generate --n 500 --freq 15min --data prices-15m.parquet \\
+          --panel BTCUSDT,ETHUSDT,BNBUSDT,ADAUSDT --out panels/
     """
     from kronos_synth.generate.api import generate_dataset
     from kronos_synth.generate.config import GenerationConfig
@@ -321,10 +339,20 @@ def generate(n: int, data: str | None, dataset: str | None, model: str | None, t
         ray = RayConfig(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker or 0.0)
     elif address is not None or num_workers is not None or gpus_per_worker is not None:
         raise click.UsageError("--address, --num-workers and --gpus-per-worker need --engine ray")
-    summary = generate_dataset(GenerationConfig(**settings), n=n, data=data, dataset=dataset, model=model,
+    config = GenerationConfig(**settings)
+    summary = generate_dataset(config, n=n, data=data, dataset=dataset, model=model,
                                tokenizer=tokenizer, out=out, ray=ray, progress=progress,
                                log=lambda line: click.echo(line, err=True))
     click.echo(summary.line())
+    if config.condition is not None:
+        click.echo(summary.condition_line())
+        if compare:
+            from kronos_synth.data.sources import klines_for
+            from kronos_synth.metrics.scenario import scenario_report
+
+            klines, source = klines_for(config.freq, data if data is not None else dataset)
+            for line in scenario_report(out, klines, source=source, seed=config.seed).lines():
+                click.echo(line)
 
 
 # --- evaluate ---------------------------------------------------------------------------------

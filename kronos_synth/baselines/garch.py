@@ -115,14 +115,18 @@ class GarchBaseline(Baseline):
                 "lv_start": lv_all, "amount_ratio": ratio, "sigma_start": sigma}
 
     # -- sampling --------------------------------------------------------------------------------
-    def _simulate(self, g: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+    def _simulate(self, g: dict[str, Any], n: int, rng: np.random.Generator,
+                  eps: np.ndarray | None = None) -> np.ndarray:
+        """Scale-free windows (n, window, 6) of group `g`; `eps` (n, burn + window) unit-variance innovations
+        replace the group's own Student-t draws (the panel CCC-GARCH passes copula-correlated ones)."""
         t, burn = self.window, int(self.options["burn"])
         p = g["params"]
         # Start from real fitted volatility states: fits on daily data are often near-integrated
         # (α+β ≈ 1), where the unconditional variance is meaningless and a long burn-in explodes.
         h = g["sigma_start"][rng.integers(0, len(g["sigma_start"]), size=n)] ** 2
         nu = p["nu"]
-        eps = rng.standard_t(nu, size=(n, burn + t)) * np.sqrt((nu - 2) / nu)
+        if eps is None:
+            eps = rng.standard_t(nu, size=(n, burn + t)) * np.sqrt((nu - 2) / nu)
         res = rng.integers(0, len(g["vol_resid"]), size=(n, burn + t))
         lv = g["lv_start"][rng.integers(0, len(g["lv_start"]), size=n)]
         c0, c1, c2 = g["vol_coef"]

@@ -42,6 +42,9 @@ ARROW_SCHEMA = pa.schema(
     ]
 )
 
+#: optional columns: written when the frame has them (panel runs), read when the parts have them
+OPTIONAL_FIELDS = (pa.field("panel_id", pa.int64(), nullable=False),)
+
 # Settings that may differ between two invocations of the same run (they do not change the data).
 _VOLATILE_KEYS = {"created_at", "toolkit_version", "device", "dtype_note", "wall_time_s", "part_index",
                   "sequence_range", "workers"}
@@ -103,7 +106,12 @@ def _to_table(frame: pd.DataFrame, metadata: dict[str, Any]) -> pa.Table:
         else:
             arr = pa.array(np.asarray(col), type=f.type)
         cols.append(arr)
-    table = pa.Table.from_arrays(cols, schema=ARROW_SCHEMA)
+    schema = ARROW_SCHEMA
+    for f in OPTIONAL_FIELDS:
+        if f.name in frame.columns:
+            cols.append(pa.array(np.asarray(frame[f.name]), type=f.type))
+            schema = schema.append(f)
+    table = pa.Table.from_arrays(cols, schema=schema)
     meta = {METADATA_KEY: json.dumps(metadata, sort_keys=True, default=str).encode()}
     return table.replace_schema_metadata(meta)
 
@@ -343,6 +351,20 @@ class SyntheticDataset:
                 "metrics need equal-length sequences")
         return df.loc[:, list(features)].to_numpy(dtype=np.float64).reshape(len(counts), counts[0], len(features))
 
+    def to_panels(self, features: tuple[str, ...] = BAR_COLUMNS) -> tuple[np.ndarray, tuple[str, ...]]:
+        """A panel run's bars as (n_panels, A, H, F) and the A symbols in panel order (`generate --panel`)."""
+        if "panel_id" not in self.frame.columns:
+            raise SyntheticDataError(f"{self.path}: has no panel_id column — not a panel dataset "
+                                     "(generate it with --panel)")
+        bars = self.to_array(features)
+        first = self.generated().drop_duplicates("sequence_id").sort_values("sequence_id")
+        panel = first["panel_id"].to_numpy()
+        a = int(np.bincount(panel).max())
+        if len(panel) % a or (panel != np.repeat(np.arange(len(panel) // a), a)).any():
+            raise SyntheticDataError(f"{self.path}: panels are incomplete (every panel needs its {a} symbols)")
+        symbols = tuple(str(s) for s in first["symbol"].to_numpy()[:a])
+        return bars.reshape(len(panel) // a, a, *bars.shape[1:]), symbols
+
     def spans(self) -> np.ndarray | None:
         """(n, 2) int64 ns: first and last generated bar time per sequence (sequence-id order); None
         when the dataset has no timestamps."""
@@ -410,7 +432,8 @@ def read_synthetic(path: str | os.PathLike, *, require_complete: bool = True) ->
         missing = [c.name for c in ARROW_SCHEMA if c.name not in t.column_names]
         if missing:
             raise SyntheticDataError(f"{f}: column '{missing[0]}' is missing — not a schema-v1 synthetic dataset")
-        tables.append(t.select([c.name for c in ARROW_SCHEMA]))
+        optional = [f.name for f in OPTIONAL_FIELDS if f.name in t.column_names]
+        tables.append(t.select([c.name for c in ARROW_SCHEMA] + optional))
     table = pa.concat_tables(tables, promote_options="permissive")
     metadata = read_part_metadata(files[0])
     version = metadata.get("schema_version", SCHEMA_VERSION)

@@ -9,7 +9,7 @@ from kronos_synth.data.errors import InputError
 from kronos_synth.data.locking import output_lock
 from kronos_synth.data.sources import klines_for
 from kronos_synth.generate.config import GenerationConfig
-from kronos_synth.generate.generator import Generator
+from kronos_synth.generate.panel import build_generator
 from kronos_synth.generate.ray_engine import RayConfig
 from kronos_synth.generate.summary import GenerationSummary
 from kronos_synth.model.pretrained import load_model_pair
@@ -32,7 +32,8 @@ def generate_dataset(
     progress: bool | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> GenerationSummary:
-    """Load model and data, sample n sequences with `config`, write them to `out` (resuming a same-settings
+    """Load model and data, sample n sequences (with `config.panel`: n panels of one sequence per symbol) with
+    `config`, write them to `out` (resuming a same-settings
     run). `ray` shards the parts over Ray workers (docs/scale-out.md); the output is byte-identical to the
     in-process run for the same settings. `data` is a file or embedded dataset name (`dataset`: a name
     only); neither: the embedded dataset of the frequency.
@@ -52,10 +53,21 @@ def generate_dataset(
         klines, source = klines_for(config.freq, data if data is not None else dataset)
         pair = load_model_pair(model, tokenizer)
         # With Ray the device is the workers'; the driver builds a CPU generator only to check the input.
-        gen = Generator(pair, klines, dataclasses.replace(config, device="cpu") if ray else config, source=source)
+        gen = build_generator(pair, klines, dataclasses.replace(config, device="cpu") if ray else config,
+                              source=source)
         lines = [f"model: {pair.model_id} (tokenizer: {pair.tokenizer_id}); data: {source}", gen.dtype_note,
                  f"{len(gen.pool)} real contexts of {gen.lookback} bars ({config.split} split) → {n} sequences of "
                  f"{gen.horizon} bars"]
+        if config.panel:
+            a = len(config.panel)
+            lines[2] = (f"{len(gen.pool) // a} panel contexts of {gen.lookback} bars on shared timestamps "
+                        f"({config.split} split, {', '.join(config.panel)}) → {n} panels of {a} sequences of "
+                        f"{gen.horizon} bars, coupling: {config.coupling}")
+            n *= a  # the writers count sequences
+        if gen.conditioned is not None:
+            cw = gen.conditioned
+            lines.append(f"condition {cw.resolved.describe()}: {int(cw.mask.sum())} of {len(cw.windows)} real windows "
+                         f"meet it; their {len(gen.pool)} contexts are continued, up to {config.max_tries} tries each")
         if ray is not None:
             from kronos_synth.generate.ray_engine import generate_on_ray
 

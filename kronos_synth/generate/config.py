@@ -10,11 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from kronos_synth.data.conditions import SCENARIOS, parse_condition
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import FrequencyPreset, get_preset
+from kronos_synth.data.panels import parse_symbols
 from kronos_synth.generate.sampler import SamplingConfig
 
 SPLITS = ("train", "test", "all")
+COUPLINGS = ("gaussian", "none")
 #: settings that decide how the run executes, not what it writes (same bytes at any value; dtype is
 #: recorded as resolved, since bf16 and fp32 give different bars)
 EXECUTION_ONLY = ("batch_size", "device", "dtype", "sequences_per_part")
@@ -45,6 +48,11 @@ class GenerationConfig:
     repair: bool = False
     include_context: bool = False
     sequences_per_part: int | None = None  # None: max(batch size, 1024)
+    condition: str | None = None  # a scenario condition (data/conditions.py), e.g. "volatility:0.9-1"
+    scenario: str | None = None  # a named scenario pack: "stress" (= condition regime:high-vol, VaR/ES report)
+    max_tries: int = 64  # conditioned runs: candidate paths per sequence at most
+    panel: tuple[str, ...] | None = None  # coupled multi-asset panels of these symbols (generate/panel.py)
+    coupling: str = "gaussian"  # panels: "gaussian" (copula of the context's returns) or "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freq", get_preset(self.freq).name)
@@ -62,6 +70,27 @@ class GenerationConfig:
         if not 0 < self.test_fraction < 1:
             raise _error("test_fraction", f"must be between 0 and 1, got {self.test_fraction}")
         self.sampling  # noqa: B018 — validates temperature, top_k, top_p
+        if self.scenario is not None:
+            if self.scenario not in SCENARIOS:
+                raise _error("scenario", f"must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}")
+            if self.condition not in (None, SCENARIOS[self.scenario]):
+                raise InputError(f"scenario {self.scenario} is the condition {SCENARIOS[self.scenario]}; drop "
+                                 "condition or scenario", param=("scenario", "condition"))
+            object.__setattr__(self, "condition", SCENARIOS[self.scenario])
+        if self.max_tries < 1:
+            raise _error("max_tries", f"must be positive, got {self.max_tries}")
+        if self.condition is not None:
+            parse_condition(self.condition)
+            if self.contexts_per_symbol is not None:
+                raise InputError("condition and contexts_per_symbol cannot be combined: a condition chooses the "
+                                 "contexts itself", param=("condition", "contexts_per_symbol"))
+        if self.panel is not None:
+            object.__setattr__(self, "panel", parse_symbols(self.panel))
+            if self.condition is not None:
+                raise InputError("condition and panel cannot be combined yet: condition single-asset runs, or "
+                                 "generate panels unconditioned", param=("condition", "panel"))
+        if self.coupling not in COUPLINGS:
+            raise _error("coupling", f"must be one of {', '.join(COUPLINGS)}, got {self.coupling!r}")
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -83,11 +112,21 @@ class GenerationConfig:
 
     @property
     def part_size(self) -> int:
-        """Sequences per Parquet part."""
-        return int(self.sequences_per_part or max(self.batch_size, 1024))
+        """Sequences per Parquet part (panels: a whole number of panels)."""
+        size = int(self.sequences_per_part or max(self.batch_size, 1024))
+        return size if self.panel is None else -(-size // len(self.panel)) * len(self.panel)
 
     def metadata(self) -> dict[str, Any]:
         """The settings a run's Parquet metadata records (window resolved; execution-only settings left out)."""
         out = {k: v for k, v in asdict(self).items() if k not in EXECUTION_ONLY}
+        # Scenario settings are recorded only when used, so plain runs keep the keys (and run keys) they had.
+        if self.condition is None:
+            out.pop("condition"), out.pop("max_tries")
+        if self.scenario is None:
+            out.pop("scenario")
+        if self.panel is None:
+            out.pop("panel"), out.pop("coupling")
+        else:
+            out["panel"] = list(self.panel)
         out["lookback"], out["horizon"] = self.window
         return out

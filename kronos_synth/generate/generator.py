@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from kronos_synth.data.bar_validity import bar_validity, repair_bars
+from kronos_synth.data.conditions import ConditionedWindows, conditioned_windows, parse_condition
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.schema import FEATURES
 from kronos_synth.data.synthetic import ParquetSequenceWriter, sequences_to_frame
@@ -27,7 +28,7 @@ from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.generate.contexts import ContextPool, build_context_pool
 from kronos_synth.generate.device import resolve_device, resolve_dtype
 from kronos_synth.generate.rng import counter_permutation
-from kronos_synth.generate.sampler import decode_horizon, encode_contexts, sample_tokens
+from kronos_synth.generate.sampler import MAX_GROUP, decode_horizon, encode_contexts, sample_tokens
 from kronos_synth.generate.summary import GenerationSummary, PartStats, summarize_run
 from kronos_synth.model import check_compatible, time_features
 from kronos_synth.model.pretrained import ModelPair
@@ -66,7 +67,17 @@ class Generator:
         if next(model.parameters()).dtype != self.dtype or next(model.parameters()).device != self.device:
             self.model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval()
         self.norm = get_representation(pair.sidecar or None)
-        if pool is None:
+        self.conditioned: ConditionedWindows | None = None
+        if pool is None and config.condition is not None:
+            # Contexts from the real posterior: windows whose real continuation (or context) met the condition.
+            self.conditioned = conditioned_windows(
+                klines, self.preset.name, self.lookback, self.horizon, parse_condition(config.condition),
+                split=config.split, test_fraction=config.test_fraction, source=source or "data")
+            m = self.conditioned.matching
+            L = self.lookback
+            self.pool = ContextPool(m.values[:, :L], m.timestamps[:, :L], m.timestamps[:, L:], m.symbols)
+            self._perm = counter_permutation(self.seed, len(self.pool), stream=1)
+        elif pool is None:
             self.pool: ContextPool = build_context_pool(
                 klines, self.preset, self.lookback, self.horizon, split=config.split,
                 test_fraction=config.test_fraction, contexts_per_symbol=config.contexts_per_symbol,
@@ -93,11 +104,24 @@ class Generator:
             "dtype": str(self.dtype).replace("torch.", ""),
             "device": self.device.type,
         }
+        if self.conditioned is not None:
+            self.metadata["condition"] = {**self.conditioned.resolved.to_dict(),
+                                          "real_windows": len(self.conditioned.windows),
+                                          "real_windows_meeting": int(self.conditioned.mask.sum())}
+        # Candidate ids of a conditioned run: try r of sequence i is r·stride + i (try 0 is sequence i itself).
+        # The stride is a multiple of the shared-prefix group size so a try's candidates group like sequences.
+        group = min(self.samples_per_context, MAX_GROUP)
+        self._stride = group * -(-(1 << 40) // group)
 
     # --- one batch ---------------------------------------------------------------------------
 
     def context_index(self, sequence_ids: np.ndarray) -> np.ndarray:
-        return self._perm[(np.asarray(sequence_ids) // self.samples_per_context) % len(self.pool)]
+        slot = np.asarray(sequence_ids) % self._stride  # a candidate continues its sequence's context
+        return self._perm[(slot // self.samples_per_context) % len(self.pool)]
+
+    def _sampling_options(self, ids: np.ndarray) -> dict[str, Any]:
+        """Extra `sample_tokens` arguments for these rows (panels couple their uniforms)."""
+        return {"samples_per_context": self.samples_per_context}
 
     @torch.no_grad()
     def generate_batch(self, sequence_ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -111,8 +135,7 @@ class Generator:
         ts = np.concatenate([self.pool.timestamps[ci], self.pool.future[ci]], axis=1)  # (B, L + H)
         stamps = torch.from_numpy(time_features(ts)).to(self.device)
         g1, g2 = sample_tokens(self.model, s1, s2, stamps, self.horizon, self.sampling, seed=self.seed,
-                               sequence_ids=ids, max_context=self.max_context,
-                               samples_per_context=self.samples_per_context)
+                               sequence_ids=ids, max_context=self.max_context, **self._sampling_options(ids))
         z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
                            self.max_context)
         bars = self.norm.inverse(z.float().cpu().numpy(), stats).astype(np.float64)
@@ -123,8 +146,35 @@ class Generator:
         return {"bars": bars, "violations": violations, "context_index": ci, "context": ctx,
                 "future": self.pool.future[ci]}
 
+    def conditioned_batch(self, sequence_ids: np.ndarray) -> dict[str, Any]:
+        """`generate_batch` held to the run's condition: each sequence takes the first of its candidate paths
+        (tries r = 0, 1, … with ids r·stride + i, all continuing its context) that meets the condition, after
+        at most `max_tries`; a sequence none of whose tries meets it keeps the closest one and counts as a miss."""
+        ids = np.asarray(sequence_ids, dtype=np.int64)
+        resolved = self.conditioned.resolved
+        ci = self.context_index(ids)
+        bars = np.empty((len(ids), self.horizon, 6))
+        dist = np.full(len(ids), np.inf)
+        pending = np.ones(len(ids), dtype=bool)
+        candidates = 0
+        for r in range(self.config.max_tries):
+            rows = np.flatnonzero(pending)
+            if rows.size == 0:
+                break
+            out = self.generate_batch(r * self._stride + ids[rows])
+            candidates += rows.size
+            d = resolved.distance(self.pool.values[ci[rows], -1, 3], out["bars"])
+            better = d < dist[rows]
+            bars[rows[better]], dist[rows[better]] = out["bars"][better], d[better]
+            pending[rows[d == 0]] = False
+        check = bar_validity(bars)  # of the output (raw only if not repaired: candidates were repaired already)
+        return {"bars": bars, "violations": {**check.counts, "invalid_bars": check.invalid_bars},
+                "context_index": ci, "context": self.pool.values[ci], "future": self.pool.future[ci],
+                "candidates": candidates, "hits": int((~pending).sum())}
+
     def batch_frame(self, sequence_ids: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
-        out = self.generate_batch(sequence_ids)
+        out = (self.generate_batch(sequence_ids) if self.conditioned is None
+               else self.conditioned_batch(sequence_ids))
         ci = out["context_index"]
         ctx_end = self.pool.timestamps[ci, -1]
         frame = sequences_to_frame(out["bars"], out["future"], sequence_ids, self.pool.symbols[ci], ctx_end)
@@ -133,7 +183,9 @@ class Generator:
                                         self.pool.symbols[ci], ctx_end, first_step=-self.lookback)
             frame = pd.concat([cframe, frame], ignore_index=True)
         seam = out["bars"][:, 0, 0] / out["context"][:, -1, 3] - 1.0
-        return frame, {"violations": out["violations"], "seam": seam}
+        n = len(sequence_ids)
+        return frame, {"violations": out["violations"], "seam": seam, "candidates": out.get("candidates", n),
+                       "hits": out.get("hits", n)}
 
     # --- many batches --------------------------------------------------------------------------
 
@@ -148,15 +200,17 @@ class Generator:
         """Sequence ids start..stop−1 as one schema-v1 frame (batch by batch), and their stats."""
         frames, seams = [], []
         totals: dict[str, int] = {}
+        candidates = hits = 0
         for b in range(start, stop, self.batch_size):
             frame, info = self.batch_frame(np.arange(b, min(stop, b + self.batch_size)))
             frames.append(frame)
             seams.append(info["seam"])
+            candidates, hits = candidates + info["candidates"], hits + info["hits"]
             for name, c in info["violations"].items():
                 totals[name] = totals.get(name, 0) + int(c)
             if on_batch is not None:
                 on_batch(min(stop, b + self.batch_size) - b)
-        return pd.concat(frames, ignore_index=True), PartStats(totals, np.concatenate(seams))
+        return pd.concat(frames, ignore_index=True), PartStats(totals, np.concatenate(seams), candidates, hits)
 
     def write_part(self, writer: ParquetSequenceWriter, index: int,
                    on_batch: Callable[[int], object] | None = None) -> PartStats:
@@ -164,7 +218,10 @@ class Generator:
         so both write the same bytes."""
         frame, stats = self.part_frame(*writer.part_range(index), on_batch=on_batch)
         # Raw (pre-repair) counts travel with the part, so `evaluate` can report them after a repair.
-        writer.write_part(index, frame, {"raw_violations": stats.violations})
+        extra = {"raw_violations": stats.violations}
+        if self.conditioned is not None:
+            extra["condition_candidates"], extra["condition_hits"] = stats.candidates, stats.hits
+        writer.write_part(index, frame, extra)
         return stats
 
     def writer_metadata(self) -> dict[str, Any]:
@@ -190,7 +247,8 @@ class Generator:
         bar.close()
         return summarize_run(n=n, horizon=self.horizon, generated=todo, wall_time_s=time.perf_counter() - t0,
                              parts_written=len(pending), parts_skipped=writer.n_parts - len(pending),
-                             stats=stats, repaired=self.repair, out=str(out))
+                             stats=stats, repaired=self.repair, out=str(out),
+                             condition=self.conditioned.resolved.describe() if self.conditioned is not None else "")
 
 
 __all__ = ["FEATURES", "ContextPool", "GenerationConfig", "GenerationSummary", "Generator", "PartStats",

@@ -29,7 +29,7 @@ import pandas as pd
 
 from kronos_synth.data.synthetic import ParquetSequenceWriter
 from kronos_synth.generate.config import GenerationConfig
-from kronos_synth.generate.generator import Generator
+from kronos_synth.generate.panel import build_generator
 from kronos_synth.generate.ray_session import RayEngineError, ray_session, task_error
 from kronos_synth.generate.summary import GenerationSummary, PartStats, summarize_run
 from kronos_synth.model.pretrained import ModelPair
@@ -68,7 +68,7 @@ class ShardWorker:
 
         torch.set_num_threads(threads)
         self.slot = slot
-        self.gen = Generator(pair, klines, config, source=source)
+        self.gen = build_generator(pair, klines, config, source=source)
         self.writer = ParquetSequenceWriter(out, n=n, sequences_per_part=config.part_size,
                                             metadata=self.gen.writer_metadata(), shard=True)
 
@@ -229,7 +229,8 @@ def _drive(ray: Any, slots: list[Any], spawn: Callable[[int], Any], *, out: str,
                          wall_time_s=time.perf_counter() - t0, parts_written=parts_written,
                          parts_skipped=writer.n_parts - parts_written, stats=stats,
                          repaired=bool(first["metadata"]["repair"]), out=out, engine="ray", workers=used,
-                         worker_restarts=restarts)
+                         worker_restarts=restarts,
+                         condition=(first["metadata"].get("condition") or {}).get("description", ""))
 
 
 def _last_line(e: BaseException) -> str:

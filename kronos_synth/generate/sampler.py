@@ -12,6 +12,7 @@ distribution sorted by probability, so top_k=1 is exactly greedy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +43,15 @@ class SamplingConfig:
                 raise InputError(f"{name} must be {rule}, got {getattr(self, name)}", param=name)
 
 
-def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: SamplingConfig) -> torch.Tensor:
-    """logits (B, V), uniforms (B,) in [0, 1) → token ids (B,) int64."""
+def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: SamplingConfig,
+                       order_by: torch.Tensor | None = None) -> torch.Tensor:
+    """logits (B, V), uniforms (B,) in [0, 1) → token ids (B,) int64.
+
+    `order_by` (V,): the inverse-CDF draw walks the kept tokens in ascending order of this score
+    instead of by probability. The kept set and the probabilities are the same, so each draw has the
+    same distribution; what changes is which token a given uniform picks — with a score monotone in the
+    token's return, a larger uniform means a higher return, which is what lets coupled uniforms couple
+    returns (panels, `generate/panel.py`)."""
     logits = logits.float() / cfg.temperature
     # Sorting once serves top-k, top-p and the inverse-CDF draw. Stable, so ties break by token id.
     order = descending_order(logits)
@@ -59,6 +67,11 @@ def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: Sampling
         keep &= before < cfg.top_p
         keep[:, 0] = True
         probs = probs * keep
+    if order_by is not None:
+        # Kept tokens by ascending score (dropped ones last, stable ties): same mass, another order.
+        score = torch.where(keep, order_by.to(probs.device).float()[order], torch.inf)
+        by_score = torch.sort(score, dim=-1, stable=True)[1]
+        order, probs, keep = order.gather(-1, by_score), probs.gather(-1, by_score), keep.gather(-1, by_score)
     cdf = torch.cumsum(probs.double(), dim=-1)
     u = torch.from_numpy(uniforms).to(cdf.device).unsqueeze(-1) * cdf[:, -1:]
     pos = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1)
@@ -98,6 +111,8 @@ def sample_tokens(
     max_context: int = 512,
     samples_per_context: int = 1,
     shared_prefix: bool = True,
+    uniforms: Callable[[int, int], np.ndarray] | None = None,
+    token_scores: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Continue token contexts by `horizon` steps.
 
@@ -110,7 +125,15 @@ def sample_tokens(
     samples (`SharedPrefixCache`, groups from `shared_groups`), so a decode step reads the context once
     for all of them; the result equals the per-row cache's (`shared_prefix=False`) to float32 rounding
     and, like it, does not depend on the batch a sequence is sampled in.
+
+    `uniforms(step, stream)` → (B,) replaces the counter draws (coupled panels); it must itself depend
+    only on the rows' ids. `token_scores` (s1 (V1,), s2 (V2,)): the inverse-CDF order of each draw
+    (`sample_from_logits`' `order_by`).
     """
+    if uniforms is None:
+        def uniforms(step: int, stream: int) -> np.ndarray:
+            return counter_uniform(seed, sequence_ids, step, stream)
+    order1, order2 = token_scores if token_scores is not None else (None, None)
     b, L = s1_context.shape
     if stamps.shape[:2] != (b, L + horizon):
         raise ValueError(f"stamps must be (B, L + horizon, 5) = {(b, L + horizon, 5)}, got {tuple(stamps.shape)}")
@@ -167,9 +190,9 @@ def sample_tokens(
 
     for i in range(horizon):
         t = L + i  # position being generated
-        s1 = sample_from_logits(s1_logits, counter_uniform(seed, sequence_ids, i, 0), cfg)
+        s1 = sample_from_logits(s1_logits, uniforms(i, 0), cfg, order1)
         s2_logits = model.decode_s2_cached(context, s1.unsqueeze(1), cache)
-        s2 = sample_from_logits(s2_logits.reshape(b, -1), counter_uniform(seed, sequence_ids, i, 1), cfg)
+        s2 = sample_from_logits(s2_logits.reshape(b, -1), uniforms(i, 1), cfg, order2)
         s1_all[:, t], s2_all[:, t] = s1, s2
         if i + 1 == horizon:
             break

@@ -25,9 +25,25 @@ class GenerationSummary:
     workers: int = 1
     worker_restarts: int = 0
     generated: int = -1  # sequences this invocation generated (the rest were already on disk); -1: all
+    candidates: int = 0  # paths sampled for them (more than `generated` when a condition rejected some)
+    hits: int = 0  # of `generated`, how many meet the condition
+    condition: str = ""  # the condition, resolved ("" when the run has none)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.generated if self.generated > 0 else float("nan")
+
+    @property
+    def acceptance_cost(self) -> float:
+        """Candidate paths sampled per sequence written."""
+        return self.candidates / self.generated if self.generated > 0 else float("nan")
+
+    def condition_line(self) -> str:
+        return (f"condition {self.condition}: hit rate {100 * self.hit_rate:.1f} % ({self.hits} of {self.generated} "
+                f"meet it), acceptance cost {self.acceptance_cost:.2f} candidate paths per sequence")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "hit_rate": self.hit_rate, "acceptance_cost": self.acceptance_cost}
 
     def line(self) -> str:
         if self.generated == 0:  # a rerun of a finished run: say what is there, not "0.0 seq/s"
@@ -48,11 +64,13 @@ class PartStats:
 
     violations: dict[str, int] = field(default_factory=dict)
     seam: np.ndarray = field(default_factory=lambda: np.empty(0))
+    candidates: int = 0  # paths sampled (conditioned runs: every try)
+    hits: int = 0  # sequences that meet the run's condition (all of them without one)
 
 
 def summarize_run(*, n: int, horizon: int, generated: int, wall_time_s: float, parts_written: int,
                   parts_skipped: int, stats: list[PartStats], repaired: bool, out: str, engine: str = "local",
-                  workers: int = 1, worker_restarts: int = 0) -> GenerationSummary:
+                  workers: int = 1, worker_restarts: int = 0, condition: str = "") -> GenerationSummary:
     """Fold the per-part stats of one invocation (`generated` new sequences) into its summary."""
     totals: dict[str, int] = {}
     for st in stats:
@@ -68,4 +86,5 @@ def summarize_run(*, n: int, horizon: int, generated: int, wall_time_s: float, p
         raw_invalid_bar_rate=invalid / generated_bars if generated_bars else 0.0,
         violations=totals, repaired=repaired,
         seam_abs_gap_median=float(np.median(np.abs(np.concatenate(seams)))) if seams else float("nan"),
-        out=out, engine=engine, workers=workers, worker_restarts=worker_restarts, generated=generated)
+        out=out, engine=engine, workers=workers, worker_restarts=worker_restarts, generated=generated,
+        candidates=sum(st.candidates for st in stats), hits=sum(st.hits for st in stats), condition=condition)

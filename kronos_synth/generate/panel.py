@@ -1,0 +1,146 @@
+"""Coupled multi-asset panels: A symbols continued jointly from one shared context date.
+
+Panel p holds sequences p·A … p·A + A − 1 (asset a = id mod A, in the order the symbols were given);
+its context date is `perm[(p // samples_per_context) mod P]` of the P panel contexts (windows all the
+symbols trade on the same timestamps), and every asset's continuation shares its future timestamps.
+
+Coupling. Each asset samples from its own Kronos conditional exactly as a single-asset run would —
+same kept tokens, same probabilities — but the uniforms that pick the tokens are coupled across the
+panel: at each step and stream, the panel's A counter-based uniforms u are mapped to normal scores
+z = Φ⁻¹(u), correlated as x = C z with C the Cholesky factor of the panel's Gaussian-copula correlation
+(estimated on the context's returns, `data.panels.gaussian_copula_correlation`), and mapped back,
+u' = Φ(x). Each u' is still uniform, so every marginal is unchanged. For correlated uniforms to give
+correlated returns, the inverse-CDF draw must walk the tokens in the order of their return: the
+tokens are ordered by a return score, a linear fit of the bar's standardised close return on the
+token's bits over tokenized real contexts (`token_return_scores`). With the default probability
+order a larger uniform means a less likely token, whatever its direction, and the coupling is lost.
+
+Determinism: a row's uniforms depend only on its panel's ids, the seed and the panel's context, so the
+output is the same at any batch size and on Ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import ndtr, ndtri
+
+from kronos_synth.data.calendar import SessionCalendar
+from kronos_synth.data.panels import PanelWindows, gaussian_copula_correlation, panel_windows
+from kronos_synth.generate.config import GenerationConfig
+from kronos_synth.generate.contexts import ContextPool
+from kronos_synth.generate.generator import Generator
+from kronos_synth.generate.rng import counter_permutation, counter_uniform
+from kronos_synth.generate.sampler import MAX_GROUP, encode_contexts
+from kronos_synth.model.bsq import ids_to_codes
+from kronos_synth.model.pretrained import ModelPair
+
+SCORE_CONTEXTS = 256  # tokenized contexts the return scores are fitted on (a seeded subsample)
+
+
+@torch.no_grad()
+def token_return_scores(tokenizer: torch.nn.Module, norm: Any, contexts: np.ndarray,
+                        device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Return scores of every s1 and s2 token: least squares of each bar's close log return (standardised
+    within its window) on the ±1 bits of the bar's (s1, s2) tokens, over real contexts (n, L, 6).
+    → (scores of the 2^s1_bits s1 ids, scores of the 2^s2_bits s2 ids), float32; rounded to 6
+    significant digits so the order they give does not hinge on the last bits of a BLAS sum."""
+    x = torch.from_numpy(norm.transform(contexts, norm.fit(contexts))).to(device)
+    s1, s2 = encode_contexts(tokenizer, x)
+    n1, n2 = int(tokenizer.s1_bits), int(tokenizer.s2_bits)
+    r = np.diff(np.log(contexts[..., 3]), axis=1)
+    r = r / np.maximum(r.std(axis=1, keepdims=True), 1e-12)  # (n, L−1)
+    bits = torch.cat([ids_to_codes(s1[:, 1:], n1), ids_to_codes(s2[:, 1:], n2)], -1).cpu().double().numpy()
+    design = np.concatenate([bits.reshape(-1, n1 + n2), np.ones((bits.shape[0] * bits.shape[1], 1))], 1)
+    w = np.linalg.lstsq(design, r.reshape(-1), rcond=None)[0]
+
+    def scores(n_bits: int, weights: np.ndarray) -> torch.Tensor:
+        v = ids_to_codes(torch.arange(1 << n_bits), n_bits).double().numpy() @ weights
+        scale = np.abs(v).max() or 1.0
+        return torch.from_numpy(np.round(v / scale, 6)).float()
+
+    return scores(n1, w[:n1]), scores(n2, w[n1:n1 + n2])
+
+
+class PanelGenerator(Generator):
+    """Kronos panels: `config.panel` symbols continued jointly (see the module docstring).
+
+    >>> gen = PanelGenerator(load_model_pair(), klines, GenerationConfig(freq="15min", panel=("BTCUSDT", "ETHUSDT")))  # doctest: +SKIP
+    >>> gen.write_panels("panels/", n_panels=1000)                  # doctest: +SKIP
+    """
+
+    def __init__(self, pair: ModelPair, klines: pd.DataFrame, config: GenerationConfig, *, source: str = "",
+                 order_by_return: bool = True) -> None:
+        if not config.panel:
+            raise ValueError("PanelGenerator needs config.panel (the symbols)")
+        lookback, horizon = config.window
+        windows: PanelWindows = panel_windows(klines, config.panel, config.preset.name, lookback, split=config.split,
+                                              test_fraction=config.test_fraction, gap=lookback + horizon,
+                                              source=source or "data")
+        if config.contexts_per_symbol is not None and len(windows) > config.contexts_per_symbol:
+            keep = np.unique(np.linspace(0, len(windows) - 1, config.contexts_per_symbol).round().astype(int))
+            windows = windows.take(keep)
+        p, a = windows.values.shape[:2]
+        cal = SessionCalendar.fit(pd.Series(windows.common), config.preset.name)
+        future = cal.next_many(windows.timestamps[:, -1], horizon)  # (P, H): shared by the panel's assets
+        pool = ContextPool(windows.values.reshape(p * a, lookback, 6), np.repeat(windows.timestamps, a, axis=0),
+                           np.repeat(future, a, axis=0), np.tile(np.asarray(windows.symbols), p))
+        super().__init__(pair, None, config, source=source, pool=pool)
+        self.symbols, self.n_assets, self.n_dates = windows.symbols, a, p
+        self._dates = counter_permutation(self.seed, p, stream=1)
+        if config.coupling == "gaussian":
+            self.correlation = gaussian_copula_correlation(windows.values)
+        else:
+            self.correlation = np.broadcast_to(np.eye(a), (p, a, a)).copy()
+        self._chol = np.linalg.cholesky(self.correlation)  # (P, A, A)
+        self.order_by_return = order_by_return
+        self.token_scores = None
+        if order_by_return:
+            pick = np.sort(counter_permutation(self.seed, p * a, stream=2)[:SCORE_CONTEXTS])
+            self.token_scores = token_return_scores(self.tokenizer, self.norm, pool.values[pick], self.device)
+        self.metadata.update(panel=list(self.symbols), coupling=config.coupling, panel_contexts=p,
+                             token_order="return score" if order_by_return else "probability",
+                             mean_context_correlation=float(self.correlation[:, ~np.eye(a, dtype=bool)].mean()))
+
+    def context_index(self, sequence_ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(sequence_ids, dtype=np.int64)
+        date = self._dates[(ids // self.n_assets // self.samples_per_context) % self.n_dates]
+        return date * self.n_assets + ids % self.n_assets
+
+    def coupled_uniforms(self, ids: np.ndarray, step: int, stream: int) -> np.ndarray:
+        """(B,) uniforms of rows `ids`: the counter draws of each row's whole panel, coupled by its copula."""
+        ids = np.asarray(ids, dtype=np.int64)
+        a = self.n_assets
+        first = ids - ids % a
+        u = counter_uniform(self.seed, (first[:, None] + np.arange(a)).reshape(-1), step, stream).reshape(-1, a)
+        z = ndtri(u + 2.0 ** -54)  # counter draws are k / 2^53: the half step keeps them off 0
+        chol = self._chol[self.context_index(first) // a]  # (B, A, A)
+        x = (chol[np.arange(len(ids)), ids % a] * z).sum(-1)  # row a of C times z
+        return np.minimum(ndtr(x), 1.0 - 2.0 ** -53)
+
+    def _sampling_options(self, ids: np.ndarray) -> dict[str, Any]:
+        # The samples of a date are ids [k·S·A, (k+1)·S·A): grouping by that block lets each asset's samples
+        # share one copy of its context's K/V.
+        return {"samples_per_context": min(self.samples_per_context * self.n_assets, MAX_GROUP),
+                "uniforms": lambda step, stream: self.coupled_uniforms(ids, step, stream),
+                "token_scores": self.token_scores}
+
+    def batch_frame(self, sequence_ids: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
+        frame, info = super().batch_frame(sequence_ids)
+        frame["panel_id"] = frame["sequence_id"].to_numpy() // self.n_assets
+        return frame, info
+
+    def write_panels(self, out: str, n_panels: int, **kwargs: Any):
+        """Generate n_panels panels (n_panels · A sequences) into a schema-v1 folder with a panel_id column."""
+        return self.write(out, n_panels * self.n_assets, **kwargs)
+
+
+def build_generator(pair: ModelPair, klines: pd.DataFrame, config: GenerationConfig, *,
+                    source: str = "") -> Generator:
+    """The generator a config asks for: panels when `config.panel` is set, else single-asset sequences."""
+    if config.panel:
+        return PanelGenerator(pair, klines, config, source=source)
+    return Generator(pair, klines, config, source=source)

@@ -1,0 +1,141 @@
+"""Coupled multi-asset panels (`--panel`): shared-timestamp windows, the Gaussian copula of the uniforms,
+return-ordered draws that keep each marginal, determinism, panel_id, bad panels."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kronos_synth.data.datasets import load_dataset
+from kronos_synth.data.errors import InputError
+from kronos_synth.data.panels import gaussian_copula_correlation, panel_windows, parse_symbols
+from kronos_synth.data.synthetic import read_synthetic
+from kronos_synth.generate.config import GenerationConfig
+from kronos_synth.generate.panel import PanelGenerator
+from kronos_synth.generate.sampler import SamplingConfig, sample_from_logits
+from kronos_synth.model.pretrained import load_model_pair
+from tests._tiny import save_tiny_model
+
+L, H = 32, 8
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return load_model_pair(save_tiny_model(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture(scope="module")
+def two_indices() -> pd.DataFrame:
+    """S&P 500 and NASDAQ daily (embedded): two symbols on one trading calendar."""
+    return pd.concat([load_dataset("sp500-daily"), load_dataset("nasdaq-daily")], ignore_index=True)
+
+
+def test_panel_windows_share_timestamps_and_split_by_date(two_indices):
+    tr = panel_windows(two_indices, ("SPX", "IXIC"), "daily", L, split="train")
+    te = panel_windows(two_indices, ("SPX", "IXIC"), "daily", L, split="test")
+    assert tr.values.shape[1:] == (2, L, 6) and te.values.shape[1:] == (2, L, 6)
+    assert tr.timestamps[-1, -1] < te.timestamps[0, 0]  # the same dates for both symbols
+    # each window's bars are the symbols' own bars at the shared timestamps
+    spx = two_indices[two_indices.symbol == "SPX"].set_index("timestamps")
+    k = len(tr) // 2
+    np.testing.assert_allclose(tr.values[k, 0, :, 3], spx.loc[tr.timestamps[k], "close"].to_numpy())
+
+
+def test_copula_correlation_recovers_a_known_correlation():
+    rng = np.random.default_rng(0)
+    cov = np.array([[1.0, 0.6], [0.6, 1.0]])
+    r = rng.multivariate_normal([0, 0], cov, size=(200, 400)) * 0.01  # (P, L, A)
+    close = 100 * np.exp(np.cumsum(np.swapaxes(r, 1, 2), axis=-1))  # (P, A, L)
+    ctx = np.repeat(close[..., None], 6, axis=-1)
+    rho = gaussian_copula_correlation(ctx)
+    assert rho.shape == (200, 2, 2) and np.allclose(np.diagonal(rho, axis1=1, axis2=2), 1.0)
+    assert rho[:, 0, 1].mean() == pytest.approx(0.6, abs=0.02)
+
+
+def test_return_ordered_draw_keeps_the_distribution_and_orders_by_score():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 16).repeat(20000, 1)
+    u = (np.arange(20000) + 0.5) / 20000
+    score = torch.randn(16)
+    cfg = SamplingConfig(temperature=1.0, top_k=0, top_p=0.9)
+    by_prob = sample_from_logits(logits, u, cfg).numpy()
+    by_score = sample_from_logits(logits, u, cfg, order_by=score).numpy()
+    # same kept set and the same frequencies (a stratified grid of uniforms): only the order differs
+    np.testing.assert_allclose(np.bincount(by_prob, minlength=16), np.bincount(by_score, minlength=16), atol=2)
+    assert (np.diff(score[by_score].numpy()) >= 0).all()  # a larger uniform never picks a lower score
+
+
+def _panels(pair, klines, out, **kw):
+    cfg = GenerationConfig(freq="daily", lookback=L, horizon=H, panel=("SPX", "IXIC"), samples_per_context=2,
+                           contexts_per_symbol=40, dtype="fp32", seed=2, **kw)
+    gen = PanelGenerator(pair, klines, cfg, source="indices")
+    gen.write_panels(str(out), 12, progress=False)
+    return gen, read_synthetic(out)
+
+
+def test_panels_are_deterministic_at_any_batch_size_and_share_timestamps(pair, two_indices, tmp_path):
+    gen, a = _panels(pair, two_indices, tmp_path / "a", batch_size=3)
+    _, b = _panels(pair, two_indices, tmp_path / "b", batch_size=24)
+    assert sorted(p.name for p in (tmp_path / "a").glob("part-*")) == sorted(p.name for p in (tmp_path / "b").glob("part-*"))
+    for pa in sorted((tmp_path / "a").glob("part-*.parquet")):
+        assert pa.read_bytes() == (tmp_path / "b" / pa.name).read_bytes()
+    bars, symbols = a.to_panels()
+    assert bars.shape == (12, 2, H, 6) and symbols == ("SPX", "IXIC")
+    g = a.generated()
+    assert (g.groupby("sequence_id")["panel_id"].first().to_numpy() == np.repeat(np.arange(12), 2)).all()
+    per_panel = g.groupby(["panel_id", "step"])["timestamp"].nunique()
+    assert (per_panel == 1).all()  # every asset of a panel has the same timestamps
+    assert a.metadata["panel"] == ["SPX", "IXIC"] and a.metadata["coupling"] == "gaussian"
+    assert a.metadata["token_order"] == "return score"
+
+
+def test_coupled_uniforms_follow_the_copula(pair, two_indices):
+    cfg = GenerationConfig(freq="daily", lookback=L, horizon=H, panel=("SPX", "IXIC"), contexts_per_symbol=40,
+                           dtype="fp32")
+    gen = PanelGenerator(pair, two_indices, cfg, source="indices")
+    ids = np.arange(20000)
+    u = gen.coupled_uniforms(ids, step=3, stream=0)
+    assert u.min() > 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.01  # still uniform
+    from scipy.special import ndtri
+
+    z = ndtri(u).reshape(-1, 2)
+    rho = gen.correlation[gen.context_index(ids[::2]) // 2, 0, 1]
+    assert np.corrcoef(z.T)[0, 1] == pytest.approx(rho.mean(), abs=0.03)
+    # a row's uniform depends only on its panel: computing it alone gives the same value
+    assert gen.coupled_uniforms(np.array([7]), 3, 0)[0] == u[7]
+    cfg0 = GenerationConfig(freq="daily", lookback=L, horizon=H, panel=("SPX", "IXIC"), contexts_per_symbol=40,
+                            dtype="fp32", coupling="none")
+    z0 = ndtri(PanelGenerator(pair, two_indices, cfg0, source="indices").coupled_uniforms(ids, 3, 0)).reshape(-1, 2)
+    assert abs(np.corrcoef(z0.T)[0, 1]) < 0.03
+
+
+@pytest.mark.parametrize("panel, words", [
+    (("SPX", "DAX"), "unknown symbol 'DAX'"),
+    (("SPX",), "at least two symbols"),
+    (("SPX", "SPX"), "repeat"),
+])
+def test_bad_panels_are_one_clear_error(pair, two_indices, panel, words):
+    with pytest.raises(InputError, match=words):
+        cfg = GenerationConfig(freq="daily", lookback=L, horizon=H, panel=panel)
+        PanelGenerator(pair, two_indices, cfg)
+
+
+def test_symbols_that_do_not_overlap_exit_2(tmp_path):
+    early = load_dataset("sp500-daily").iloc[:1000]
+    late = load_dataset("nasdaq-daily").iloc[3000:]
+    pd.concat([early, late]).to_csv(tmp_path / "two.csv", index=False)
+    model = save_tiny_model(tmp_path / "m")
+    code = ("from kronos_synth.cli import main; main(['generate', '--n', '2', '--freq', 'daily', '--data', "
+            f"'{tmp_path / 'two.csv'}', '--model', '{model}', '--panel', 'SPX,IXIC', '--out', '{tmp_path / 'o'}'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "do not overlap" in lines[0] and "SPX" in lines[0] and "IXIC" in lines[0]
+
+
+def test_parse_symbols():
+    assert parse_symbols(" BTC , ETH ") == ("BTC", "ETH")
