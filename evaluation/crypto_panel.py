@@ -7,9 +7,10 @@ bars, from the train period; every set is scored against the real test-period pa
 `window` shared bars, stride 1) with the panel metrics (`kronos_synth.metrics.panel`): correlation
 error, eigenvalue spectrum, lower-tail dependence and the cross-sectional discriminative score.
 
-Rows: Kronos with the Gaussian copula (return-ordered tokens), Kronos per asset without coupling (same
-sampler, identity correlation: shows what the coupling adds), Kronos coupled with the default
-probability-ordered draw (shows why tokens are ordered by return), a constant-correlation GARCH, and
+Rows: Kronos with the Gaussian copula (return-ordered tokens, copula calibrated by the pilot's coupling
+gain), the same without the calibration (the copula correlation is the context's), Kronos per asset
+without coupling (same sampler, identity correlation: shows what the coupling adds), Kronos coupled with
+the default probability-ordered draw (shows why tokens are ordered by return), a constant-correlation GARCH, and
 the synchronised block bootstrap — plus the real-vs-real rows (train vs test period, first vs second
 half of the test period, shuffled assets).
 
@@ -38,7 +39,7 @@ def _symbols(klines) -> tuple[str, ...]:
 
 
 def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, order_by_return: bool,
-                   echo) -> np.ndarray:
+                   echo, calibrate: bool = True) -> np.ndarray:
     import torch
 
     from kronos_synth.data.synthetic import read_synthetic
@@ -53,7 +54,7 @@ def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, o
                            contexts_per_symbol=int(p["contexts"]), batch_size=256, dtype=p["dtype"])
     torch.set_num_threads(int(proto["run"]["threads"]))
     gen = PanelGenerator(load_model_pair(p.get("model") or None), klines, cfg, source="crypto-panel",
-                         order_by_return=order_by_return)
+                         order_by_return=order_by_return, calibrate=calibrate)
     t0 = time.perf_counter()
     summary = gen.write_panels(str(work), int(p["n_panels"]), progress=False)
     echo(f"  {work.name}: {summary.line()} ({time.perf_counter() - t0:.0f} s)")
@@ -101,9 +102,12 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     base = {"n_panels": n_panels, "horizon": horizon, "seed": int(proto["seed"])}
     kronos = {**base, "model": p.get("model") or "embedded", "lookback": int(p["lookback"]), "top_p": p["top_p"],
               "samples_per_context": p["samples_per_context"], "contexts": p["contexts"], "dtype": p["dtype"]}
-    row("kronos (coupled)", {**kronos, "coupling": "gaussian"},
-        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled", coupling="gaussian",
+    row("kronos (coupled)", {**kronos, "coupling": "gaussian", "calibrated": True},
+        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled-calibrated", coupling="gaussian",
                                order_by_return=True, echo=echo))
+    row("kronos (coupled, copula not calibrated)", {**kronos, "coupling": "gaussian"},
+        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled", coupling="gaussian",
+                               order_by_return=True, calibrate=False, echo=echo))
     row("kronos (per asset, uncoupled)", {**kronos, "coupling": "none"},
         lambda: _kronos_panels(klines, symbols, proto, work / "kronos-uncoupled", coupling="none",
                                order_by_return=True, echo=echo))

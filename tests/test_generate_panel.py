@@ -102,7 +102,7 @@ def test_coupled_uniforms_follow_the_copula(pair, two_indices):
     from scipy.special import ndtri
 
     z = ndtri(u).reshape(-1, 2)
-    rho = gen.correlation[gen.context_index(ids[::2]) // 2, 0, 1]
+    rho = gen.copula[gen.context_index(ids[::2]) // 2, 0, 1]
     assert np.corrcoef(z.T)[0, 1] == pytest.approx(rho.mean(), abs=0.03)
     # a row's uniform depends only on its panel: computing it alone gives the same value
     assert gen.coupled_uniforms(np.array([7]), 3, 0)[0] == u[7]
@@ -139,3 +139,26 @@ def test_symbols_that_do_not_overlap_exit_2(tmp_path):
 
 def test_parse_symbols():
     assert parse_symbols(" BTC , ETH ") == ("BTC", "ETH")
+
+
+def test_calibrated_copula_divides_by_the_gain_caps_and_stays_a_correlation():
+    from kronos_synth.generate.panel import calibrated_copula
+
+    target = np.array([[[1.0, 0.6, 0.5], [0.6, 1.0, 0.1], [0.5, 0.1, 1.0]]])
+    gain = np.array([[1.0, 0.8, 0.8], [0.8, 1.0, 0.1], [0.8, 0.1, 1.0]])
+    rho = calibrated_copula(target, gain)[0]
+    assert rho[0, 1] == pytest.approx(0.75, abs=1e-6) and rho[0, 2] == pytest.approx(0.625, abs=1e-6)
+    assert rho[1, 2] == pytest.approx(0.1, abs=1e-6)  # gain below the floor: the target is kept
+    capped = calibrated_copula(np.array([[1.0, 0.9], [0.9, 1.0]]), np.array([[1.0, 0.8], [0.8, 1.0]]))
+    assert capped[0, 1] == pytest.approx(0.98, abs=1e-3)  # 0.9 / 0.8 is capped
+    assert np.allclose(np.diag(rho), 1.0) and np.linalg.eigvalsh(rho).min() > 0
+
+
+def test_calibration_gain_is_recorded_and_deterministic(pair, two_indices):
+    cfg = GenerationConfig(freq="daily", lookback=L, horizon=H, panel=("SPX", "IXIC"), contexts_per_symbol=40,
+                           dtype="fp32")
+    a = PanelGenerator(pair, two_indices, cfg, source="indices")
+    b = PanelGenerator(pair, two_indices, cfg, source="indices")
+    assert a.metadata["coupling_gain"] == b.metadata["coupling_gain"]
+    assert a.gain.shape == (2, 2) and a.gain[0, 0] == pytest.approx(1.0)
+    assert np.array_equal(a.copula, b.copula)

@@ -203,3 +203,17 @@ def test_ray_options_need_engine_ray(tiny_model, tmp_path):
              "--num-workers", "2", cwd=tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "need --engine ray" in r.stderr
+
+
+@pytest.mark.slow
+def test_ray_panels_are_byte_identical_to_local(tiny_model, ray_cluster, tmp_path):
+    from kronos_synth.data.datasets import load_dataset
+
+    both = pd.concat([load_dataset("sp500-daily"), load_dataset("nasdaq-daily")], ignore_index=True)
+    both.to_csv(tmp_path / "both.csv", index=False)
+    kw = dict(data=str(tmp_path / "both.csv"), dataset=None, panel=("SPX", "IXIC"), n=10, contexts_per_symbol=30)
+    _gen(tiny_model, tmp_path / "local", **kw)
+    _ray(tiny_model, tmp_path / "ray", **kw)
+    assert _parts(tmp_path / "ray") == _parts(tmp_path / "local") and len(_parts(tmp_path / "local")) == 5
+    bars, symbols = read_synthetic(tmp_path / "ray").to_panels()
+    assert bars.shape == (10, 2, 10, 6) and symbols == ("SPX", "IXIC")

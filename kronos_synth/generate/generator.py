@@ -107,17 +107,23 @@ class Generator:
         if self.conditioned is not None:
             self.metadata["condition"] = {**self.conditioned.resolved.to_dict(),
                                           "real_windows": len(self.conditioned.windows),
-                                          "real_windows_meeting": int(self.conditioned.mask.sum())}
+                                          "real_windows_meeting": int(self.conditioned.mask.sum()),
+                                          "rejection": "first accepted of max_tries (context, path) proposals"}
         # Candidate ids of a conditioned run: try r of sequence i is r·stride + i (try 0 is sequence i itself).
         # The stride is a multiple of the shared-prefix group size so a try's candidates group like sequences.
         group = min(self.samples_per_context, MAX_GROUP)
         self._stride = group * -(-(1 << 40) // group)
+        # Each try of a conditioned sequence proposes a fresh (context, path) pair; golden-ratio steps spread
+        # the tries of one sequence over the contexts.
+        self._rotate = max(1, round(0.6180339887 * len(self.pool))) if self.conditioned is not None else 0
 
     # --- one batch ---------------------------------------------------------------------------
 
     def context_index(self, sequence_ids: np.ndarray) -> np.ndarray:
-        slot = np.asarray(sequence_ids) % self._stride  # a candidate continues its sequence's context
-        return self._perm[(slot // self.samples_per_context) % len(self.pool)]
+        ids = np.asarray(sequence_ids)
+        slot, tries = ids % self._stride, ids // self._stride
+        # Try r of a conditioned sequence moves r·rotate contexts along the permutation (rotate = 0 otherwise).
+        return self._perm[(slot // self.samples_per_context + tries * self._rotate) % len(self.pool)]
 
     def _sampling_options(self, ids: np.ndarray) -> dict[str, Any]:
         """Extra `sample_tokens` arguments for these rows (panels couple their uniforms)."""
@@ -147,12 +153,16 @@ class Generator:
                 "future": self.pool.future[ci]}
 
     def conditioned_batch(self, sequence_ids: np.ndarray) -> dict[str, Any]:
-        """`generate_batch` held to the run's condition: each sequence takes the first of its candidate paths
-        (tries r = 0, 1, … with ids r·stride + i, all continuing its context) that meets the condition, after
-        at most `max_tries`; a sequence none of whose tries meets it keeps the closest one and counts as a miss."""
+        """`generate_batch` held to the run's condition, by rejection: try r = 0, 1, … of sequence i (id
+        r·stride + i) proposes a context — its own for r = 0, then `rotate` contexts further along the seeded
+        permutation per try — and a path of it; the sequence takes the first proposal whose path meets the
+        condition, after at most `max_tries`. Contexts come from the real windows whose continuation met the
+        condition (p_real(c | condition)), paths from the model, so an accepted (context, path) pair is a draw
+        of p_real(c | condition) · p_model(path | c) restricted to the condition. A sequence none of whose tries
+        meets it keeps the closest and counts as a miss."""
         ids = np.asarray(sequence_ids, dtype=np.int64)
         resolved = self.conditioned.resolved
-        ci = self.context_index(ids)
+        ci = self.context_index(ids).copy()
         bars = np.empty((len(ids), self.horizon, 6))
         dist = np.full(len(ids), np.inf)
         pending = np.ones(len(ids), dtype=bool)
@@ -163,9 +173,10 @@ class Generator:
                 break
             out = self.generate_batch(r * self._stride + ids[rows])
             candidates += rows.size
-            d = resolved.distance(self.pool.values[ci[rows], -1, 3], out["bars"])
+            d = resolved.distance(self.pool.values[out["context_index"], -1, 3], out["bars"])
             better = d < dist[rows]
             bars[rows[better]], dist[rows[better]] = out["bars"][better], d[better]
+            ci[rows[better]] = out["context_index"][better]
             pending[rows[d == 0]] = False
         check = bar_validity(bars)  # of the output (raw only if not repaired: candidates were repaired already)
         return {"bars": bars, "violations": {**check.counts, "invalid_bars": check.invalid_bars},

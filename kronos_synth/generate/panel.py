@@ -39,6 +39,7 @@ from kronos_synth.model.bsq import ids_to_codes
 from kronos_synth.model.pretrained import ModelPair
 
 SCORE_CONTEXTS = 256  # tokenized contexts the return scores are fitted on (a seeded subsample)
+PILOT_PANELS = 48  # comonotone pilot panels that measure the coupling gain
 
 
 @torch.no_grad()
@@ -73,7 +74,7 @@ class PanelGenerator(Generator):
     """
 
     def __init__(self, pair: ModelPair, klines: pd.DataFrame, config: GenerationConfig, *, source: str = "",
-                 order_by_return: bool = True) -> None:
+                 order_by_return: bool = True, calibrate: bool = True) -> None:
         if not config.panel:
             raise ValueError("PanelGenerator needs config.panel (the symbols)")
         lookback, horizon = config.window
@@ -95,15 +96,40 @@ class PanelGenerator(Generator):
             self.correlation = gaussian_copula_correlation(windows.values)
         else:
             self.correlation = np.broadcast_to(np.eye(a), (p, a, a)).copy()
-        self._chol = np.linalg.cholesky(self.correlation)  # (P, A, A)
         self.order_by_return = order_by_return
         self.token_scores = None
         if order_by_return:
             pick = np.sort(counter_permutation(self.seed, p * a, stream=2)[:SCORE_CONTEXTS])
             self.token_scores = token_return_scores(self.tokenizer, self.norm, pool.values[pick], self.device)
+        off = ~np.eye(a, dtype=bool)
         self.metadata.update(panel=list(self.symbols), coupling=config.coupling, panel_contexts=p,
                              token_order="return score" if order_by_return else "probability",
-                             mean_context_correlation=float(self.correlation[:, ~np.eye(a, dtype=bool)].mean()))
+                             mean_context_correlation=float(self.correlation[:, off].mean()))
+        self.copula = self.correlation
+        if config.coupling == "gaussian" and order_by_return and calibrate:
+            self.gain = self.coupling_gain()
+            self.copula = calibrated_copula(self.correlation, self.gain)
+            self.metadata.update(coupling_gain=np.round(self.gain, 6).tolist(),
+                                 mean_copula_correlation=float(self.copula[:, off].mean()))
+        self._chol = np.linalg.cholesky(self.copula)  # (P, A, A)
+
+    def coupling_gain(self) -> np.ndarray:
+        """(A, A) how much of the uniforms' dependence reaches the returns: the mean per-panel correlation of the
+        bar returns of pilot panels whose assets all draw the SAME uniforms (comonotone, copula ρ = 1), from
+        PILOT_PANELS seeded context dates (ids in a reserved range, so no output sequence is touched)."""
+        a, spc = self.n_assets, self.samples_per_context
+        base = a * spc * (1 << 44)
+        ids = (base + np.arange(PILOT_PANELS)[:, None] * a * spc + np.arange(a)[None, :]).reshape(-1)
+        self._chol = np.broadcast_to(np.ones((a, a)) * np.eye(a)[:, :1].T, (self.n_dates, a, a))  # every row = z₀
+        bars = np.concatenate([self.generate_batch(ids[i:i + 256])["bars"] for i in range(0, len(ids), 256)])
+        last = self.pool.values[self.context_index(ids), -1, 3]
+        close = np.concatenate([last[:, None], bars[..., 3]], axis=1)
+        r = np.diff(np.log(np.maximum(close, 1e-300)), axis=1).reshape(PILOT_PANELS, a, -1)
+        r = r - r.mean(axis=-1, keepdims=True)
+        sd = np.sqrt((r * r).sum(-1))
+        ok = (sd > 0).all(axis=1)
+        c = (r[ok] @ np.swapaxes(r[ok], 1, 2)) / (sd[ok][:, :, None] * sd[ok][:, None, :])
+        return c.mean(axis=0) if ok.any() else np.eye(a)
 
     def context_index(self, sequence_ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(sequence_ids, dtype=np.int64)
@@ -136,6 +162,20 @@ class PanelGenerator(Generator):
     def write_panels(self, out: str, n_panels: int, **kwargs: Any):
         """Generate n_panels panels (n_panels · A sequences) into a schema-v1 folder with a panel_id column."""
         return self.write(out, n_panels * self.n_assets, **kwargs)
+
+
+def calibrated_copula(target: np.ndarray, gain: np.ndarray, floor: float = 0.2, cap: float = 0.98) -> np.ndarray:
+    """Copula correlations (P, A, A) that give the target return correlations under a coupling gain (A, A):
+    ρ_copula = ρ_target / gain, capped at ±`cap`, made positive definite. Pairs whose gain is below `floor`
+    (the draw barely moves their returns together) keep the target unchanged rather than being blown up."""
+    g = np.where(gain >= floor, gain, 1.0)
+    rho = np.clip(target / g, -cap, cap)
+    a = target.shape[-1]
+    rho[..., np.arange(a), np.arange(a)] = 1.0
+    w, v = np.linalg.eigh(rho)
+    rho = (v * np.clip(w, 1e-4, None)[..., None, :]) @ np.swapaxes(v, -1, -2)
+    d = np.sqrt(np.diagonal(rho, axis1=-2, axis2=-1))
+    return rho / d[..., :, None] / d[..., None, :]
 
 
 def build_generator(pair: ModelPair, klines: pd.DataFrame, config: GenerationConfig, *,
