@@ -27,6 +27,11 @@ MARKETS = {"sp500-daily": ("daily", "sp500-daily"), "crypto-15m": ("15min", "*_1
 CONDITIONS = ("volatility:0.9-1", "return:0-0.1", "regime:high-vol", "stress")
 
 
+def _variant(args) -> list[str]:
+    """The non-default settings of a run, for row and folder names."""
+    return [f"split {args.split}"] * (args.split != "test") + [f"top-p {args.top_p:g}"] * (args.top_p != 1.0)
+
+
 def _row(market: str, freq: str, data: str, condition: str, args, work: Path) -> dict:
     from kronos_synth.data.sources import klines_for
     from kronos_synth.generate.api import generate_dataset
@@ -34,10 +39,10 @@ def _row(market: str, freq: str, data: str, condition: str, args, work: Path) ->
     from kronos_synth.metrics.scenario import scenario_report
 
     scenario = condition if condition == "stress" else None
-    config = GenerationConfig(freq=freq, split="test", seed=args.seed, samples_per_context=args.samples,
-                              top_p=1.0, repair=True, batch_size=256, max_tries=args.max_tries, dtype="fp32",
+    config = GenerationConfig(freq=freq, split=args.split, seed=args.seed, samples_per_context=args.samples,
+                              top_p=args.top_p, repair=True, batch_size=256, max_tries=args.max_tries, dtype="fp32",
                               condition=None if scenario else condition, scenario=scenario)
-    out = work / f"{market}-{condition.replace(':', '_')}"
+    out = work / "-".join([market, condition.replace(":", "_"), *(v.replace(" ", "-") for v in _variant(args))])
     t0 = time.perf_counter()
     summary = generate_dataset(config, n=args.n, out=str(out), data=data, progress=False)
     gen_s = time.perf_counter() - t0
@@ -61,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-eval", type=int, default=None, help="discriminative n per side (default: largest)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", action="append", default=None, help="market (repeatable)")
+    ap.add_argument("--condition", action="append", default=None, help=f"condition (repeatable; default: {CONDITIONS})")
+    ap.add_argument("--split", default="test", choices=["train", "test"],
+                    help="period of the contexts and of the real windows they are compared with")
+    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus (the protocols use 1.0; the CLI default 0.95)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
@@ -77,10 +86,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{market}: skipped — no {data} in {args.data_dir}")
                 continue
             data = str(Path(args.data_dir) / data)
-        for condition in CONDITIONS:
-            name = f"{market} · {condition}"
+        for condition in args.condition or CONDITIONS:
+            name = f"{market} · {condition}" + (f" ({', '.join(_variant(args))})" if _variant(args) else "")
             key = settings_key({k: getattr(args, k) for k in ("n", "samples", "max_tries", "repeats", "epochs",
-                                                                "n_eval", "seed")} | {"condition": condition})
+                                                                "n_eval", "seed")}
+                               | {"condition": condition} | ({"variant": _variant(args)} if _variant(args) else {}))
             if rows.get(name, {}).get("key") == key:
                 print(f"{name}: done")
                 continue
@@ -94,8 +104,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_report(out: Path, rows: dict, args) -> None:
     lines = ["# Conditioned generation and the stress pack", "",
-             "Embedded default model, zero-shot; contexts from the test period; each set against the real "
-             "test-period windows meeting the same condition. `python -m evaluation.bench_scenarios`.", "",
+             "Embedded default model, zero-shot; contexts from the test period (rows marked `split train`: the "
+             "train period, which the embedded default was pretrained on); each set against the real windows of the "
+             "same period meeting the same condition; top-p 1.0 unless marked. `python -m evaluation.bench_scenarios`.", "",
              "| market · condition | real windows meeting it | hit rate | candidates per sequence | "
              "discriminative error | horizon return q05 / q50 / q95 (synthetic · real) | 1 % ES generated / historical / GARCH |",
              "|---|---:|---:|---:|---:|---|---|"]
