@@ -156,3 +156,20 @@ def test_cli_bad_condition_exits_2_with_one_line(pair, tmp_path, flags, words):
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert words in lines[0] and not (tmp_path / "o" / "part-00000.parquet").exists()
+
+
+def test_cli_generate_condition_then_evaluate_scenario(tmp_path):
+    model = save_tiny_model(tmp_path / "m")
+    r = _cli("generate", "--n", "12", "--freq", "daily", "--model", model, "--lookback", "32", "--horizon", "8",
+             "--dtype", "fp32", "--condition", "regime:bear", "--samples-per-context", "3", "--out",
+             str(tmp_path / "o"), "--no-compare", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "hit rate 100.0 % (12 of 12 meet it), acceptance cost 1.00" in r.stdout
+    r = _cli("evaluate", "scenario", "--real", "sp500-daily", "--synthetic", str(tmp_path / "o"), "--repeats", "1",
+             "--epochs", "1", "--out", str(tmp_path / "rep"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "context-return in [−∞," in r.stdout and "discriminative error" in r.stdout
+    import json
+
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert doc["hit_rate"] == 1.0 and doc["condition"]["spec"] == "regime:bear" and doc["n_synthetic"] == 12

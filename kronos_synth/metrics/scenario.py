@@ -74,7 +74,9 @@ class ScenarioReport:
                f"{100 * self.hit_rate:.1f} % of {self.n_synthetic}"]
         if self.discriminative is not None:
             e = self.discriminative["error"]
-            out.append(f"discriminative error {e['mean']:.3f} ± {e['half_width']:.3f} (0.5 = indistinguishable)")
+            hw = e.get("half_width")
+            pm = f" ± {hw:.3f}" if hw is not None and np.isfinite(hw) else " (one repeat)"
+            out.append(f"discriminative error {e['mean']:.3f}{pm} (0.5 = indistinguishable)")
         for key in ("return", "volatility", "drawdown"):
             s, r = self.synthetic, self.real
             out.append(f"{key:10s} q05/q50/q95 synthetic {s[f'{key}_q05']:+.4f} {s[f'{key}_q50']:+.4f} "
