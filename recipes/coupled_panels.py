@@ -1,4 +1,4 @@
-"""Recipe 6 — coupled multi-asset panels: S&P 500 and NASDAQ continued jointly.
+"""Recipe 5 — coupled multi-asset panels: S&P 500 and NASDAQ continued jointly.
 
 Generates panels of the two embedded daily indices (`kronos-synth generate --panel SPX,IXIC`): each panel
 continues both indices from one shared context date, with the draws of the two coupled by a Gaussian

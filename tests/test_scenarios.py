@@ -98,6 +98,8 @@ def test_conditioned_run_reports_hits_and_is_batch_invariant(pair, sp500, tmp_pa
     b = _run(pair, klines, src, tmp_path / "b", batch_size=24)
     assert a.candidates >= a.generated == 24 and 0 <= a.hits <= 24
     assert (a.candidates, a.hits) == (b.candidates, b.hits)
+    again = _run(pair, klines, src, tmp_path / "a", batch_size=5)  # complete: nothing generated, totals kept
+    assert again.generated == 0 and (again.hits, again.candidates) == (a.hits, a.candidates)
     assert a.acceptance_cost == pytest.approx(a.candidates / 24)
     assert "hit rate" in a.condition_line() and "candidate paths per sequence" in a.condition_line()
     da, db = read_synthetic(tmp_path / "a"), read_synthetic(tmp_path / "b")

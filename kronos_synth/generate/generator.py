@@ -256,10 +256,11 @@ class Generator:
         for k in pending:
             stats.append(self.write_part(writer, k, on_batch=bar.update))
         bar.close()
-        return summarize_run(n=n, horizon=self.horizon, generated=todo, wall_time_s=time.perf_counter() - t0,
+        summary = summarize_run(n=n, horizon=self.horizon, generated=todo, wall_time_s=time.perf_counter() - t0,
                              parts_written=len(pending), parts_skipped=writer.n_parts - len(pending),
                              stats=stats, repaired=self.repair, out=str(out),
                              condition=self.conditioned.resolved.describe() if self.conditioned is not None else "")
+        return summary.with_condition_totals(str(out)) if self.conditioned is not None else summary
 
 
 __all__ = ["FEATURES", "ContextPool", "GenerationConfig", "GenerationSummary", "Generator", "PartStats",

@@ -225,12 +225,13 @@ def _drive(ray: Any, slots: list[Any], spawn: Callable[[int], Any], *, out: str,
     finally:
         bar.close()
     _remove_stale_temps(Path(out))
-    return summarize_run(n=n, horizon=int(first["metadata"]["horizon"]), generated=todo,
+    summary = summarize_run(n=n, horizon=int(first["metadata"]["horizon"]), generated=todo,
                          wall_time_s=time.perf_counter() - t0, parts_written=parts_written,
                          parts_skipped=writer.n_parts - parts_written, stats=stats,
                          repaired=bool(first["metadata"]["repair"]), out=out, engine="ray", workers=used,
                          worker_restarts=restarts,
                          condition=(first["metadata"].get("condition") or {}).get("description", ""))
+    return summary.with_condition_totals(out) if summary.condition else summary
 
 
 def _last_line(e: BaseException) -> str:

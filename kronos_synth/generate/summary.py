@@ -31,16 +31,30 @@ class GenerationSummary:
 
     @property
     def hit_rate(self) -> float:
-        return self.hits / self.generated if self.generated > 0 else float("nan")
+        """Share of the run's sequences that meet its condition (`hits` and `candidates` cover the whole run,
+        resumed parts included: `with_condition_totals`)."""
+        return self.hits / self.sequences if self.sequences > 0 else float("nan")
 
     @property
     def acceptance_cost(self) -> float:
         """Candidate paths sampled per sequence written."""
-        return self.candidates / self.generated if self.generated > 0 else float("nan")
+        return self.candidates / self.sequences if self.sequences > 0 else float("nan")
 
     def condition_line(self) -> str:
-        return (f"condition {self.condition}: hit rate {100 * self.hit_rate:.1f} % ({self.hits} of {self.generated} "
+        return (f"condition {self.condition}: hit rate {100 * self.hit_rate:.1f} % ({self.hits} of {self.sequences} "
                 f"meet it), acceptance cost {self.acceptance_cost:.2f} candidate paths per sequence")
+
+    def with_condition_totals(self, out: str) -> GenerationSummary:
+        """Hits and candidates of every part of a conditioned run in `out` (each part records its own), so a
+        resumed run reports the whole dataset, not only what this invocation generated."""
+        from pathlib import Path
+
+        from kronos_synth.data.synthetic import read_part_metadata
+
+        metas = [read_part_metadata(f) for f in sorted(Path(out).glob("part-*.parquet"))]
+        self.hits = sum(int(m.get("condition_hits", 0)) for m in metas)
+        self.candidates = sum(int(m.get("condition_candidates", 0)) for m in metas)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "hit_rate": self.hit_rate, "acceptance_cost": self.acceptance_cost}
