@@ -8,7 +8,7 @@ bars, from the train period; every set is scored against the real test-period pa
 error, eigenvalue spectrum, lower-tail dependence and the cross-sectional discriminative score.
 
 Rows: Kronos with the Gaussian copula (return-ordered tokens, copula calibrated by the pilot's coupling
-gain), the same without the calibration (the copula correlation is the context's), Kronos per asset
+gain), the same with a Student-t copula (4 degrees of freedom), the Gaussian one without the calibration (the copula correlation is the context's), Kronos per asset
 without coupling (same sampler, identity correlation: shows what the coupling adds), Kronos coupled with
 the default probability-ordered draw (shows why tokens are ordered by return), a constant-correlation GARCH, and
 the synchronised block bootstrap — plus the real-vs-real rows (train vs test period, first vs second
@@ -104,6 +104,9 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
               "samples_per_context": p["samples_per_context"], "contexts": p["contexts"], "dtype": p["dtype"]}
     row("kronos (coupled)", {**kronos, "coupling": "gaussian", "calibrated": True},
         lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled-calibrated", coupling="gaussian",
+                               order_by_return=True, echo=echo))
+    row("kronos (coupled, t copula)", {**kronos, "coupling": "t", "calibrated": True},
+        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled-t", coupling="t",
                                order_by_return=True, echo=echo))
     row("kronos (coupled, copula not calibrated)", {**kronos, "coupling": "gaussian"},
         lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled", coupling="gaussian",

@@ -310,8 +310,9 @@ def _gen_default(name: str):
               "(discriminative error, path quantiles; VaR / ES for --scenario stress).")
 @click.option("--panel", default=None, help="Coupled multi-asset panels of these symbols (comma-separated, from a "
               "multi-symbol --data); --n counts panels. See docs/scenarios.md.")
-@click.option("--coupling", type=click.Choice(["gaussian", "none"]), default=_gen_default("coupling"),
-              show_default=True, help="Panels: Gaussian copula of the context's returns, or independent assets.")
+@click.option("--coupling", type=click.Choice(["gaussian", "t", "none"]), default=_gen_default("coupling"),
+              show_default=True, help="Panels: Gaussian or Student-t (4 degrees of freedom: joint crashes) copula of "
+              "the context's returns, or independent assets.")
 def generate(n: int, data: str | None, dataset: str | None, model: str | None, tokenizer: str | None,
              out: str, progress: bool | None, engine: str, address: str | None, num_workers: int | None,
              gpus_per_worker: float | None, compare: bool, **settings) -> None:

@@ -188,3 +188,17 @@ def test_cli_panel_generate_and_evaluate(tmp_path):
 
     doc = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert doc["symbols"] == ["SPX", "IXIC"] and doc["comparison"]["correlation"]["mean_pairwise_real"] > 0.7
+
+
+def test_t_copula_keeps_uniform_marginals_and_adds_joint_tails(pair, two_indices):
+    def uniforms(coupling):
+        cfg = GenerationConfig(freq="daily", lookback=L, horizon=H, panel=("SPX", "IXIC"), contexts_per_symbol=40,
+                               dtype="fp32", coupling=coupling)
+        gen = PanelGenerator(pair, two_indices, cfg, source="indices", calibrate=False)
+        return gen.coupled_uniforms(np.arange(40000), step=5, stream=0).reshape(-1, 2)
+
+    ug, ut = uniforms("gaussian"), uniforms("t")
+    for u in (ug, ut):
+        assert np.histogram(u[:, 1], bins=10, range=(0, 1))[0].min() > 1700  # ≈ 2000 per tenth: uniform
+    joint = [np.mean((u[:, 0] < 0.02) & (u[:, 1] < 0.02)) / 0.02 for u in (ug, ut)]
+    assert joint[1] > joint[0] + 0.05  # both in their 2 % lower tail together: more often under the t copula

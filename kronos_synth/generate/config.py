@@ -17,7 +17,8 @@ from kronos_synth.data.panels import parse_symbols
 from kronos_synth.generate.sampler import SamplingConfig
 
 SPLITS = ("train", "test", "all")
-COUPLINGS = ("gaussian", "none")
+COUPLINGS = ("gaussian", "t", "none")
+T_COPULA_DF = 4  # degrees of freedom of the t copula (coupling "t")
 #: settings that decide how the run executes, not what it writes (same bytes at any value; dtype is
 #: recorded as resolved, since bf16 and fp32 give different bars)
 EXECUTION_ONLY = ("batch_size", "device", "dtype", "sequences_per_part")
@@ -52,7 +53,7 @@ class GenerationConfig:
     scenario: str | None = None  # a named scenario pack: "stress" (= condition regime:high-vol, VaR/ES report)
     max_tries: int = 64  # conditioned runs: candidate paths per sequence at most
     panel: tuple[str, ...] | None = None  # coupled multi-asset panels of these symbols (generate/panel.py)
-    coupling: str = "gaussian"  # panels: "gaussian" (copula of the context's returns) or "none"
+    coupling: str = "gaussian"  # panels: "gaussian" or "t" copula of the context's returns, or "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freq", get_preset(self.freq).name)

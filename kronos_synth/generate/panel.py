@@ -15,6 +15,10 @@ tokens are ordered by a return score, a linear fit of the bar's standardised clo
 token's bits over tokenized real contexts (`token_return_scores`). With the default probability
 order a larger uniform means a less likely token, whatever its direction, and the coupling is lost.
 
+`coupling="t"` uses a Student-t copula (4 degrees of freedom) with the same correlation: one χ² draw per
+panel and step scales the panel's normal scores together, so large moves coincide — the lower-tail
+dependence a Gaussian copula lacks.
+
 Determinism: a row's uniforms depend only on its panel's ids, the seed and the panel's context, so the
 output is the same at any batch size and on Ray.
 """
@@ -26,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import ndtr, ndtri
+from scipy.special import chdtri, ndtr, ndtri, stdtr
 
 from kronos_synth.data.calendar import SessionCalendar
 from kronos_synth.data.panels import PanelWindows, gaussian_copula_correlation, panel_windows
-from kronos_synth.generate.config import GenerationConfig
+from kronos_synth.generate.config import T_COPULA_DF, GenerationConfig
 from kronos_synth.generate.contexts import ContextPool
 from kronos_synth.generate.generator import Generator
 from kronos_synth.generate.rng import counter_permutation, counter_uniform
@@ -92,7 +96,7 @@ class PanelGenerator(Generator):
         super().__init__(pair, None, config, source=source, pool=pool)
         self.symbols, self.n_assets, self.n_dates = windows.symbols, a, p
         self._dates = counter_permutation(self.seed, p, stream=1)
-        if config.coupling == "gaussian":
+        if config.coupling in ("gaussian", "t"):
             self.correlation = gaussian_copula_correlation(windows.values)
         else:
             self.correlation = np.broadcast_to(np.eye(a), (p, a, a)).copy()
@@ -106,7 +110,8 @@ class PanelGenerator(Generator):
                              token_order="return score" if order_by_return else "probability",
                              mean_context_correlation=float(self.correlation[:, off].mean()))
         self.copula = self.correlation
-        if config.coupling == "gaussian" and order_by_return and calibrate:
+        self.df = T_COPULA_DF if config.coupling == "t" else None
+        if config.coupling != "none" and order_by_return and calibrate:
             self.gain = self.coupling_gain()
             self.copula = calibrated_copula(self.correlation, self.gain)
             self.metadata.update(coupling_gain=np.round(self.gain, 6).tolist(),
@@ -145,7 +150,12 @@ class PanelGenerator(Generator):
         z = ndtri(u + 2.0 ** -54)  # counter draws are k / 2^53: the half step keeps them off 0
         chol = self._chol[self.context_index(first) // a]  # (B, A, A)
         x = (chol[np.arange(len(ids)), ids % a] * z).sum(-1)  # row a of C times z
-        return np.minimum(ndtr(x), 1.0 - 2.0 ** -53)
+        if self.df is None:
+            return np.minimum(ndtr(x), 1.0 - 2.0 ** -53)
+        # t copula: one χ²_ν draw per panel and step scales all its assets' normals — a shared shock size
+        # that makes large moves coincide (tail dependence), while each asset's u stays uniform.
+        g = chdtri(self.df, counter_uniform(self.seed, first, step, stream + 2) + 2.0 ** -54)  # upper quantile
+        return np.minimum(stdtr(self.df, x * np.sqrt(self.df / g)), 1.0 - 2.0 ** -53)
 
     def _sampling_options(self, ids: np.ndarray) -> dict[str, Any]:
         # The samples of a date are ids [k·S·A, (k+1)·S·A): grouping by that block lets each asset's samples
