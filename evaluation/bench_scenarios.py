@@ -29,7 +29,8 @@ CONDITIONS = ("volatility:0.9-1", "return:0-0.1", "regime:high-vol", "stress")
 
 def _variant(args) -> list[str]:
     """The non-default settings of a run, for row and folder names."""
-    return [f"split {args.split}"] * (args.split != "test") + [f"top-p {args.top_p:g}"] * (args.top_p != 1.0)
+    return ([f"split {args.split}"] * (args.split != "test") + [f"top-p {args.top_p:g}"] * (args.top_p != 1.0)
+            + [f"model {args.model_label}"] * bool(args.model))
 
 
 def _row(market: str, freq: str, data: str, condition: str, args, work: Path) -> dict:
@@ -44,7 +45,8 @@ def _row(market: str, freq: str, data: str, condition: str, args, work: Path) ->
                               condition=None if scenario else condition, scenario=scenario)
     out = work / "-".join([market, condition.replace(":", "_"), *(v.replace(" ", "-") for v in _variant(args))])
     t0 = time.perf_counter()
-    summary = generate_dataset(config, n=args.n, out=str(out), data=data, progress=False)
+    summary = generate_dataset(config, n=args.n, out=str(out), data=data, model=args.model, tokenizer=args.tokenizer,
+                               progress=False)
     gen_s = time.perf_counter() - t0
     klines, source = klines_for(freq, data)
     rep = scenario_report(str(out), klines, source=source, repeats=args.repeats, epochs=args.epochs,
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="test", choices=["train", "test"],
                     help="period of the contexts and of the real windows they are compared with")
     ap.add_argument("--top-p", type=float, default=1.0, help="nucleus (the protocols use 1.0; the CLI default 0.95)")
+    ap.add_argument("--model", default=None, help="predictor folder (default: the embedded default, zero-shot)")
+    ap.add_argument("--tokenizer", default=None)
+    ap.add_argument("--model-label", default="fine-tuned", help="how rows with --model are named")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
