@@ -158,6 +158,22 @@ def _stocks(results: Path) -> list[str]:
     return lines
 
 
+def _scenarios(results: Path) -> list[str]:
+    """The conditioned-generation and crypto-panel tables (reading: docs/scenarios.md)."""
+    out = []
+    for name, title, cmd in (("scenarios", "Conditioned generation and the stress pack",
+                              "python -m evaluation.bench_scenarios"),
+                             ("crypto-panel", "Coupled panels (crypto-panel)",
+                              "python -m evaluation.run crypto-panel --data-dir DIR")):
+        f = results / name / "report.md"
+        if not f.is_file():
+            continue
+        text = f.read_text()
+        out += [f"## {title}", "", f"`{cmd}`; what the rows mean and how to read them: [scenarios.md](scenarios.md).",
+                "", text[text.index("|"):].strip(), ""]
+    return out
+
+
 def _rel(path: Path, doc: Path) -> str:
     return os.path.relpath(path, doc.parent).replace(os.sep, "/")
 
@@ -261,6 +277,7 @@ def render(res: dict[str, dict], doc: Path, results: Path, zero_shot: dict[str, 
     lines += _zero_shot(zero_shot or {}, res)
     lines += _forecast_calibration(res, zero_shot or {})
     lines += _stocks(results)
+    lines += _scenarios(results)
     lines += _settings_section(res)
     lines += ["## Reproduce", "", "```bash",
               *[f"python -m evaluation.run {p}" + (" --data-dir DIR" if p == "crypto-15m" else "")

@@ -62,6 +62,9 @@ class Stage:
     outputs: tuple[str, ...] = ()  # paths under out/, wiped when the stage's key changes
     serial: bool = False  # runs in the main process with --threads torch threads (training, generation)
     key: str = ""
+    #: the stage runs without its dependencies' outputs (it names what is missing): a finished dependency whose
+    #: outputs are gone is not redone for it
+    tolerates_missing: bool = False
 
 
 def plan(proto: dict, files_sha256: dict[str, str] | None = None,
@@ -120,7 +123,7 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     out.append(Stage("calibration", st.calibration_stage, {"evaluation": ev}, ("data",), outputs=("calibration.json",)))
     source_of = {KRONOS: "generate", ROUNDTRIP: "roundtrip", **{b: f"baseline:{b}" for b in BASELINES}}
     out.append(Stage("peers", st.peers_stage, {"evaluation": ev, "generators": gens},
-                     tuple(source_of[g] for g in gens), outputs=("peers.json",)))
+                     tuple(source_of[g] for g in gens), outputs=("peers.json",), tolerates_missing=True))
     for g in gens:
         out.append(Stage(f"evaluate:{g}", st.evaluate_stage, {"evaluation": ev}, (source_of[g],),
                          {"generator": g}, (f"generators/{g}",)))
@@ -222,6 +225,15 @@ def execute(stages: list[Stage], ctx: st.StageContext, log: StageLog, *, jobs: i
 
     out = Path(ctx.out)
     done = {s.name for s in stages if log.finished(s)}
+    # A finished stage whose outputs are gone (a fresh machine: work/ is not committed) is redone when a stage
+    # that will run needs it; stages nothing pending depends on stay finished (their results are recorded).
+    by_name = {s.name: s for s in stages}
+    while True:
+        needed = {d for s in stages if s.name not in done and not s.tolerates_missing for d in s.deps}
+        lost = {n for n in needed & done if any(not (out / o).exists() for o in by_name[n].outputs)}
+        if not lost:
+            break
+        done -= lost
     skipped_now = [s.name for s in stages if s.name in done]
     for name in skipped_now:
         echo(f"  {name}: finished earlier, skipped")

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -229,3 +230,35 @@ def test_adopt_finished_copies_only_same_key_stages_with_their_outputs(tmp_path)
     assert (out / "calibration.json").is_file() and (out / "generators" / "bootstrap" / "report.json").is_file()
     assert log.finished(stages["calibration"]) and not log.finished(stages["baseline:bootstrap"])
     assert log.entry("calibration")["result"] == {"rows": 3}
+
+
+def _write_file(ctx, path):
+    (Path(ctx.out) / path).write_text(path)
+    return {"wrote": path}
+
+
+def _read_file(ctx, path):
+    return {"read": (Path(ctx.out) / path).read_text()}
+
+
+def test_finished_stage_whose_outputs_are_gone_is_redone_when_a_pending_stage_needs_it(tmp_path):
+    """A fresh machine has stages.json (committed) but not work/: what a pending stage needs is rebuilt."""
+    from evaluation.run import Stage, StageLog, assign_keys, execute
+    from evaluation.stages import StageContext
+
+    proto = load_protocol("sp500-daily", quick=True)
+    stages = assign_keys([
+        Stage("make", _write_file, {"v": 1}, params={"path": "a.txt"}, outputs=("a.txt",)),
+        Stage("other", _write_file, {"v": 1}, params={"path": "b.txt"}, outputs=("b.txt",)),
+        Stage("use", _read_file, {"v": 1}, ("make",), params={"path": "a.txt"}),
+        Stage("survey", _read_file, {"v": 1}, ("other",), params={"path": "a.txt"}, tolerates_missing=True),
+    ], {})
+    ctx = StageContext(proto=proto, out=str(tmp_path), source="x", files=[], train_source=None)
+    log = StageLog(tmp_path, proto)
+    execute(stages, ctx, log, jobs=1, threads=1, echo=lambda line: None)
+    for name in ("use", "survey"):  # pretend these changed: their entries are dropped
+        log.data["stages"].pop(name)
+    (tmp_path / "a.txt").unlink(), (tmp_path / "b.txt").unlink()  # a fresh machine: outputs gone
+    summary = execute(stages, ctx, log, jobs=1, threads=1, echo=lambda line: None)
+    assert summary["ran"] == ["make", "use", "survey"]  # "other" is not redone: "survey" tolerates its absence
+    assert (tmp_path / "a.txt").is_file() and not (tmp_path / "b.txt").exists()
