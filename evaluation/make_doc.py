@@ -283,6 +283,8 @@ def render(res: dict[str, dict], doc: Path, results: Path, zero_shot: dict[str, 
               *[f"python -m evaluation.run {p}" + (" --data-dir DIR" if p == "crypto-15m" else "")
                 for p in PROTOCOLS],
               "python -m evaluation.run stocks-timegan   # --data-dir FOLDER with stock_data.csv",
+              "python -m evaluation.run crypto-panel --data-dir DIR   # coupled panels (docs/scenarios.md)",
+              "python -m evaluation.bench_scenarios      # conditioned generation and the stress pack",
               "python -m evaluation.make_doc", "```", "",
               "Each run is resumable (stages.json in its results folder); `--quick` runs a protocol end to end at "
               "toy size into evaluation/results/quick/. crypto-15m reads Binance 15-minute `*_15m.csv` files from "
