@@ -203,3 +203,37 @@ def test_descending_order_is_the_stable_descending_sort():
         x[3, -1] = float("inf")
         want = torch.sort(x, dim=-1, descending=True, stable=True)[1]
         assert torch.equal(descending_order(x), want)
+
+
+@torch.no_grad()
+def test_tokenizer_decodes_a_shared_context_once_with_the_same_result():
+    """decode_horizon runs a context shared by several rows once (KronosTokenizer.decode_continuations): the
+    horizon equals decoding each row's whole window to float32 rounding, and every row gets the same bytes in
+    any batch, shared with other rows or alone."""
+    from kronos_synth.generate.sampler import decode_horizon
+    from kronos_synth.model import KronosTokenizer
+
+    torch.manual_seed(0)
+    tok = KronosTokenizer(d_in=6, d_model=32, n_heads=4, ff_dim=64, n_enc_layers=2, n_dec_layers=3,
+                          ffn_dropout_p=0.0, attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4,
+                          beta=0.05, gamma0=1.0, gamma=1.1, zeta=0.05, group_size=4).eval()
+    g = torch.Generator().manual_seed(3)
+    C, S, L, H = 5, 3, 12, 7
+    ctx = [torch.randint(0, 16, (C, L), generator=g).repeat_interleave(S, 0) for _ in range(2)]
+    gen = [torch.randint(0, 16, (C * S, H), generator=g) for _ in range(2)]
+    s1, s2 = torch.cat([ctx[0], gen[0]], 1), torch.cat([ctx[1], gen[1]], 1)
+    got = decode_horizon(tok, s1, s2, H, rows=4)
+    want = tok.decode((s1, s2), half=True)[:, -H:]
+    assert got.shape == (C * S, H, 6)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got[0], got[1])  # samples of one context keep their own horizons
+    assert torch.equal(decode_horizon(tok, s1[4:11], s2[4:11], H, rows=3), got[4:11])
+    # a window longer than max_context: the shared part is the kept context only
+    torch.testing.assert_close(decode_horizon(tok, s1, s2, H, max_context=10),
+                               tok.decode((s1[:, -10:], s2[:, -10:]), half=True)[:, -H:], atol=1e-5, rtol=1e-5)
+    # a 2-bar horizon: one row alone gives the same bytes as in the whole batch (short chunks are padded)
+    short = decode_horizon(tok, s1[:, :L + 2], s2[:, :L + 2], 2)
+    assert all(torch.equal(decode_horizon(tok, s1[i:i + 1, :L + 2], s2[i:i + 1, :L + 2], 2), short[i:i + 1])
+               for i in range(C * S))
+    # one row per context takes the same path: a row's bytes do not depend on whether its context is shared
+    assert torch.equal(decode_horizon(tok, s1[::S], s2[::S], H, rows=4), got[::S])

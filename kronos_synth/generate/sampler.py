@@ -253,8 +253,14 @@ def decode_horizon(tokenizer: torch.nn.Module, s1: torch.Tensor, s2: torch.Tenso
     """Decode context + generated ids (B, L + H) like the reference — the causal tokenizer decoder sees
     the last `max_context` tokens — and return the last `horizon` positions (B, H, F).
 
-    In row chunks: the activations of all rows at once are hundreds of MB per op (see `prefill`)."""
+    The context is decoded once per distinct context (several samples of one share it) and each row runs
+    only its horizon over it (`KronosTokenizer.decode_continuations`, in row chunks of `rows`). Every row
+    takes that path, shared or not, so its bytes do not depend on which other rows are in the batch."""
     start = max(0, s1.shape[1] - max_context)
-    parts = [tokenizer.decode((s1[lo:lo + rows, start:], s2[lo:lo + rows, start:]), half=True)[:, -horizon:]
-             for lo in range(0, len(s1), rows)]
-    return torch.cat(parts)
+    P = s1.shape[1] - start - horizon  # decoded context positions
+    if P <= 0:
+        return tokenizer.decode((s1[:, start:], s2[:, start:]), half=True)[:, -horizon:]
+    context = torch.cat([s1[:, start:start + P], s2[:, start:start + P]], 1)
+    first, inverse = distinct_rows(context) or (torch.arange(len(s1), device=s1.device),) * 2
+    return tokenizer.decode_continuations((s1[first, start:start + P], s2[first, start:start + P]),
+                                          (s1[:, -horizon:], s2[:, -horizon:]), inverse, rows=rows)

@@ -160,9 +160,13 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: i
     q, k, v = q.to(k.dtype), k, v  # a float32 cache under a bf16 model: attend in float32
     if start == 0:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=T > 1).to(dtype)
-    # bottom-right aligned causal mask (SDPA's is_causal is top-left aligned when T != L)
-    mask = torch.arange(L, device=q.device)[None, :] <= torch.arange(start, L, device=q.device)[:, None]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p).to(dtype)
+    # T queries after `start` cached positions (a continuation over a shared prefix): bottom-right aligned
+    # causal mask, in plain matmuls — SDPA with a mask gives a row different bytes in batches of
+    # different sizes on CPU; batched matmuls compute each (row, head) alone.
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5  # (B, H, T, L)
+    future = torch.arange(L, device=q.device)[None, :] > torch.arange(start, L, device=q.device)[:, None]
+    w = torch.softmax(scores.masked_fill_(future, float("-inf")), dim=-1)
+    return (F.dropout(w, p=dropout_p, training=dropout_p > 0) @ v).to(dtype)
 
 
 class MultiHeadAttentionWithRoPE(nn.Module):

@@ -17,6 +17,8 @@ from .configs import TOKENIZER_KEYS
 from .hub import CheckpointMixin
 from .layers import TransformerBlock, rope_cos_sin
 
+MIN_GEMM_ROWS = 32  # decode_continuations pads a chunk to at least this many token rows (batch invariance)
+
 
 @dataclass
 class TokenizerOutput:
@@ -103,3 +105,54 @@ class KronosTokenizer(CheckpointMixin, nn.Module):
     def decode(self, ids, half: bool = False) -> torch.Tensor:
         """Inverse of `encode`: (s1_ids, s2_ids) when half, else full ids → (B, T, d_in), no gradients."""
         return self._decode_codes(self.tokenizer.codes(ids, half=half))
+
+    @torch.no_grad()
+    def decode_continuations(self, prefix: tuple[torch.Tensor, torch.Tensor], suffix: tuple[torch.Tensor, torch.Tensor],
+                             prefix_of_row: torch.Tensor, rows: int = 64) -> torch.Tensor:
+        """The suffix positions of `decode` for rows that continue shared prefixes, each prefix run once.
+
+        prefix: (s1, s2) ids (N, P) of N distinct prefixes; suffix: (s1, s2) ids (B, S); row b continues
+        prefix `prefix_of_row[b]`. → (B, S, d_in), equal to `decode(cat(prefix[prefix_of_row], suffix))[:, P:]`
+        to float32 rounding. The decoder is causal, so a prefix's keys/values do not depend on what follows
+        it: they are computed once per prefix and each row runs only its S positions over them (several
+        samples of a context cost one context pass instead of one each). Rows are independent, in chunks of
+        `rows`; a chunk of few short rows is padded (CPU GEMMs with fewer than a dozen rows round
+        differently), so a row's bytes do not depend on the batch it is in."""
+        dtype = self.post_quant_embed.weight.dtype
+        n_heads, head_dim = self.n_heads, self.d_model // self.n_heads
+        P, S = prefix[0].shape[1], suffix[0].shape[1]
+        device = prefix[0].device
+
+        def chunk(t: torch.Tensor, lo: int, positions: int) -> torch.Tensor:
+            part = t[lo:lo + rows]  # rows lo.., padded with copies of row lo up to MIN_GEMM_ROWS matrix rows
+            pad = -(-MIN_GEMM_ROWS // positions) - len(part)
+            return torch.cat([part, part[:1].expand(pad, *part.shape[1:])]) if pad > 0 else part
+
+        def embed(ids: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            return self.post_quant_embed(self.tokenizer.codes(ids, half=True).to(dtype))
+
+        def cache(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return tuple(torch.empty(n, n_heads, P + S, head_dim, dtype=dtype, device=device) for _ in range(2))
+
+        # The prefixes' keys/values of every block (N, H, P, K), in row chunks.
+        rope = rope_cos_sin(head_dim, 0, P, device)
+        parts = []  # per chunk: per block (k, v) of its real rows
+        for lo in range(0, len(prefix[0]), rows):
+            z = embed((chunk(prefix[0], lo, P), chunk(prefix[1], lo, P)))
+            kv = [cache(len(z)) for _ in self.decoder]
+            for blk, (k, v) in zip(self.decoder, kv, strict=True):
+                z = blk(z, rope, (k, v), 0)
+            n = min(rows, len(prefix[0]) - lo)
+            parts.append([(k[:n], v[:n]) for k, v in kv])
+        kv = [(torch.cat([p[i][0] for p in parts]), torch.cat([p[i][1] for p in parts])) for i in range(len(self.decoder))]
+        rope = rope_cos_sin(head_dim, P, S, device)
+        out = []
+        for lo in range(0, len(suffix[0]), rows):
+            idx = chunk(prefix_of_row, lo, S)
+            z = embed((chunk(suffix[0], lo, S), chunk(suffix[1], lo, S)))
+            for blk, (k, v) in zip(self.decoder, kv, strict=True):
+                k_row, v_row = cache(len(idx))
+                k_row[:, :, :P], v_row[:, :, :P] = k[idx, :, :P], v[idx, :, :P]
+                z = blk(z, rope, (k_row, v_row), P)
+            out.append(self.head(z)[:min(rows, len(suffix[0]) - lo)])
+        return torch.cat(out) if out else torch.empty(0, S, self.d_in, dtype=dtype, device=device)
