@@ -30,6 +30,8 @@ import numpy as np
 from evaluation.protocol import settings_key, stage_seed
 
 ASSETS_ORDER = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ADAUSDT")
+#: bumped when a panel metric is added: every row is scored again (generated sets are reused from work/)
+METRICS_VERSION = 2  # 2: volume co-movement
 
 
 def _symbols(klines) -> tuple[str, ...]:
@@ -84,7 +86,8 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     real_time = test.timestamps[:, [0, -1]].astype("int64")
 
     def row(name: str, settings: dict, make) -> None:
-        key = settings_key({**settings, "metric": metric, "test": test.values.shape, "symbols": symbols})
+        key = settings_key({**settings, "metric": metric, "test": test.values.shape, "symbols": symbols,
+                            "metrics": METRICS_VERSION})
         if done.get(name, {}).get("key") == key:
             echo(f"  {name}: done (key {key})")
             return
@@ -125,7 +128,8 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     take = np.unique(np.linspace(0, len(train) - 1, min(n_panels, len(train))).round().astype(int))
     row("real train period", {**base, "model": "real-train"}, lambda: train.values[take])
 
-    key = settings_key({"metric": metric, "test": test.values.shape, "symbols": symbols, "calibration": 1})
+    key = settings_key({"metric": metric, "test": test.values.shape, "symbols": symbols, "calibration": 1,
+                        "metrics": METRICS_VERSION})
     if done.get("_calibration", {}).get("key") != key:
         cal = panel_calibration_rows(test.values, seed=seed, threads=int(proto["run"]["threads"]), real_time=real_time,
                                      **metric)
@@ -143,15 +147,16 @@ def write_report(proto: dict, folder: Path, done: dict, symbols: tuple[str, ...]
              f"{n_test} real test-period panels (stride 1; the train period has {n_train}). Produced by "
              "`python -m evaluation.run crypto-panel`.", "",
              "| set | mean pairwise corr (real) | Frobenius corr error | largest eigenvalue (real) | "
-             "λ_L 5 % (real) | panel discriminative error |", "|---|---|---|---|---|---|"]
+             "λ_L 5 % (real) | volume co-movement (real) | panel discriminative error |", "|---|---|---|---|---|---|---|"]
 
     def fmt(name: str, r: dict) -> str:
         c, s, t = r["correlation"], r["spectrum"], r["tail_dependence"]
+        v = r.get("volume_comovement") or {"synthetic": float("nan"), "real": float("nan")}
         d = r.get("discriminative")
         disc = f"{d['error']['mean']:.3f} ± {d['error']['half_width']:.3f}" if d else "—"
         return (f"| {name} | {c['mean_pairwise_synthetic']:.3f} ({c['mean_pairwise_real']:.3f}) | "
                 f"{c['frobenius']:.3f} | {s['largest_synthetic']:.3f} ({s['largest_real']:.3f}) | "
-                f"{t['synthetic']:.3f} ({t['real']:.3f}) | {disc} |")
+                f"{t['synthetic']:.3f} ({t['real']:.3f}) | {v['synthetic']:.3f} ({v['real']:.3f}) | {disc} |")
 
     for name, v in done.items():
         if not name.startswith("_"):

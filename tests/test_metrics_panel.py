@@ -16,6 +16,7 @@ from kronos_synth.metrics.panel import (
     panel_features,
     panel_returns,
     shuffle_assets,
+    volume_comovement,
 )
 
 A, T = 4, 50
@@ -126,3 +127,22 @@ def test_tiny_calibration_rows_split_real_panels_by_time():
     rows = panel_calibration_rows(real, seed=0, real_time=times, repeats=1, epochs=1)
     assert "time blocks" in rows[HALVES].discriminative.settings["split"]
     assert "synthetic: random halves" in rows[SHUFFLED_ASSETS].discriminative.settings["split"]
+
+
+def test_volume_comovement_sees_shared_activity_only():
+    """Volumes driven by one shared activity factor co-move (≈ the factor's share of the log-volume change
+    variance); independent volumes do not; the returns do not enter it; constant volumes are skipped."""
+    rng = np.random.default_rng(5)
+    bars = panels(60, 0.7, 3)
+    shared = rng.standard_normal((60, 1, T))
+    own = rng.standard_normal((60, A, T))
+    coupled, independent = bars.copy(), bars.copy()
+    coupled[..., 4] = np.exp(np.cumsum(0.3 * (shared + own), axis=-1)) * 1e3  # log-volume changes: ρ = 0.5
+    independent[..., 4] = np.exp(np.cumsum(0.3 * own, axis=-1)) * 1e3
+    assert volume_comovement(coupled) == pytest.approx(0.5, abs=0.05)
+    assert abs(volume_comovement(independent)) < 0.05
+    flat = coupled.copy()
+    flat[:30, 0, :, 4] = 5.0  # asset 0 never changes volume in 30 panels: those panels are skipped
+    assert volume_comovement(flat) == pytest.approx(volume_comovement(coupled[30:]))
+    c = compare_panels(coupled, independent, discriminative=False)
+    assert c.to_dict()["volume_comovement"]["real"] == pytest.approx(volume_comovement(coupled))

@@ -61,6 +61,22 @@ def mean_correlation(bars: np.ndarray) -> np.ndarray:
     return _mean(correlation_matrices(bars))[0]
 
 
+def volume_comovement(bars: np.ndarray) -> float:
+    """Mean over panels of the mean pairwise correlation across assets of log-volume changes
+    (diff of log(1 + volume)): how much the assets' trading activity moves together. Panels where an
+    asset's volume does not change are skipped."""
+    v = np.diff(np.log1p(np.maximum(_check(bars)[..., 4], 0.0)), axis=-1)
+    vc = v - v.mean(axis=-1, keepdims=True)
+    cov = np.einsum("nat,nbt->nab", vc, vc)
+    sd = np.sqrt(np.einsum("naa->na", cov))
+    ok = (sd > 0).all(axis=1)
+    if not ok.any():
+        return float("nan")
+    corr = cov[ok] / (sd[ok][:, :, None] * sd[ok][:, None, :])
+    a = corr.shape[1]
+    return float(corr[:, ~np.eye(a, dtype=bool)].mean())
+
+
 def _off_diagonal(m: np.ndarray) -> np.ndarray:
     return m[~np.eye(len(m), dtype=bool)]
 
@@ -180,6 +196,8 @@ class PanelComparison:
     q: float
     tail_dependence_real: float
     tail_dependence_synthetic: float
+    volume_comovement_real: float = float("nan")
+    volume_comovement_synthetic: float = float("nan")
     discriminative: DiscriminativeResult | None = None
     reference: PanelComparison | None = None
     settings: dict = field(default_factory=dict)
@@ -189,6 +207,8 @@ class PanelComparison:
                 "correlation": self.correlation.to_dict(), "spectrum": self.spectrum.to_dict(),
                 "tail_dependence": {"q": self.q, "real": self.tail_dependence_real,
                                     "synthetic": self.tail_dependence_synthetic},
+                "volume_comovement": {"real": self.volume_comovement_real,
+                                      "synthetic": self.volume_comovement_synthetic},
                 "discriminative": self.discriminative.to_dict() if self.discriminative else None,
                 "reference": self.reference.to_dict() if self.reference else None, "settings": self.settings}
 
@@ -216,7 +236,8 @@ def compare_panels(real: np.ndarray, synthetic: np.ndarray, *, real_reference: n
         ref = compare_panels(real, real_reference, discriminative=False, q=q)
     return PanelComparison(len(real), len(synthetic), real.shape[1], _correlation_error(cr, cs, dr, ds),
                            _compare_spectra(_spectrum(cr), _spectrum(cs)), q, lower_tail_dependence(real, q),
-                           lower_tail_dependence(synthetic, q), disc, ref,
+                           lower_tail_dependence(synthetic, q), volume_comovement(real),
+                           volume_comovement(synthetic), disc, ref,
                            {"seed": seed, "returns": "close-to-close log returns within each asset's sequence"})
 
 
@@ -279,7 +300,8 @@ class PanelEvaluation:
             d = r.discriminative
             out.append(f"{name}: mean pairwise corr {c.mean_pairwise_synthetic:.3f} (real {c.mean_pairwise_real:.3f}), "
                        f"Frobenius {c.frobenius:.3f}, largest eigenvalue {s.largest_synthetic:.3f} (real "
-                       f"{s.largest_real:.3f}), λ_L {r.tail_dependence_synthetic:.3f} (real {r.tail_dependence_real:.3f})"
+                       f"{s.largest_real:.3f}), λ_L {r.tail_dependence_synthetic:.3f} (real {r.tail_dependence_real:.3f}), "
+                       f"volume co-movement {r.volume_comovement_synthetic:.3f} (real {r.volume_comovement_real:.3f})"
                        + (f", discriminative {d.error.mean:.3f}" + (f" ± {d.error.half_width:.3f}"
                                                                        if np.isfinite(d.error.half_width) else "")
                           if d else ""))
