@@ -95,7 +95,8 @@ def ours(tok, model, x, ts, horizon, batch, dtype, samples_per_context=1, shared
                                    samples_per_context=samples_per_context, shared_prefix=shared_prefix)
             phases["sample"] += time.perf_counter() - t
             t = time.perf_counter()
-            z = decode_horizon(tok, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), horizon)
+            z = decode_horizon(tok, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), horizon,
+                               share_context=samples_per_context > 1)
             norm.inverse(z.numpy(), stats)
             phases["detokenize"] += time.perf_counter() - t
     return {"total": time.perf_counter() - t0, **phases}

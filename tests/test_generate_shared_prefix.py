@@ -222,18 +222,21 @@ def test_tokenizer_decodes_a_shared_context_once_with_the_same_result():
     ctx = [torch.randint(0, 16, (C, L), generator=g).repeat_interleave(S, 0) for _ in range(2)]
     gen = [torch.randint(0, 16, (C * S, H), generator=g) for _ in range(2)]
     s1, s2 = torch.cat([ctx[0], gen[0]], 1), torch.cat([ctx[1], gen[1]], 1)
-    got = decode_horizon(tok, s1, s2, H, rows=4)
+    got = decode_horizon(tok, s1, s2, H, rows=4, share_context=True)
     want = tok.decode((s1, s2), half=True)[:, -H:]
     assert got.shape == (C * S, H, 6)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(got[0], got[1])  # samples of one context keep their own horizons
-    assert torch.equal(decode_horizon(tok, s1[4:11], s2[4:11], H, rows=3), got[4:11])
+    assert torch.equal(decode_horizon(tok, s1[4:11], s2[4:11], H, rows=3, share_context=True), got[4:11])
     # a window longer than max_context: the shared part is the kept context only
-    torch.testing.assert_close(decode_horizon(tok, s1, s2, H, max_context=10),
+    torch.testing.assert_close(decode_horizon(tok, s1, s2, H, max_context=10, share_context=True),
                                tok.decode((s1[:, -10:], s2[:, -10:]), half=True)[:, -H:], atol=1e-5, rtol=1e-5)
     # a 2-bar horizon: one row alone gives the same bytes as in the whole batch (short chunks are padded)
-    short = decode_horizon(tok, s1[:, :L + 2], s2[:, :L + 2], 2)
-    assert all(torch.equal(decode_horizon(tok, s1[i:i + 1, :L + 2], s2[i:i + 1, :L + 2], 2), short[i:i + 1])
+    a1, a2 = s1[:, :L + 2], s2[:, :L + 2]
+    short = decode_horizon(tok, a1, a2, 2, share_context=True)
+    assert all(torch.equal(decode_horizon(tok, a1[i:i + 1], a2[i:i + 1], 2, share_context=True), short[i:i + 1])
                for i in range(C * S))
     # one row per context takes the same path: a row's bytes do not depend on whether its context is shared
-    assert torch.equal(decode_horizon(tok, s1[::S], s2[::S], H, rows=4), got[::S])
+    assert torch.equal(decode_horizon(tok, s1[::S], s2[::S], H, rows=4, share_context=True), got[::S])
+    # without share_context (one sample per context): the whole window in one pass, as before
+    assert torch.equal(decode_horizon(tok, s1, s2, H), tok.decode((s1, s2), half=True)[:, -H:])

@@ -143,7 +143,7 @@ class Generator:
         g1, g2 = sample_tokens(self.model, s1, s2, stamps, self.horizon, self.sampling, seed=self.seed,
                                sequence_ids=ids, max_context=self.max_context, **self._sampling_options(ids))
         z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
-                           self.max_context)
+                           self.max_context, share_context=self.samples_per_context > 1)
         bars = self.norm.inverse(z.float().cpu().numpy(), stats).astype(np.float64)
         check = bar_validity(bars)
         violations = {**check.counts, "invalid_bars": check.invalid_bars}

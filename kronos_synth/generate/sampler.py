@@ -249,17 +249,21 @@ def distinct_rows(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
 
 @torch.no_grad()
 def decode_horizon(tokenizer: torch.nn.Module, s1: torch.Tensor, s2: torch.Tensor, horizon: int,
-                   max_context: int = 512, rows: int = PREFILL_ROWS) -> torch.Tensor:
+                   max_context: int = 512, rows: int = PREFILL_ROWS, *, share_context: bool = False) -> torch.Tensor:
     """Decode context + generated ids (B, L + H) like the reference — the causal tokenizer decoder sees
-    the last `max_context` tokens — and return the last `horizon` positions (B, H, F).
+    the last `max_context` tokens — and return the last `horizon` positions (B, H, F), in row chunks.
 
-    The context is decoded once per distinct context (several samples of one share it) and each row runs
-    only its horizon over it (`KronosTokenizer.decode_continuations`, in row chunks of `rows`). Every row
-    takes that path, shared or not, so its bytes do not depend on which other rows are in the batch."""
+    `share_context` (the generator sets it when it draws several samples per context): each distinct context
+    is decoded once and each row runs only its horizon over it (`KronosTokenizer.decode_continuations`);
+    equal to the whole-window decode to float32 rounding. Every row takes the path the flag names, shared
+    or not, so its bytes never depend on which other rows are in the batch. Without samples to share, the
+    whole-window decode is faster (one pass, no key/value copies), hence the flag."""
     start = max(0, s1.shape[1] - max_context)
     P = s1.shape[1] - start - horizon  # decoded context positions
-    if P <= 0:
-        return tokenizer.decode((s1[:, start:], s2[:, start:]), half=True)[:, -horizon:]
+    if not share_context or P <= 0:
+        parts = [tokenizer.decode((s1[lo:lo + rows, start:], s2[lo:lo + rows, start:]), half=True)[:, -horizon:]
+                 for lo in range(0, len(s1), rows)]
+        return torch.cat(parts)
     context = torch.cat([s1[:, start:start + P], s2[:, start:start + P]], 1)
     first, inverse = distinct_rows(context) or (torch.arange(len(s1), device=s1.device),) * 2
     return tokenizer.decode_continuations((s1[first, start:start + P], s2[first, start:start + P]),
