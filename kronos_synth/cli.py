@@ -453,7 +453,8 @@ for _name in ("discriminative", "tstr", "diversity", "validity", "stylized", "pe
 def evaluate_panel_cmd(real: str, synthetic: str, repeats: int, n: int | None, epochs: int, seed: int,
                        test_fraction: float, out: str) -> None:
     """Panel metrics of a coupled multi-asset dataset: correlation-matrix error, eigenvalue spectrum,
-    lower-tail dependence and the cross-sectional discriminative score, with real-vs-real rows.
+    lower-tail dependence, volume co-movement and the cross-sectional discriminative score, with
+    real-vs-real rows.
 
     \b
     Example:
