@@ -131,15 +131,15 @@ class KronosTokenizer(CheckpointMixin, nn.Module):
         def embed(ids: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
             return self.post_quant_embed(self.tokenizer.codes(ids, half=True).to(dtype))
 
-        def cache(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return tuple(torch.empty(n, n_heads, P + S, head_dim, dtype=dtype, device=device) for _ in range(2))
+        def cache(n: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:  # (k, v) of n rows, `length` positions
+            return tuple(torch.empty(n, n_heads, length, head_dim, dtype=dtype, device=device) for _ in range(2))
 
         # The prefixes' keys/values of every block (N, H, P, K), in row chunks.
         rope = rope_cos_sin(head_dim, 0, P, device)
         parts = []  # per chunk: per block (k, v) of its real rows
         for lo in range(0, len(prefix[0]), rows):
             z = embed((chunk(prefix[0], lo, P), chunk(prefix[1], lo, P)))
-            kv = [cache(len(z)) for _ in self.decoder]
+            kv = [cache(len(z), P) for _ in self.decoder]
             for blk, (k, v) in zip(self.decoder, kv, strict=True):
                 z = blk(z, rope, (k, v), 0)
             n = min(rows, len(prefix[0]) - lo)
@@ -151,8 +151,8 @@ class KronosTokenizer(CheckpointMixin, nn.Module):
             idx = chunk(prefix_of_row, lo, S)
             z = embed((chunk(suffix[0], lo, S), chunk(suffix[1], lo, S)))
             for blk, (k, v) in zip(self.decoder, kv, strict=True):
-                k_row, v_row = cache(len(idx))
-                k_row[:, :, :P], v_row[:, :, :P] = k[idx, :, :P], v[idx, :, :P]
+                k_row, v_row = cache(len(idx), P + S)
+                k_row[:, :, :P], v_row[:, :, :P] = k[idx], v[idx]
                 z = blk(z, rope, (k_row, v_row), P)
             out.append(self.head(z)[:min(rows, len(suffix[0]) - lo)])
         return torch.cat(out) if out else torch.empty(0, S, self.d_in, dtype=dtype, device=device)
