@@ -30,7 +30,7 @@ from kronos_synth.generate.device import resolve_device, resolve_dtype
 from kronos_synth.generate.rng import counter_permutation
 from kronos_synth.generate.sampler import MAX_GROUP, decode_horizon, encode_contexts, sample_tokens
 from kronos_synth.generate.summary import GenerationSummary, PartStats, summarize_run
-from kronos_synth.model import check_compatible, time_features
+from kronos_synth.model import check_compatible, native, time_features
 from kronos_synth.model.pretrained import ModelPair
 from kronos_synth.model.representation import get_representation
 from kronos_synth.progress import show_progress
@@ -103,6 +103,8 @@ class Generator:
             "source": source,
             "dtype": str(self.dtype).replace("torch.", ""),
             "device": self.device.type,
+            # decode attention: the compiled kernel or PyTorch's (they round differently: part of the run key)
+            "attention": "native" if self.device.type == "cpu" and native.available() else "torch",
         }
         if self.conditioned is not None:
             self.metadata["condition"] = {**self.conditioned.resolved.to_dict(),

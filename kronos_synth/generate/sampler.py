@@ -182,7 +182,8 @@ def sample_tokens(
         else:
             group_context, group, place = shared_groups(inverse, sequence_ids, group_size)
             # The stacked prefix products run ~3x faster in bf16 than in fp32 on CPU; the per-row suffix
-            # stays float32 (bf16 matrix-vector products are slower there): see docs/performance.md.
+            # takes the per-context cache's dtype (bf16 with the compiled kernel, else float32: PyTorch's
+            # bf16 matrix-vector products are slower there): see docs/performance.md.
             weights = next(model.parameters()).dtype
             cache = SharedPrefixCache.from_prefix(per_context, group_context, group, place, group_size,
                                                   window - (L - start), prefix_dtype=weights)

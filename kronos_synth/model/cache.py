@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import torch
 
+from . import native
+
 
 @dataclass
 class KronosCache:
@@ -100,10 +102,12 @@ class SharedPrefixCache:
     `group[b]` (unused slots of a group stay empty); the slots are fixed by the caller so that a row is
     computed the same way in any batch (see `generate.sampler.shared_groups`).
 
-    The suffix is kept dense — C, its capacity, grows SUFFIX_BLOCK positions at a time and attention reads
-    all C positions, masking those not written yet — because MKL's batched matrix-vector products read a
-    slice of a longer buffer 2-3x slower than a dense tensor. Growing moves the suffix within its own
-    buffer through one scratch buffer, so decoding allocates nothing.
+    Layout of the suffix: with the compiled attention kernel (`native.py`, CPU) it is allocated whole and
+    position-major (position j of every row in one block; the kernel reads only the positions written).
+    Without it the suffix is kept dense — C, its capacity, grows SUFFIX_BLOCK positions at a time and
+    attention reads all C positions, masking those not written yet — because MKL's batched matrix-vector
+    products read a slice of a longer buffer 2-3x slower than a dense tensor. Growing moves the suffix
+    within its own buffer through one scratch buffer, so decoding allocates nothing.
 
     Only single-token steps (decode_s1_cached with T = 1): a prefill goes into a `KronosCache`, whose
     rows become the prefix (`from_prefix`). `length` counts prefix and suffix positions.
@@ -118,6 +122,12 @@ class SharedPrefixCache:
         n, device = max_len - self.prefix_len, dep_prefix_k.device
         # (rows, heads, head_dim) of each suffix tensor: k of every layer, v of every layer, dep_k, dep_v
         self._shapes = [(len(group), t.shape[1], t.shape[3]) for t in [*prefix_k, *prefix_v, dep_prefix_k, dep_prefix_v]]
+        if device.type == "cpu" and native.available():
+            # The compiled kernel reads only the written positions, fastest position-major: the whole
+            # suffix up front, never moved.
+            self._suffix = [native.position_major(b, h, n, k, dtype=dtype, device=device) for b, h, k in self._shapes]
+            self.capacity = n
+            return
         sizes = [b * h * n * k for b, h, k in self._shapes]
         self._buffers = [torch.empty(size, dtype=dtype, device=device) for size in sizes]
         self._scratch = torch.empty(max(sizes), dtype=dtype, device=device)
@@ -133,7 +143,7 @@ class SharedPrefixCache:
         n, p = prefix.length, prefix_dtype or prefix.dep_k.dtype
 
         def take(t: torch.Tensor) -> torch.Tensor:  # (C, H, ≥n, K) → (N, H, n, K), contiguous
-            return t[group_context, :, :n].to(p)
+            return t[group_context, :, :n].to(p).contiguous()
 
         return cls([take(t) for t in prefix.k], [take(t) for t in prefix.v], take(prefix.dep_k), take(prefix.dep_v),
                    group, place, group_size, n + suffix_len, dtype or prefix.dep_k.dtype)

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import native
 from .cache import SharedKV
 
 ROPE_BASE = 10000.0
@@ -96,7 +97,14 @@ def single_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     across threads, so its sums (and, once a token draw flips, whole sequences) would depend on the
     thread count; these matmuls split over rows and heads only, so a 1-thread Ray worker and a 2-thread
     local run write the same bytes. A float32 cache under a bf16 model is also ~2x faster here: this
-    step is memory-bound and the CPU has no fast bf16 path for batched matrix-vector products."""
+    step is memory-bound and the CPU has no fast bf16 path for batched matrix-vector products.
+
+    On CPU the compiled kernel (`native.py`) replaces the matmuls: it streams each row's keys and values
+    once, in the cache's dtype (bf16 caches under a bf16 model), with float32 sums — per row, so also
+    independent of the batch and the thread count."""
+    if dropout_p == 0.0 and native.fits(q, k, v):
+        _, total, o = native.partial_attention(q[:, :, 0].float() * q.shape[-1] ** -0.5, k, v, k.shape[2])
+        return (o / total.unsqueeze(-1)).unsqueeze(2).to(q.dtype)
     # k @ qᵀ rather than q @ kᵀ: a matrix-vector product over the cache as stored (rows of keys) runs
     # ~40 % faster than one over its transpose on CPU.
     scores = (k @ q.to(k.dtype).transpose(-2, -1)).transpose(-2, -1)  # (B, H, 1, L)
@@ -138,16 +146,24 @@ def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
     m1, l1, o1 = m1[kv.group, :, kv.place], l1[kv.group, :, kv.place], o1[kv.group, :, kv.place].float()
     if kv.length == 0:  # nothing generated yet (the s2 step right after the prefill)
         return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
+    if native.fits(q, kv.k, kv.v):  # the suffix streamed by the compiled kernel (see single_query_attention)
+        m2, l2, o2 = native.partial_attention(q[:, :, 0], kv.k, kv.v, kv.length)
+    else:
+        m2, l2, o2 = _suffix_partial(q, kv)
+    m = torch.maximum(m1, m2)
+    a1, a2 = torch.exp(m1 - m), torch.exp(m2 - m)
+    out = torch.addcmul(a2.unsqueeze(-1) * o2, a1.unsqueeze(-1), o1)
+    return out.div_((a1 * l1 + a2 * l2).unsqueeze(-1)).unsqueeze(2)
+
+
+def _suffix_partial(q: torch.Tensor, kv: SharedKV) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The suffix's partial softmax in PyTorch: (m, l) (B, H) and o (B, H, K), float32."""
     # k @ qᵀ: a matrix-vector product over the suffix as stored (see single_query_attention), over all of
     # its dense capacity; the positions not written yet get no weight
     scores = (kv.k @ q.to(kv.k.dtype).transpose(-2, -1)).transpose(-2, -1).float()  # (B, H, 1, C)
     scores[..., kv.length:] = float("-inf")
     m2, l2, o2 = _partial_softmax(scores, kv.v)
-    m2, l2, o2 = m2[..., 0], l2[..., 0], o2[:, :, 0].float()  # (B, H[, K])
-    m = torch.maximum(m1, m2)
-    a1, a2 = torch.exp(m1 - m), torch.exp(m2 - m)
-    out = torch.addcmul(a2.unsqueeze(-1) * o2, a1.unsqueeze(-1), o1)
-    return out.div_((a1 * l1 + a2 * l2).unsqueeze(-1)).unsqueeze(2)
+    return m2[..., 0], l2[..., 0], o2[:, :, 0].float()  # (B, H[, K])
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
@@ -200,6 +216,8 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         # Rotated q/k go straight to the attention dtype (the cache's: float32 under a bf16 model),
         # skipping a round trip through bf16.
         att_dtype = (cache.k if isinstance(cache, SharedKV) else cache[0]).dtype if cache is not None else x.dtype
+        if att_dtype == torch.bfloat16 and cache is not None:  # a bf16 cache: queries stay float32
+            att_dtype = torch.float32
         q = apply_rope(_split_heads(self.q_proj(x), self.n_heads), cos, sin, att_dtype)
         k = apply_rope(_split_heads(self.k_proj(x), self.n_heads), cos, sin, att_dtype)
         v = _split_heads(self.v_proj(x), self.n_heads)
@@ -214,7 +232,10 @@ class MultiHeadAttentionWithRoPE(nn.Module):
             k_cache, v_cache = cache
             k_cache[:, :, start:start + T] = k
             v_cache[:, :, start:start + T] = v
-            k, v = k_cache[:, :, :start + T], v_cache[:, :, :start + T]
+            if start > 0:
+                k, v = k_cache[:, :, :start + T], v_cache[:, :, :start + T]
+            else:  # a prefill attends to its own keys as computed (float32 even when the cache is bf16)
+                v = v.to(k.dtype)
         elif start != 0:
             raise ValueError("start > 0 needs a cache holding the earlier keys")
         dropout_p = self.attn_dropout_p if self.training else 0.0
