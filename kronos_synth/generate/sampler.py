@@ -20,8 +20,12 @@ import torch
 
 from kronos_synth.generate.rng import counter_uniform
 from kronos_synth.model.cache import KronosCache, SharedPrefixCache
+from kronos_synth.model.tokenizer import MIN_GEMM_ROWS
 
 PREFILL_ROWS = 64  # rows per prefill chunk (see sample_tokens)
+# Windows per tokenizer chunk (encode and decode): the activations of 16 windows stay in the CPU caches;
+# 512 at once ran 1.9x (encode) and 1.2-1.5x (decode) slower, with the same bytes.
+TOKENIZER_ROWS = 16
 MAX_GROUP = 64  # at most this many samples of a context share one copy of its K/V (see shared_groups)
 
 
@@ -231,10 +235,24 @@ def encode_contexts(tokenizer: torch.nn.Module, x: torch.Tensor) -> tuple[torch.
     Equal rows (several samples of one context) are encoded once; rows are independent, so each
     row gets the ids it would get alone."""
     shared = distinct_rows(x.reshape(len(x), -1))
-    if shared is None:
+    s1, s2 = _encode_chunks(tokenizer, x if shared is None else x[shared[0]])
+    return (s1, s2) if shared is None else (s1[shared[1]], s2[shared[1]])
+
+
+def _encode_chunks(tokenizer: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`tokenizer.encode` in chunks of TOKENIZER_ROWS windows; a chunk of fewer than MIN_GEMM_ROWS bars is
+    padded (CPU GEMMs with a dozen rows or fewer round differently), so a window's ids never depend on
+    which others are encoded with it."""
+    parts = []
+    for lo in range(0, len(x), TOKENIZER_ROWS):
+        part = x[lo:lo + TOKENIZER_ROWS]
+        pad = -(-MIN_GEMM_ROWS // max(1, x.shape[1])) - len(part)
+        padded = torch.cat([part, part[:1].expand(pad, *part.shape[1:])]) if pad > 0 else part
+        s1, s2 = tokenizer.encode(padded, half=True)
+        parts.append((s1[:len(part)], s2[:len(part)]))
+    if not parts:
         return tokenizer.encode(x, half=True)
-    s1, s2 = tokenizer.encode(x[shared[0]], half=True)
-    return s1[shared[1]], s2[shared[1]]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def distinct_rows(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -250,7 +268,7 @@ def distinct_rows(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
 
 @torch.no_grad()
 def decode_horizon(tokenizer: torch.nn.Module, s1: torch.Tensor, s2: torch.Tensor, horizon: int,
-                   max_context: int = 512, rows: int = PREFILL_ROWS, *, share_context: bool = False) -> torch.Tensor:
+                   max_context: int = 512, rows: int = TOKENIZER_ROWS, *, share_context: bool = False) -> torch.Tensor:
     """Decode context + generated ids (B, L + H) like the reference — the causal tokenizer decoder sees
     the last `max_context` tokens — and return the last `horizon` positions (B, H, F), in row chunks.
 
