@@ -15,15 +15,18 @@ one process:
   python -m evaluation.bench_generate --ref-batch 32 --n 6000 --n-distinct 6000 --batch 512 \\
       --samples-per-context 10 --compare-per-row --out docs/performance.md
 
-Writes a Markdown section to --out (replacing an earlier one) and prints it. Two micro-benchmarks print a
+Writes a Markdown section to --out (replacing an earlier one) and prints it. Three micro-benchmarks print a
 table instead (nothing written): --attention (one layer's single-query attention over the KV cache: time
 and GB/s read, per-row vs shared prefix, fp32 vs bf16 prefix, beside a plain read of memory) and
---decode-step (one decode step at a steady state: per-row vs shared prefix, fp32 vs bf16).
+--decode-step (one decode step at a steady state: per-row vs shared prefix, fp32 vs bf16), both on PyTorch's
+path (KRONOS_SYNTH_NATIVE=0); --kernel (the compiled attention kernel against PyTorch's path: one layer's
+attention in GB/s, and sampling --batch sequences with and without it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import platform
@@ -44,7 +47,7 @@ from kronos_synth.generate.sampler import (
     sample_tokens,
     shared_groups,
 )
-from kronos_synth.model import InstanceNorm, Kronos, KronosTokenizer, SharedPrefixCache, time_features
+from kronos_synth.model import InstanceNorm, Kronos, KronosTokenizer, SharedPrefixCache, native, time_features
 from kronos_synth.model.cache import SUFFIX_BLOCK, SharedKV
 from kronos_synth.model.layers import shared_prefix_attention, single_query_attention
 
@@ -228,6 +231,61 @@ def decode_step_bench(model: Kronos, batch: int, samples_per_context: int, lookb
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def _kernel(on: bool):
+    """Run with (on) or without the compiled attention kernel (KRONOS_SYNTH_NATIVE)."""
+    before = os.environ.get("KRONOS_SYNTH_NATIVE")
+    os.environ["KRONOS_SYNTH_NATIVE"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["KRONOS_SYNTH_NATIVE"]
+        else:
+            os.environ["KRONOS_SYNTH_NATIVE"] = before
+
+
+@torch.no_grad()
+def kernel_bench(tok, model, batch: int, samples_per_context: int, lookback: int, horizon: int, rounds: int) -> str:
+    """The compiled attention kernel against PyTorch's path: one layer's single-query attention over a per-row
+    cache (GB/s of K/V read), and `sample_tokens` + decode of `batch` sequences with and without it."""
+    if not native.available():
+        raise SystemExit("--kernel needs the compiled kernel (a C compiler)")
+    H, K, C = 8, 64, lookback + horizon
+    g = torch.Generator().manual_seed(0)
+    k32, v32 = (torch.randn(batch, H, C, K, generator=g) for _ in range(2))
+    pm = {dt: [native.position_major(batch, H, C, K, dtype=dt) for _ in range(2)] for dt in (torch.float32, torch.bfloat16)}
+    for pk, pv in pm.values():
+        pk.copy_(k32), pv.copy_(v32)
+    q = torch.randn(batch, H, 1, K, generator=g)
+    stream = torch.randn(64 * 2 ** 20, generator=g)
+    lines = [f"One attention layer (8 heads × 64) at decode time over a per-row cache, {batch} rows, {lookback} context "
+             f"positions; {_machine()}; fastest of {rounds}. GB/s = K/V bytes read ÷ time.", "",
+             "| positions | PyTorch, fp32 row-major (no kernel) | kernel, fp32 position-major | kernel, bf16 position-major "
+             "| plain read of memory |", "|---|---|---|---|---|"]
+    for n in (lookback + 1, lookback + horizon // 2, C - 1):
+        with _kernel(False):
+            t = _best({"torch": lambda n=n: single_query_attention(q, k32[:, :, :n], v32[:, :, :n])}, rounds)
+        t |= _best({str(dt): lambda dt=dt, n=n: native.partial_attention(q[:, :, 0], *pm[dt], n) for dt in pm}
+                   | {"read": lambda: stream.sum()}, rounds)
+        cells = [f"{t[key] * 1e3:.2f} ms, {2 * batch * H * n * K * size / t[key] / 1e9:.1f} GB/s"
+                 for key, size in (("torch", 4), ("torch.float32", 4), ("torch.bfloat16", 2))]
+        lines.append(f"| {n} | {' | '.join(cells)} | {stream.numel() * 4 / t['read'] / 1e9:.1f} GB/s |")
+    x, ts, _ = contexts(batch, lookback, horizon)
+    lines += ["", f"`sample_tokens` + tokenizer, {batch} sequences, bf16, without and with the kernel (each run once, "
+              "in turn):", "", "| samples per context | PyTorch path: tokenize / sample / detokenize (s) | kernel (s) "
+              "| sampling ratio |", "|---|---|---|---|"]
+    for spc in (1, samples_per_context):
+        share = np.arange(batch) // spc
+        runs = {}
+        for on in (False, True):
+            with _kernel(on):
+                runs[on] = ours(tok, model, x[share], ts[share], horizon, batch, torch.bfloat16, spc)
+        split = {on: " / ".join(f"{r[k]:.1f}" for k in ("tokenize", "sample", "detokenize")) for on, r in runs.items()}
+        lines.append(f"| {spc} | {split[False]} | {split[True]} | {runs[False]['sample'] / runs[True]['sample']:.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
 def _step(model, cache, length, ids):
     g = torch.Generator().manual_seed(0)
     s1 = torch.randint(0, 1024, (len(ids), 1), generator=g)
@@ -259,6 +317,8 @@ def main() -> None:
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--attention", action="store_true", help="print the attention micro-benchmark and stop")
     ap.add_argument("--decode-step", action="store_true", help="print the decode-step micro-benchmark and stop")
+    ap.add_argument("--kernel", action="store_true",
+                    help="print the compiled attention kernel vs PyTorch's path (attention and sampling) and stop")
     ap.add_argument("--rounds", type=int, default=7, help="micro-benchmarks: runs of each variant")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -268,15 +328,20 @@ def main() -> None:
     model = Kronos.from_config("Kronos-small").eval()
     _perturb(model, 2)
     if args.attention:
-        print(attention_bench(args.batch, args.samples_per_context, args.lookback, [1, args.horizon // 2,
-                                                                                    args.horizon - 1], args.rounds))
+        with _kernel(False):
+            print(attention_bench(args.batch, args.samples_per_context, args.lookback, [1, args.horizon // 2,
+                                                                                        args.horizon - 1], args.rounds))
         return
     if args.decode_step:
-        print(decode_step_bench(model, args.batch, args.samples_per_context, args.lookback, args.horizon // 2,
-                                args.rounds))
+        with _kernel(False):
+            print(decode_step_bench(model, args.batch, args.samples_per_context, args.lookback, args.horizon // 2,
+                                    args.rounds))
         return
     tok = KronosTokenizer.from_config("Kronos-Tokenizer-base").eval()
     _perturb(tok, 1)
+    if args.kernel:
+        print(kernel_bench(tok, model, args.batch, args.samples_per_context, args.lookback, args.horizon, args.rounds))
+        return
     x, ts, source = contexts(max(args.n, args.ref_batch, args.n_distinct), args.lookback, args.horizon)
     rows, ref_rate = [], None
 
@@ -314,7 +379,7 @@ def main() -> None:
 
     cmd = "python -m evaluation.bench_generate " + " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
-        if k not in ("out", "attention", "decode_step", "rounds") and v not in (None, False))
+        if k not in ("out", "attention", "decode_step", "kernel", "rounds") and v not in (None, False))
     lines = [HEADING, "",
              f"Kronos-small shape (24.7 M parameters, seeded random weights), Kronos-Tokenizer-base shape; "
              f"lookback {args.lookback} → horizon {args.horizon}; T = 1.0, top-p 0.95; contexts: {source}. "
