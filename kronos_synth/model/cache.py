@@ -142,8 +142,11 @@ class SharedPrefixCache:
         holds up to `suffix_len` positions per row. prefix_dtype / dtype default to the prefix cache's."""
         n, p = prefix.length, prefix_dtype or prefix.dep_k.dtype
 
-        def take(t: torch.Tensor) -> torch.Tensor:  # (C, H, ≥n, K) → (N, H, n, K), contiguous
-            return t[group_context, :, :n].to(p).contiguous()
+        def take(t: torch.Tensor) -> torch.Tensor:  # (C, H, ≥n, K) → (N, H, n, K)
+            x = t[group_context, :, :n]
+            if t.device.type == "cpu" and native.available():  # the compiled kernel's layout
+                return native.position_major(*x.shape, dtype=p, device=t.device).copy_(x)
+            return x.to(p).contiguous()  # PyTorch's stacked products
 
         return cls([take(t) for t in prefix.k], [take(t) for t in prefix.v], take(prefix.dep_k), take(prefix.dep_v),
                    group, place, group_size, n + suffix_len, dtype or prefix.dep_k.dtype)

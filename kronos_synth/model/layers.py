@@ -136,20 +136,33 @@ def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
 
     Batch invariance: a row always sits in the same slot of a same-shaped (G queries) product, no other
     slot enters its sums, and the suffix's capacity depends on the step only, so a row's result does not
-    depend on the batch it is in."""
+    depend on the batch it is in.
+
+    On CPU with the compiled kernel (`native.py`) both parts run there instead: a row reads its group's
+    prefix through a row map, and the rows of a group, adjacent in a tile, find it in cache after the
+    first; the kernel computes every row alone, so the same invariance holds."""
     B, H, _, K = q.shape
     N = kv.prefix_k.shape[0]
     q = q.float() * K ** -0.5
+    if native.fits(q, kv.prefix_k, kv.prefix_v) and native.fits(q, kv.k, kv.v):
+        # The compiled kernel (see single_query_attention) for both parts: the rows of a group sit next to each
+        # other in a tile and read their shared prefix from memory once, from cache after the first.
+        m1, l1, o1 = native.partial_attention(q[:, :, 0], kv.prefix_k, kv.prefix_v, kv.prefix_k.shape[2], rows=kv.group)
+        if kv.length == 0:
+            return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
+        m2, l2, o2 = native.partial_attention(q[:, :, 0], kv.k, kv.v, kv.length)
+        return _merge(m1, l1, o1, m2, l2, o2)
     qs = q.new_zeros((N, H, kv.group_size, K), dtype=kv.prefix_k.dtype)  # empty slots stay 0 (never read)
     qs[kv.group, :, kv.place] = q[:, :, 0].to(qs.dtype)
     m1, l1, o1 = _partial_softmax((qs @ kv.prefix_k.transpose(-2, -1)).float(), kv.prefix_v)  # (N, H, G[, K])
     m1, l1, o1 = m1[kv.group, :, kv.place], l1[kv.group, :, kv.place], o1[kv.group, :, kv.place].float()
     if kv.length == 0:  # nothing generated yet (the s2 step right after the prefill)
         return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
-    if native.fits(q, kv.k, kv.v):  # the suffix streamed by the compiled kernel (see single_query_attention)
-        m2, l2, o2 = native.partial_attention(q[:, :, 0], kv.k, kv.v, kv.length)
-    else:
-        m2, l2, o2 = _suffix_partial(q, kv)
+    return _merge(m1, l1, o1, *_suffix_partial(q, kv))
+
+
+def _merge(m1, l1, o1, m2, l2, o2) -> torch.Tensor:
+    """Two partial softmaxes (max (B, H), Σ exp (B, H), Σ exp·v (B, H, K)) → attention (B, H, 1, K)."""
     m = torch.maximum(m1, m2)
     a1, a2 = torch.exp(m1 - m), torch.exp(m2 - m)
     out = torch.addcmul(a2.unsqueeze(-1) * o2, a1.unsqueeze(-1), o1)

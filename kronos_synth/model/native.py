@@ -2,12 +2,14 @@
 
 Single-query attention over a K/V cache is memory-bound, and PyTorch's CPU kernels read a cache at
 7-20 GB/s in float32 and at 1-9 GB/s in bf16 (batched matrix-vector products). `kernels/attention.c`
-streams each row's keys and values once (bf16 or float32) with float32 sums, at close to memory speed.
-It is plain C (no PyTorch headers): compiling takes about a second, and the library is cached per
-source, compiler flags and CPU under `~/.cache/kronos-synth/kernels` (KRONOS_SYNTH_CACHE moves it).
+streams each row's keys and values once, from position-major caches, in bf16 or float32 with float32
+sums. It is plain C (no PyTorch headers). Compiling takes about a second. With `-fopenmp` it runs on the
+OpenMP team that PyTorch already has. The library is cached per source, compiler flags and CPU under
+`~/.cache/kronos-synth/kernels` (KRONOS_SYNTH_CACHE moves it).
 
 Without a C compiler, or with KRONOS_SYNTH_NATIVE=0, `available()` is False and the model uses its
-PyTorch path; results agree to float32 rounding (a seed gives the same bytes only on the same path).
+PyTorch path. The two paths agree to float32 rounding for float32 caches, and to bf16 rounding for bf16
+caches. A seed gives the same bytes only on the same path.
 """
 
 from __future__ import annotations
@@ -57,13 +59,16 @@ def _build() -> ctypes.CDLL | None:
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
             src, out = Path(tmp) / "attention.c", Path(tmp) / "attention.so"
             src.write_bytes(source)
-            done = subprocess.run([cc, *FLAGS, str(src), "-o", str(out), "-lm"], capture_output=True)
-            if done.returncode != 0:
+            for openmp in (["-fopenmp"], []):  # OpenMP when the compiler has it (see attention.c), else pthreads
+                done = subprocess.run([cc, *FLAGS, *openmp, str(src), "-o", str(out), "-lm"], capture_output=True)
+                if done.returncode == 0:
+                    break
+            else:
                 return None
             os.replace(out, path)  # atomic: concurrent processes (Ray workers) never see half a file
     lib = ctypes.CDLL(str(path))
     lib.ks_partial_attention.restype = ctypes.c_int
-    lib.ks_partial_attention.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 5 + [ctypes.c_int] * 2 \
+    lib.ks_partial_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5 + [ctypes.c_int] * 2 \
         + [ctypes.c_void_p] * 3
     return lib
 
@@ -97,26 +102,38 @@ def fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     return k.stride(3) == 1 and k.stride(0) == k.shape[1] * k.stride(1) and available()
 
 
-def partial_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int,
-                      threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """q (B, H, K) float32 (scaled), k/v (B, H, C, K) float32 or bf16 with C ≥ n → the unnormalised
+def partial_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int, threads: int | None = None, *,
+                      rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q (B, H, K) float32 (scaled), k/v (B', H, C, K) float32 or bf16 with C ≥ n → the unnormalised
     softmax of every (b, h) row over positions 0..n-1: max m (B, H), l = Σ exp(s − m) (B, H) and
     o = Σ exp(s − m)·v (B, H, K), float32.
 
-    Any layout whose rows sit at one stride works; the fast one is position-major (a (C, B, H, K) buffer
-    seen as (B, H, C, K), `position_major`): one position of all rows is then one run of memory."""
+    rows (B,) int64: query row b attends to cache row rows[b] (several samples over one shared prefix);
+    default b, with B' = B. Any layout whose (b, h) rows sit at one stride works; the fast one is
+    position-major (a (C, B', H, K) buffer seen as (B', H, C, K), `position_major`): one position of all
+    rows is then one run of memory."""
     lib = library()
     if lib is None:
         raise RuntimeError("the native attention kernel is not available")
-    B, H, C, K = k.shape
-    if not fits(q.unsqueeze(2), k, v) or q.shape != (B, H, K) or not 0 < n <= C:
+    B, H, K = q.shape
+    Bk, Hk, C, Kk = k.shape
+    if not fits(q.unsqueeze(2), k, v) or (Hk, Kk) != (H, K) or not 0 < n <= C:
         raise ValueError(f"q {tuple(q.shape)}, n = {n} and k/v {tuple(k.shape)} {k.stride()} do not fit the kernel")
+    index = None
+    if rows is None:
+        if Bk != B:
+            raise ValueError(f"{B} query rows for a cache of {Bk}: pass rows")
+    else:
+        if rows.shape != (B,) or (len(rows) and not 0 <= int(rows.min()) <= int(rows.max()) < Bk):
+            raise ValueError(f"rows must be (B,) = ({B},) indices below {Bk}")
+        # storage row of each (b, h): rows[b]·H + h, in units of the (b, h) row stride
+        index = (rows.long()[:, None] * H + torch.arange(H)).reshape(-1).contiguous()
     q = q.float().contiguous()
     peak, total = q.new_empty(B, H), q.new_empty(B, H)
     o = q.new_empty(B, H, K)
-    if lib.ks_partial_attention(q.data_ptr(), k.data_ptr(), v.data_ptr(), k.stride(1), k.stride(2), n, K, B * H,
-                                int(k.dtype == torch.bfloat16), threads or torch.get_num_threads(),
-                                peak.data_ptr(), total.data_ptr(), o.data_ptr()):
+    if lib.ks_partial_attention(q.data_ptr(), k.data_ptr(), v.data_ptr(), None if index is None else index.data_ptr(),
+                                k.stride(1), k.stride(2), n, K, B * H, int(k.dtype == torch.bfloat16),
+                                threads or torch.get_num_threads(), peak.data_ptr(), total.data_ptr(), o.data_ptr()):
         raise MemoryError("the attention kernel could not allocate its score buffer")
     return peak, total, o
 

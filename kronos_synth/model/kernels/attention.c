@@ -1,10 +1,12 @@
 /* Single-query attention partials over a K/V cache, streamed once (kronos_synth.model.native).
  *
  * R rows (a row is one (batch row, head)); row r's query q[r] (K floats, already scaled) attends to
- * positions j = 0..n-1 whose key and value start at k + r*rs + j*ps and v + r*rs + j*ps (float32 or bf16
- * elements). For every row the kernel writes the partial softmax, unnormalised:
+ * positions j = 0..n-1 whose key and value start at k + s*rs + j*ps and v + s*rs + j*ps (float32 or bf16
+ * elements), s = rows[r] (several rows may share one storage row: samples of one context over its shared
+ * prefix, read from memory once per tile) or s = r when rows is NULL. For every row the kernel writes the partial softmax, unnormalised:
  *     m = max_j s_j,   l = sum_j exp(s_j - m),   o = sum_j exp(s_j - m) v_j,   s_j = q . k_j,
- * with float32 sums. The caches are laid out position-major (ps = R*K, rs = K), so one position of a tile
+ * with float32 sums (bf16 caches on CPUs with AVX512-BF16: bf16 products of a bf16-rounded query and
+ * bf16-rounded weights, as a bf16 matmul, summed in float32). The caches are laid out position-major (ps = R*K, rs = K), so one position of a tile
  * of rows is one contiguous run of memory; the kernel walks positions in the outer loop and streams the
  * cache at close to memory speed. Every row is computed by the same sequence of operations whatever its
  * tile, lane, batch or thread (vector lanes compute rows independently, sums run over j in order), so its
@@ -12,6 +14,9 @@
  */
 #include <math.h>
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,7 @@
 typedef struct {
     const float *q;
     const void *k, *v;
+    const int64_t *rows; /* storage row of each row (NULL: row r is storage row r) */
     int64_t rs, ps, n, K, r0, r1;
     float *m, *l, *o;
     int bf16;
@@ -101,15 +107,15 @@ static inline void prefetch(const void *p, int64_t bytes) {
     __m512 mx[TILE / 16];                                                                             \
     for (int64_t b = 0; b < nb; b++) mx[b] = _mm512_set1_ps(-INFINITY);                               \
     for (int64_t j = 0; j < n; j++) {                                                                 \
-        const T *kj = k + t0 * rs + j * ps;                                                           \
-        if (j + 1 < n) for (int64_t i = 0; i < cnt; i++) prefetch(kj + ps + i * rs, K * (int64_t)sizeof(T)); \
+        const T *kj = k + j * ps;                                                                     \
+        if (j + 1 < n) for (int64_t i = 0; i < cnt; i++) prefetch(kj + ps + off[i], K * (int64_t)sizeof(T)); \
         for (int64_t b = 0; b < nb; b++) {                                                            \
             __m512 acc[16];                                                                           \
             for (int64_t i = 0; i < 16; i++) {                                                        \
                 int64_t row = b * 16 + i;                                                             \
                 if (row >= cnt) { acc[i] = _mm512_setzero_ps(); continue; }                           \
                 const float *qr = q + (t0 + row) * K;                                                 \
-                const T *kr = kj + row * rs;                                                          \
+                const T *kr = kj + off[row];                                                          \
                 __m512 a = _mm512_mul_ps(_mm512_loadu_ps(qr), LOAD(kr));                              \
                 for (int64_t c = 1; c < C16; c++) a = _mm512_fmadd_ps(_mm512_loadu_ps(qr + 16 * c), LOAD(kr + 16 * c), a); \
                 acc[i] = a;                                                                           \
@@ -138,12 +144,12 @@ static inline void prefetch(const void *p, int64_t bytes) {
     for (int64_t j = 0; j < n; j += 4) {                                                              \
         /* four positions per pass over the tile's outputs (in order, so sums match one at a time) */ \
         const int64_t jn = n - j < 4 ? n - j : 4;                                                     \
-        const T *vj = v + t0 * rs + j * ps;                                                           \
+        const T *vj = v + j * ps;                                                                     \
         for (int64_t a = 0; a < jn; a++)                                                              \
-            if (j + 4 + a < n) for (int64_t i = 0; i < cnt; i++) prefetch(vj + (4 + a) * ps + i * rs, K * (int64_t)sizeof(T)); \
+            if (j + 4 + a < n) for (int64_t i = 0; i < cnt; i++) prefetch(vj + (4 + a) * ps + off[i], K * (int64_t)sizeof(T)); \
         const float *w = s + j * TILE;                                                                \
         for (int64_t i = 0; i < cnt; i++) {                                                           \
-            const T *vr = vj + i * rs;                                                                \
+            const T *vr = vj + off[i];                                                                \
             float *orow = ot + i * K;                                                                 \
             for (int64_t c = 0; c < C16; c++) {                                                       \
                 __m512 acc = _mm512_loadu_ps(orow + 16 * c);                                          \
@@ -155,7 +161,7 @@ static inline void prefetch(const void *p, int64_t bytes) {
     }
 
 #define DEFINE_TILE(NAME, T, LOAD, C16)                                                               \
-    static void NAME(const float *q, const T *k, const T *v, int64_t rs, int64_t ps, int64_t n,      \
+    static void NAME(const float *q, const T *k, const T *v, const int64_t *off, int64_t ps, int64_t n, \
                      int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {   \
         TILE_BODY(T, LOAD, C16)                                                                       \
     }
@@ -163,8 +169,113 @@ static inline void prefetch(const void *p, int64_t bytes) {
 DEFINE_TILE(tile_f32_64, float, load_f32, 4)
 DEFINE_TILE(tile_f32_128, float, load_f32, 8)
 DEFINE_TILE(tile_f32_any, float, load_f32, K / 16)
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+/* bf16 caches on CPUs with AVX512-BF16: products of bf16 pairs summed in float32 (vdpbf16ps), as a bf16
+   matmul computes them. The query is rounded to bf16 once per tile and the attention weights once per
+   position (the values' side), which halves the instructions per row and position; every sum stays
+   float32. Values: two positions per instruction, their bf16 elements interleaved (unpack), so each
+   float32 lane of the accumulators holds one output element, in a fixed permutation undone at the end. */
+#define JB 8 /* positions per pass over the tile's outputs */
+static void tile_bf16_dp(const float *q, const uint16_t *k, const uint16_t *v, const int64_t *off, int64_t ps,
+                         int64_t n, int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {
+    const int64_t c32 = K / 32, nb = (cnt + 15) / 16;
+    __m512bh qb[TILE * 4];
+    __m512 mx[TILE / 16];
+    for (int64_t i = 0; i < cnt; i++)
+        for (int64_t c = 0; c < c32; c++)
+            qb[i * c32 + c] = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(q + (t0 + i) * K + 32 * c + 16),
+                                                  _mm512_loadu_ps(q + (t0 + i) * K + 32 * c));
+    for (int64_t b = 0; b < nb; b++) mx[b] = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < n; j++) {
+        const uint16_t *kj = k + j * ps;
+        if (j + 1 < n) for (int64_t i = 0; i < cnt; i++) prefetch(kj + ps + off[i], K * 2);
+        for (int64_t b = 0; b < nb; b++) {
+            __m512 acc[16];
+            for (int64_t i = 0; i < 16; i++) {
+                int64_t row = b * 16 + i;
+                if (row >= cnt) { acc[i] = _mm512_setzero_ps(); continue; }
+                const uint16_t *kr = kj + off[row];
+                __m512 a = _mm512_setzero_ps();
+                for (int64_t c = 0; c < c32; c++)
+                    a = _mm512_dpbf16_ps(a, qb[row * c32 + c], (__m512bh)_mm512_loadu_si512(kr + 32 * c));
+                acc[i] = a;
+            }
+            __m512 sv = reduce16(acc);
+            _mm512_storeu_ps(s + j * TILE + b * 16, sv);
+            mx[b] = _mm512_max_ps(mx[b], sv);
+        }
+    }
+    /* exp and sums in float32; then the weights as bf16 pairs (w_j, w_j+1) per row, j even */
+    const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                           23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    uint32_t *wp = (uint32_t *)(s + n * TILE); /* (n + 1) / 2 * TILE pairs after the scores */
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n; j++) {
+            __m512 e = exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(s + j * TILE + b * 16), mx[b]));
+            _mm512_storeu_ps(s + j * TILE + b * 16, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        for (int64_t j = 0; j < n; j += 2) {
+            __m512 w0 = _mm512_loadu_ps(s + j * TILE + b * 16);
+            __m512 w1 = j + 1 < n ? _mm512_loadu_ps(s + (j + 1) * TILE + b * 16) : _mm512_setzero_ps();
+            __m512i wb = _mm512_permutexvar_epi16(pairs, (__m512i)_mm512_cvtne2ps_pbh(w1, w0));
+            _mm512_storeu_si512(wp + (j / 2) * TILE + b * 16, wb);
+        }
+        __mmask16 valid = (__mmask16)(cnt - b * 16 >= 16 ? 0xFFFFu : (1u << (cnt - b * 16)) - 1);
+        _mm512_mask_storeu_ps(m + t0 + b * 16, valid, mx[b]);
+        _mm512_mask_storeu_ps(l + t0 + b * 16, valid, sum);
+    }
+    /* values: accumulators in the interleaved order, kept in o's tile between blocks of JB positions */
+    float *ot = o + t0 * K;
+    memset(ot, 0, sizeof(float) * (size_t)(cnt * K));
+    for (int64_t j0 = 0; j0 < n; j0 += JB) {
+        const int64_t j1 = j0 + JB < n ? j0 + JB : n;
+        for (int64_t j = j0 + JB; j < j1 + JB && j < n; j++)
+            for (int64_t i = 0; i < cnt; i++) prefetch(v + j * ps + off[i], K * 2);
+        for (int64_t i = 0; i < cnt; i++) {
+            __m512 acc[8];
+            float *orow = ot + i * K;
+            for (int64_t c = 0; c < 2 * c32; c++) acc[c] = _mm512_loadu_ps(orow + 16 * c);
+            for (int64_t j = j0; j < j1; j += 2) {
+                const uint16_t *va = v + j * ps + off[i];
+                const uint16_t *vb = j + 1 < n ? va + ps : va; /* a lone last position pairs with weight 0 */
+                __m512bh w = (__m512bh)_mm512_set1_epi32((int)wp[(j / 2) * TILE + i]);
+                for (int64_t c = 0; c < c32; c++) {
+                    __m512i a = _mm512_loadu_si512(va + 32 * c), bb = _mm512_loadu_si512(vb + 32 * c);
+                    acc[2 * c] = _mm512_dpbf16_ps(acc[2 * c], w, (__m512bh)_mm512_unpacklo_epi16(a, bb));
+                    acc[2 * c + 1] = _mm512_dpbf16_ps(acc[2 * c + 1], w, (__m512bh)_mm512_unpackhi_epi16(a, bb));
+                }
+            }
+            for (int64_t c = 0; c < 2 * c32; c++) _mm512_storeu_ps(orow + 16 * c, acc[c]);
+        }
+    }
+    /* undo the interleaving: lane 4L+p of accumulator 2c (2c+1) is element 32c + 8L + p (+ 4) */
+    float tmp[128];
+    for (int64_t i = 0; i < cnt; i++) {
+        float *orow = ot + i * K;
+        memcpy(tmp, orow, sizeof(float) * (size_t)K);
+        for (int64_t c = 0; c < c32; c++)
+            for (int64_t L = 0; L < 4; L++)
+                for (int64_t p = 0; p < 4; p++) {
+                    orow[32 * c + 8 * L + p] = tmp[32 * c + 4 * L + p];
+                    orow[32 * c + 8 * L + 4 + p] = tmp[32 * c + 16 + 4 * L + p];
+                }
+    }
+}
+#define SCORE_EXTRA(n) (((n) + 1) / 2) /* the bf16 weight pairs stored after the scores */
+static void tile_bf16_64(const float *q, const uint16_t *k, const uint16_t *v, const int64_t *off, int64_t ps,
+                         int64_t n, int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {
+    tile_bf16_dp(q, k, v, off, ps, n, K, t0, cnt, s, m, l, o);
+}
+static void tile_bf16_128(const float *q, const uint16_t *k, const uint16_t *v, const int64_t *off, int64_t ps,
+                          int64_t n, int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {
+    tile_bf16_dp(q, k, v, off, ps, n, K, t0, cnt, s, m, l, o);
+}
+#else
 DEFINE_TILE(tile_bf16_64, uint16_t, load_bf16, 4)
 DEFINE_TILE(tile_bf16_128, uint16_t, load_bf16, 8)
+#endif
 DEFINE_TILE(tile_bf16_any, uint16_t, load_bf16, K / 16)
 #define VECTOR_TILES 1
 #else
@@ -177,7 +288,7 @@ DEFINE_TILE(tile_bf16_any, uint16_t, load_bf16, K / 16)
     for (int64_t j = 0; j < n; j++)                                                                   \
         for (int64_t i = 0; i < cnt; i++) {                                                           \
             const float *qr = q + (t0 + i) * K;                                                       \
-            const T *kr = k + (t0 + i) * rs + j * ps;                                                 \
+            const T *kr = k + off[i] + j * ps;                                                        \
             float acc = 0.0f;                                                                         \
             for (int64_t d = 0; d < K; d++) acc += qr[d] * LOAD(kr[d]);                               \
             s[j * TILE + i] = acc;                                                                    \
@@ -195,7 +306,7 @@ DEFINE_TILE(tile_bf16_any, uint16_t, load_bf16, K / 16)
     memset(o + t0 * K, 0, sizeof(float) * (size_t)(cnt * K));                                        \
     for (int64_t j = 0; j < n; j++)                                                                   \
         for (int64_t i = 0; i < cnt; i++) {                                                           \
-            const T *vr = v + (t0 + i) * rs + j * ps;                                                 \
+            const T *vr = v + off[i] + j * ps;                                                        \
             float w = s[j * TILE + i], *orow = o + (t0 + i) * K;                                      \
             for (int64_t d = 0; d < K; d++) orow[d] += w * LOAD(vr[d]);                               \
         }
@@ -203,65 +314,87 @@ DEFINE_TILE(tile_bf16_any, uint16_t, load_bf16, K / 16)
 #define LOAD_F32(x) (x)
 #define LOAD_BF16(x) bf16_to_f32(x)
 
-static void scalar_f32(const float *q, const float *k, const float *v, int64_t rs, int64_t ps, int64_t n,
+static void scalar_f32(const float *q, const float *k, const float *v, const int64_t *off, int64_t ps, int64_t n,
                        int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {
     SCALAR_TILE(float, LOAD_F32)
 }
 
-static void scalar_bf16(const float *q, const uint16_t *k, const uint16_t *v, int64_t rs, int64_t ps, int64_t n,
+static void scalar_bf16(const float *q, const uint16_t *k, const uint16_t *v, const int64_t *off, int64_t ps, int64_t n,
                         int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {
     SCALAR_TILE(uint16_t, LOAD_BF16)
 }
 
+#ifndef SCORE_EXTRA
+#define SCORE_EXTRA(n) 0
+#endif
+
 static void *run(void *arg) {
     job_t *j = (job_t *)arg;
-    float *s = (float *)malloc(sizeof(float) * (size_t)(j->n * TILE));
+    float *s = (float *)malloc(sizeof(float) * (size_t)((j->n + SCORE_EXTRA(j->n)) * TILE));
     if (s == NULL) return (void *)1;
+    int64_t off[TILE];
     for (int64_t t0 = j->r0; t0 < j->r1; t0 += TILE) {
         int64_t cnt = j->r1 - t0 < TILE ? j->r1 - t0 : TILE;
+        for (int64_t i = 0; i < cnt; i++) off[i] = (j->rows ? j->rows[t0 + i] : t0 + i) * j->rs;
+#define ARGS j->q, k, v, off, j->ps, j->n
+#define REST t0, cnt, s, j->m, j->l, j->o
         if (j->bf16) {
             const uint16_t *k = (const uint16_t *)j->k, *v = (const uint16_t *)j->v;
 #if VECTOR_TILES
-            if (j->K == 64) { tile_bf16_64(j->q, k, v, j->rs, j->ps, j->n, 64, t0, cnt, s, j->m, j->l, j->o); continue; }
-            if (j->K == 128) { tile_bf16_128(j->q, k, v, j->rs, j->ps, j->n, 128, t0, cnt, s, j->m, j->l, j->o); continue; }
-            if (j->K % 16 == 0) { tile_bf16_any(j->q, k, v, j->rs, j->ps, j->n, j->K, t0, cnt, s, j->m, j->l, j->o); continue; }
+            if (j->K == 64) { tile_bf16_64(ARGS, 64, REST); continue; }
+            if (j->K == 128) { tile_bf16_128(ARGS, 128, REST); continue; }
+            if (j->K % 16 == 0) { tile_bf16_any(ARGS, j->K, REST); continue; }
 #endif
-            scalar_bf16(j->q, k, v, j->rs, j->ps, j->n, j->K, t0, cnt, s, j->m, j->l, j->o);
+            scalar_bf16(ARGS, j->K, REST);
         } else {
             const float *k = (const float *)j->k, *v = (const float *)j->v;
 #if VECTOR_TILES
-            if (j->K == 64) { tile_f32_64(j->q, k, v, j->rs, j->ps, j->n, 64, t0, cnt, s, j->m, j->l, j->o); continue; }
-            if (j->K == 128) { tile_f32_128(j->q, k, v, j->rs, j->ps, j->n, 128, t0, cnt, s, j->m, j->l, j->o); continue; }
-            if (j->K % 16 == 0) { tile_f32_any(j->q, k, v, j->rs, j->ps, j->n, j->K, t0, cnt, s, j->m, j->l, j->o); continue; }
+            if (j->K == 64) { tile_f32_64(ARGS, 64, REST); continue; }
+            if (j->K == 128) { tile_f32_128(ARGS, 128, REST); continue; }
+            if (j->K % 16 == 0) { tile_f32_any(ARGS, j->K, REST); continue; }
 #endif
-            scalar_f32(j->q, k, v, j->rs, j->ps, j->n, j->K, t0, cnt, s, j->m, j->l, j->o);
+            scalar_f32(ARGS, j->K, REST);
         }
+#undef ARGS
+#undef REST
     }
     free(s);
     return NULL;
 }
 
-/* Rows 0..R-1 split into `threads` contiguous ranges (the calling thread takes the first). → 0, or 1 when
-   out of memory. */
-int ks_partial_attention(const float *q, const void *k, const void *v, int64_t rs, int64_t ps, int64_t n,
-                         int64_t K, int64_t R, int bf16, int threads, float *m, float *l, float *o) {
+/* Rows 0..R-1 split into `threads` contiguous ranges. → 0, or 1 when out of memory.
+   Built with OpenMP, the ranges run on the process's OpenMP team — PyTorch's own (its libgomp is the one
+   loaded), whose threads are still spinning from the last PyTorch op and start at once; a thread of our own
+   would wait for that spin to end. Without OpenMP, on POSIX threads (the calling thread takes the first). */
+int ks_partial_attention(const float *q, const void *k, const void *v, const int64_t *rows, int64_t rs, int64_t ps,
+                         int64_t n, int64_t K, int64_t R, int bf16, int threads, float *m, float *l, float *o) {
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;
     if (threads > R) threads = R > 0 ? (int)R : 1;
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        job_t j = {q, k, v, rows, rs, ps, n, K, R * t / T, R * (t + 1) / T, m, l, o, bf16};
+        failed |= run(&j) != NULL;
+    }
+#else
     job_t jobs[64];
     pthread_t tid[64];
     int started[64] = {0};
     for (int t = 0; t < threads; t++) {
-        job_t j = {q, k, v, rs, ps, n, K, R * t / threads, R * (t + 1) / threads, m, l, o, bf16};
+        job_t j = {q, k, v, rows, rs, ps, n, K, R * t / threads, R * (t + 1) / threads, m, l, o, bf16};
         jobs[t] = j;
     }
     for (int t = 1; t < threads; t++) started[t] = pthread_create(&tid[t], NULL, run, &jobs[t]) == 0;
-    int failed = run(&jobs[0]) != NULL;
+    failed = run(&jobs[0]) != NULL;
     for (int t = 1; t < threads; t++) {
         void *ret = NULL;
         if (started[t]) pthread_join(tid[t], &ret);
         else ret = run(&jobs[t]); /* a thread that could not start: do its rows here */
         failed |= ret != NULL;
     }
+#endif
     return failed;
 }
