@@ -23,9 +23,16 @@ from kronos_synth.model.cache import KronosCache, SharedPrefixCache
 from kronos_synth.model.tokenizer import MIN_GEMM_ROWS
 
 PREFILL_ROWS = 64  # rows per prefill chunk (see sample_tokens)
-# Windows per tokenizer chunk (encode and decode): the activations of 16 windows stay in the CPU caches;
-# 512 at once ran 1.9x (encode) and 1.2-1.5x (decode) slower, with the same bytes.
-TOKENIZER_ROWS = 16
+# Tokenizer work (encode and decode) runs in chunks of windows whose activations (≈ 512 KB per layer
+# tensor) stay in the CPU caches: for Kronos-Tokenizer-base, 512 windows at once ran 1.9x (encode) and
+# 1.2-1.5x (decode) slower than chunks of 8-16, with the same bytes; the small embedded tokenizer is
+# fastest at 32-64 windows of 30-64 bars.
+TOKENIZER_CHUNK_BYTES = 1 << 19
+
+
+def tokenizer_rows(tokenizer: torch.nn.Module, length: int) -> int:
+    """Windows of `length` bars per tokenizer chunk (8 to 512)."""
+    return max(8, min(512, TOKENIZER_CHUNK_BYTES // max(1, length * int(tokenizer.d_model) * 4)))
 MAX_GROUP = 64  # at most this many samples of a context share one copy of its K/V (see shared_groups)
 
 
@@ -240,12 +247,12 @@ def encode_contexts(tokenizer: torch.nn.Module, x: torch.Tensor) -> tuple[torch.
 
 
 def _encode_chunks(tokenizer: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`tokenizer.encode` in chunks of TOKENIZER_ROWS windows; a chunk of fewer than MIN_GEMM_ROWS bars is
+    """`tokenizer.encode` in chunks of `tokenizer_rows` windows; a chunk of fewer than MIN_GEMM_ROWS bars is
     padded (CPU GEMMs with a dozen rows or fewer round differently), so a window's ids never depend on
     which others are encoded with it."""
-    parts = []
-    for lo in range(0, len(x), TOKENIZER_ROWS):
-        part = x[lo:lo + TOKENIZER_ROWS]
+    parts, rows = [], tokenizer_rows(tokenizer, x.shape[1])
+    for lo in range(0, len(x), rows):
+        part = x[lo:lo + rows]
         pad = -(-MIN_GEMM_ROWS // max(1, x.shape[1])) - len(part)
         padded = torch.cat([part, part[:1].expand(pad, *part.shape[1:])]) if pad > 0 else part
         s1, s2 = tokenizer.encode(padded, half=True)
@@ -268,7 +275,7 @@ def distinct_rows(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None
 
 @torch.no_grad()
 def decode_horizon(tokenizer: torch.nn.Module, s1: torch.Tensor, s2: torch.Tensor, horizon: int,
-                   max_context: int = 512, rows: int = TOKENIZER_ROWS, *, share_context: bool = False) -> torch.Tensor:
+                   max_context: int = 512, rows: int | None = None, *, share_context: bool = False) -> torch.Tensor:
     """Decode context + generated ids (B, L + H) like the reference — the causal tokenizer decoder sees
     the last `max_context` tokens — and return the last `horizon` positions (B, H, F), in row chunks.
 
@@ -279,6 +286,7 @@ def decode_horizon(tokenizer: torch.nn.Module, s1: torch.Tensor, s2: torch.Tenso
     whole-window decode is faster (one pass, no key/value copies), hence the flag."""
     start = max(0, s1.shape[1] - max_context)
     P = s1.shape[1] - start - horizon  # decoded context positions
+    rows = rows or tokenizer_rows(tokenizer, s1.shape[1] - start)
     if not share_context or P <= 0:
         parts = [tokenizer.decode((s1[lo:lo + rows, start:], s2[lo:lo + rows, start:]), half=True)[:, -horizon:]
                  for lo in range(0, len(s1), rows)]
