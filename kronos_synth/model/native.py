@@ -7,8 +7,8 @@ sums. It is plain C (no PyTorch headers). Compiling takes about a second. With `
 OpenMP team that PyTorch already has. The library is cached per source, compiler flags and CPU under
 `~/.cache/kronos-synth/kernels` (KRONOS_SYNTH_CACHE moves it).
 
-Without a C compiler, or with KRONOS_SYNTH_NATIVE=0, `available()` is False and the model uses its
-PyTorch path. The two paths agree to float32 rounding for float32 caches, and to bf16 rounding for bf16
+Without a C compiler, on a CPU without AVX-512 (where it was never measured against PyTorch), or with
+KRONOS_SYNTH_NATIVE=0, `available()` is False and the model uses its PyTorch path. The two paths agree to float32 rounding for float32 caches, and to bf16 rounding for bf16
 caches. A seed gives the same bytes only on the same path.
 """
 
@@ -67,6 +67,8 @@ def _build() -> ctypes.CDLL | None:
                 return None
             os.replace(out, path)  # atomic: concurrent processes (Ray workers) never see half a file
     lib = ctypes.CDLL(str(path))
+    if not lib.ks_vectorized():  # no AVX-512: measured only against PyTorch there, so PyTorch runs
+        return None
     lib.ks_partial_attention.restype = ctypes.c_int
     lib.ks_partial_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5 + [ctypes.c_int] * 2 \
         + [ctypes.c_void_p] * 3

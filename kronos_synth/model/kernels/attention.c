@@ -362,6 +362,10 @@ static void *run(void *arg) {
     return NULL;
 }
 
+/* 1 when the AVX-512 tiles are built: only then is the kernel faster than PyTorch (the scalar tiles serve
+   head sizes that are not a multiple of 16 on such CPUs). */
+int ks_vectorized(void) { return VECTOR_TILES; }
+
 /* Rows 0..R-1 split into `threads` contiguous ranges. → 0, or 1 when out of memory.
    Built with OpenMP, the ranges run on the process's OpenMP team — PyTorch's own (its libgomp is the one
    loaded), whose threads are still spinning from the last PyTorch op and start at once; a thread of our own
