@@ -264,14 +264,8 @@ static void tile_bf16_dp(const float *q, const uint16_t *k, const uint16_t *v, c
     }
 }
 #define SCORE_EXTRA(n) (((n) + 1) / 2) /* the bf16 weight pairs stored after the scores */
-static void tile_bf16_64(const float *q, const uint16_t *k, const uint16_t *v, const int64_t *off, int64_t ps,
-                         int64_t n, int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {
-    tile_bf16_dp(q, k, v, off, ps, n, K, t0, cnt, s, m, l, o);
-}
-static void tile_bf16_128(const float *q, const uint16_t *k, const uint16_t *v, const int64_t *off, int64_t ps,
-                          int64_t n, int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {
-    tile_bf16_dp(q, k, v, off, ps, n, K, t0, cnt, s, m, l, o);
-}
+#define tile_bf16_64 tile_bf16_dp /* one function for both head sizes: K is an argument */
+#define tile_bf16_128 tile_bf16_dp
 #else
 DEFINE_TILE(tile_bf16_64, uint16_t, load_bf16, 4)
 DEFINE_TILE(tile_bf16_128, uint16_t, load_bf16, 8)
