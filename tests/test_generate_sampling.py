@@ -5,6 +5,17 @@ import torch
 from kronos_synth.data.errors import InputError
 from kronos_synth.generate.rng import counter_permutation, counter_uniform
 from kronos_synth.generate.sampler import SamplingConfig, sample_from_logits
+from kronos_synth.model import native
+
+
+@pytest.fixture(params=["torch", "native"])
+def path(request, monkeypatch):
+    """Each draw rule test runs on PyTorch's path and on the compiled kernel (`kernels/sampling.c`)."""
+    if request.param == "torch":
+        monkeypatch.setenv("KRONOS_SYNTH_NATIVE", "0")
+    elif not native.available():
+        pytest.skip("no compiled kernels here")
+    return request.param
 
 
 def test_counter_uniform_depends_only_on_its_counter():
@@ -35,7 +46,7 @@ def test_counter_permutation_is_a_permutation():
     np.testing.assert_array_equal(p, counter_permutation(5, 100, stream=9))
 
 
-def test_top_k_one_is_greedy():
+def test_top_k_one_is_greedy(path):
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(64, 1024, generator=g)
     u = counter_uniform(0, np.arange(64), 0, 0)
@@ -49,7 +60,7 @@ def _empirical(logits, cfg, n=200_000):
     return np.bincount(ids.numpy(), minlength=logits.shape[-1]) / n
 
 
-def test_draws_follow_the_tempered_distribution():
+def test_draws_follow_the_tempered_distribution(path):
     logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]])
     for temp in (0.7, 1.0, 1.5):
         freq = _empirical(logits, SamplingConfig(temperature=temp, top_k=0, top_p=1.0))
@@ -57,7 +68,7 @@ def test_draws_follow_the_tempered_distribution():
         np.testing.assert_allclose(freq, expect, atol=0.004)
 
 
-def test_top_p_keeps_the_nucleus_and_renormalizes():
+def test_top_p_keeps_the_nucleus_and_renormalizes(path):
     logits = torch.log(torch.tensor([[0.5, 0.25, 0.15, 0.06, 0.04]]))
     freq = _empirical(logits, SamplingConfig(temperature=1.0, top_k=0, top_p=0.8))
     # nucleus: 0.5 + 0.25 = 0.75 < 0.8, so the token that crosses (0.15) stays; the rest never drawn
@@ -65,7 +76,7 @@ def test_top_p_keeps_the_nucleus_and_renormalizes():
     np.testing.assert_allclose(freq[:3], np.array([0.5, 0.25, 0.15]) / 0.9, atol=0.004)
 
 
-def test_top_k_and_top_p_both_apply():
+def test_top_k_and_top_p_both_apply(path):
     logits = torch.log(torch.tensor([[0.4, 0.3, 0.2, 0.1]]))
     freq = _empirical(logits, SamplingConfig(temperature=1.0, top_k=3, top_p=0.5))
     # top-k keeps 3 (renormalized 0.444, 0.333, 0.222); top-p 0.5 then keeps the first two
@@ -83,3 +94,38 @@ def test_bad_sampling_settings_are_input_errors(kw):
     with pytest.raises(InputError) as err:
         GenerationConfig(freq="daily", **kw)
     assert err.value.params == tuple(kw)
+
+
+def test_greedy_breaks_ties_by_the_lowest_token_id(path):
+    logits = torch.tensor([[0.0, 3.0, 1.0, 3.0, 3.0], [-1.0, -1.0, -2.0, -5.0, -1.0]])
+    ids = sample_from_logits(logits, np.array([0.9, 0.1]), SamplingConfig(temperature=1.0, top_k=1, top_p=1.0))
+    assert ids.tolist() == [1, 0]
+
+
+def test_a_larger_uniform_walks_down_the_probabilities(path):
+    """The inverse-CDF draw walks the kept tokens from the most probable down (ties by id)."""
+    logits = torch.log(torch.tensor([[0.1, 0.4, 0.2, 0.3]]))
+    cfg = SamplingConfig(temperature=1.0, top_k=0, top_p=1.0)
+    u = np.array([0.05, 0.45, 0.75, 0.95])
+    assert sample_from_logits(logits.expand(4, -1), u, cfg).tolist() == [1, 3, 2, 0]
+
+
+@pytest.mark.skipif(not native.available(), reason="no compiled kernels here")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_kernel_draws_what_pytorchs_path_draws(dtype, monkeypatch):
+    """The same rule: only the softmax's float32 rounding differs, so a uniform within ~1e-7 of a boundary
+    can pick the neighbour: on 4096 rows of a 1024-token vocabulary (bf16 logits: many exact ties) at most
+    a few draws differ."""
+    g = torch.Generator().manual_seed(3)
+    logits = (torch.randn(4096, 1024, generator=g) * 2).to(dtype)
+    u = counter_uniform(5, np.arange(4096), 0, 0)
+    for cfg in (SamplingConfig(1.0, 0, 0.95), SamplingConfig(0.7, 50, 0.9), SamplingConfig(1.3, 0, 1.0)):
+        ours = native.sample(logits, u, cfg.temperature, cfg.top_k, cfg.top_p)
+        with monkeypatch.context() as m:
+            m.setenv("KRONOS_SYNTH_NATIVE", "0")
+            torch_ids = sample_from_logits(logits, u, cfg)
+        assert (ours != torch_ids).sum() <= 4
+        # rows: a row alone, any thread count, gives the same id
+        assert native.sample(logits[17:18], u[17:18], cfg.temperature, cfg.top_k, cfg.top_p)[0] == ours[17]
+        assert torch.equal(native.sample(logits, u, cfg.temperature, cfg.top_k, cfg.top_p, threads=1), ours)
+        assert torch.equal(native.sample(logits, u, cfg.temperature, cfg.top_k, cfg.top_p, threads=3), ours)

@@ -174,3 +174,19 @@ def test_greedy_cached_generation_is_token_identical_to_reference():
     assert s1.shape[1] == lookback + horizon > context
     assert len(torch.unique(s1[:, lookback:])) > 3  # not a degenerate constant continuation
     torch.testing.assert_close(got.numpy(), expected[:, -horizon:], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_is_the_three_op_formula_to_the_bit(dtype):
+    """RMSNorm runs as one fused op (F.rms_norm): the same bytes as x·rsqrt(mean(x²) + eps)·w in float32."""
+    from kronos_synth.model.layers import RMSNorm
+
+    g = torch.Generator().manual_seed(0)
+    for dim in (16, 256, 512, 832):
+        norm = RMSNorm(dim).to(dtype)
+        with torch.no_grad():
+            norm.weight.copy_(torch.randn(dim, generator=g))
+        x = (torch.randn(64, 3, dim, generator=g) * 3).to(dtype)
+        xf = x.float()
+        want = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)).type_as(x) * norm.weight
+        assert torch.equal(norm(x), want)

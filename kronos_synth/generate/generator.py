@@ -103,7 +103,8 @@ class Generator:
             "source": source,
             "dtype": str(self.dtype).replace("torch.", ""),
             "device": self.device.type,
-            # decode attention: the compiled kernel or PyTorch's (they round differently: part of the run key)
+            # decode attention and token draws: the compiled kernels or PyTorch's (they round differently: part
+            # of the run key)
             "attention": "native" if self.device.type == "cpu" and native.available() else "torch",
         }
         if self.conditioned is not None:

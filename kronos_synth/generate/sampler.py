@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from kronos_synth.generate.rng import counter_uniform
+from kronos_synth.model import native
 from kronos_synth.model.cache import KronosCache, SharedPrefixCache
 from kronos_synth.model.tokenizer import MIN_GEMM_ROWS
 
@@ -62,7 +63,13 @@ def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: Sampling
     instead of by probability. The kept set and the probabilities are the same, so each draw has the
     same distribution; what changes is which token a given uniform picks — with a score monotone in the
     token's return, a larger uniform means a higher return, which is what lets coupled uniforms couple
-    returns (panels, `generate/panel.py`)."""
+    returns (panels, `generate/panel.py`).
+
+    On CPU with the compiled kernels (`model/native.py`) the same rule runs there, all rows in one call
+    over the threads (PyTorch's path below sorts on one core and runs softmax, cumsums and the search as
+    separate passes: ~4x slower); its softmax rounds differently, so a seed's bytes hold per path."""
+    if order_by is None and logits.device.type == "cpu" and native.available():
+        return native.sample(logits, uniforms, cfg.temperature, cfg.top_k, cfg.top_p)
     logits = logits.float() / cfg.temperature
     # Sorting once serves top-k, top-p and the inverse-CDF draw. Stable, so ties break by token id.
     order = descending_order(logits)

@@ -25,9 +25,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return xf.type_as(x) * self.weight
+        # x * rsqrt(mean(x²) + eps) in one fused op: the same bytes as the three-op formula on CPU (a test
+        # checks), and about 3 fewer passes over the activations per norm at decode time
+        return F.rms_norm(x.float(), (x.shape[-1],), None, self.eps).type_as(x) * self.weight
 
 
 class FeedForward(nn.Module):

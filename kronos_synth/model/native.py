@@ -1,15 +1,18 @@
-"""A small compiled kernel for decode-time attention, built on first use with the system C compiler.
+"""Small compiled kernels for the decode loop, built on first use with the system C compiler.
 
 Single-query attention over a K/V cache is memory-bound, and PyTorch's CPU kernels read a cache at
 7-20 GB/s in float32 and at 1-9 GB/s in bf16 (batched matrix-vector products). `kernels/attention.c`
 streams each row's keys and values once, from position-major caches, in bf16 or float32 with float32
-sums. It is plain C (no PyTorch headers). Compiling takes about a second. With `-fopenmp` it runs on the
-OpenMP team that PyTorch already has. The library is cached per source, compiler flags and CPU under
-`~/.cache/kronos-synth/kernels` (KRONOS_SYNTH_CACHE moves it).
+sums. `kernels/sampling.c` draws the tokens (temperature, top-k, top-p, inverse CDF) in one pass per row,
+where PyTorch's path sorts on one core and runs five more passes. Both are plain C (no PyTorch headers).
+Compiling takes about a second. With `-fopenmp` they run on the OpenMP team that PyTorch already has. The
+library is cached per source, compiler flags and CPU under `~/.cache/kronos-synth/kernels`
+(KRONOS_SYNTH_CACHE moves it).
 
 Without a C compiler, on a CPU without AVX-512 (where it was never measured against PyTorch), or with
-KRONOS_SYNTH_NATIVE=0, `available()` is False and the model uses its PyTorch path. The two paths agree to float32 rounding for float32 caches, and to bf16 rounding for bf16
-caches. A seed gives the same bytes only on the same path.
+KRONOS_SYNTH_NATIVE=0, `available()` is False and the model uses its PyTorch path. The two paths agree to
+float32 rounding for float32 caches, and to bf16 rounding for bf16 caches; a draw differs only when its
+uniform falls within rounding of a boundary. A seed gives the same bytes only on the same path.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import threading
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fPIC", "-shared", "-pthread"]
@@ -47,20 +51,26 @@ def _cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
+SOURCES = ("attention.c", "sampling.c")
+
+
 def _build() -> ctypes.CDLL | None:
-    source = resources.files("kronos_synth.model").joinpath("kernels/attention.c").read_bytes()
+    kernels = resources.files("kronos_synth.model").joinpath("kernels")
+    sources = {name: kernels.joinpath(name).read_bytes() for name in SOURCES}
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None
-    key = hashlib.sha256(source + " ".join([cc, *FLAGS, _cpu_key()]).encode()).hexdigest()[:16]
-    path = _cache_dir() / f"attention-{key}.so"
+    key = hashlib.sha256(b"".join(sources.values()) + " ".join([cc, *FLAGS, _cpu_key()]).encode()).hexdigest()[:16]
+    path = _cache_dir() / f"kernels-{key}.so"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            src, out = Path(tmp) / "attention.c", Path(tmp) / "attention.so"
-            src.write_bytes(source)
+            for name, text in sources.items():
+                (Path(tmp) / name).write_bytes(text)
+            out = Path(tmp) / "kernels.so"
             for openmp in (["-fopenmp"], []):  # OpenMP when the compiler has it (see attention.c), else pthreads
-                done = subprocess.run([cc, *FLAGS, *openmp, str(src), "-o", str(out), "-lm"], capture_output=True)
+                done = subprocess.run([cc, *FLAGS, *openmp, *(str(Path(tmp) / n) for n in SOURCES), "-o", str(out),
+                                       "-lm"], capture_output=True)
                 if done.returncode == 0:
                     break
             else:
@@ -72,6 +82,10 @@ def _build() -> ctypes.CDLL | None:
     lib.ks_partial_attention.restype = ctypes.c_int
     lib.ks_partial_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5 + [ctypes.c_int] * 2 \
         + [ctypes.c_void_p] * 3
+    lib.ks_sample.restype = ctypes.c_int
+    lib.ks_sample.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_int64] * 3 + [ctypes.c_float, ctypes.c_int64,
+                                                                                       ctypes.c_float, ctypes.c_void_p,
+                                                                                       ctypes.c_int, ctypes.c_void_p]
     return lib
 
 
@@ -138,6 +152,29 @@ def partial_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int,
                                 threads or torch.get_num_threads(), peak.data_ptr(), total.data_ptr(), o.data_ptr()):
         raise MemoryError("the attention kernel could not allocate its score buffer")
     return peak, total, o
+
+
+def sample(logits: torch.Tensor, uniforms: np.ndarray, temperature: float, top_k: int, top_p: float,
+           threads: int | None = None) -> torch.Tensor:
+    """Token draws (`kernels/sampling.c`): logits (B, V) float32 or bf16 on the CPU, uniforms (B,) in [0, 1) →
+    ids (B,) int64, by `sample_from_logits`' rule (temperature, top-k, top-p, inverse-CDF draw in descending
+    probability order, ties by token id). Agrees with it up to float32 rounding of the softmax."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError("the native kernels are not available")
+    if logits.dim() != 2 or logits.device.type != "cpu" or logits.dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"logits must be (B, V) float32 or bf16 on the CPU, got {tuple(logits.shape)} {logits.dtype}")
+    if logits.stride(1) != 1:
+        logits = logits.contiguous()
+    B, V = logits.shape
+    u = np.ascontiguousarray(uniforms, dtype=np.float64)
+    if u.shape != (B,):
+        raise ValueError(f"uniforms must be ({B},), got {u.shape}")
+    out = torch.empty(B, dtype=torch.int64)
+    if lib.ks_sample(logits.data_ptr(), int(logits.dtype == torch.bfloat16), B, V, logits.stride(0), temperature,
+                     top_k, top_p, u.ctypes.data, threads or torch.get_num_threads(), out.data_ptr()):
+        raise MemoryError("the sampling kernel could not allocate its scratch")
+    return out
 
 
 def position_major(batch: int, heads: int, length: int, head_dim: int, *, dtype: torch.dtype,
