@@ -133,3 +133,80 @@ def test_rows_map_queries_onto_shared_cache_rows(dtype):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="rows"):
         native.partial_attention(q, k, v, P, rows=rows + 1)
+
+
+needs_packed = pytest.mark.skipif(not native.available() or not native.library().ks_packed_prefix(),
+                                  reason="no compiled kernel with AVX512-BF16")
+
+
+def test_pack_prefix_layout():
+    N, H, P, K = 2, 3, 21, 64
+    k, v = (torch.randn(N, H, P, K).to(torch.bfloat16) for _ in range(2))
+    kt, vt = native.pack_prefix(k, v)
+    assert kt.shape == (N, H, K // 2, 32, 2) and vt.shape == (N, H, 16, K, 2)  # 21 positions padded to 32
+    assert torch.equal(kt[1, 2, 5, 20], k[1, 2, 20, 10:12]) and torch.equal(vt[0, 1, 9, 7], v[0, 1, 18:20, 7])
+    assert not kt[:, :, :, P:].any() and not vt[:, :, P // 2 + 1:].any()  # the padding is zero
+
+
+@needs_packed
+@pytest.mark.parametrize("H, K", [(8, 64), (4, 128)])
+def test_packed_prefix_attention_equals_softmax_attention_and_is_batch_invariant(H, K):
+    """The shared prefix packed once (`pack_prefix`): samples of a context share its loads. Values as the bf16
+    kernel's (bf16 query and weights, float32 sums) against float64; a row's bytes do not depend on the rows
+    around it, the block it falls in or the thread count."""
+    N, P = 5, 37
+    g = torch.Generator().manual_seed(K)
+    k, v = (torch.randn(N, H, P, K, generator=g).to(torch.bfloat16) for _ in range(2))
+    rows = torch.tensor([0, 0, 0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 4, 4])  # groups of 1 to 8 (blocks split them)
+    q = torch.randn(len(rows), H, K, generator=g) * K ** -0.5
+    kt, vt = native.pack_prefix(k, v)
+    for n in (1, 15, 16, 17, P):
+        peak, total, o = native.prefix_attention(q, kt, vt, n, rows)
+        s = torch.einsum("bhk,bhjk->bhj", q.double(), k[rows][:, :, :n].double())
+        want = torch.einsum("bhj,bhjk->bhk", s.softmax(-1), v[rows][:, :, :n].double())
+        torch.testing.assert_close((o / total.unsqueeze(-1)).double(), want, atol=6e-3, rtol=1e-5)
+        torch.testing.assert_close(total.double().log() + peak.double(), s.logsumexp(-1), atol=3e-2, rtol=1e-5)
+    full = native.prefix_attention(q, kt, vt, 30, rows, threads=2)
+    for lo, hi, threads in [(0, 1, 1), (5, 9, 2), (6, 15, 3), (2, 13, 1)]:
+        part = native.prefix_attention(q[lo:hi], kt, vt, 30, rows[lo:hi], threads=threads)
+        for got, want in zip(part, full, strict=True):
+            assert torch.equal(got, want[lo:hi])
+
+
+@needs_packed
+def test_bf16_sampling_over_a_packed_prefix_is_batch_invariant():
+    """A bf16 model with 64-wide heads decodes its samples over the packed prefix; a sequence's tokens do not
+    depend on the batch it is sampled in."""
+    import numpy as np
+
+    from kronos_synth.generate.sampler import SamplingConfig, sample_tokens
+    from kronos_synth.model import SharedPrefixCache
+
+    torch.manual_seed(0)
+    model = Kronos(s1_bits=6, s2_bits=6, n_layers=2, d_model=128, n_heads=2, ff_dim=256, ffn_dropout_p=0,
+                   attn_dropout_p=0, resid_dropout_p=0, token_dropout_p=0, learn_te=True).eval().to(torch.bfloat16)
+    g = torch.Generator().manual_seed(1)
+    C, L, horizon, S = 3, 24, 12, 4
+    s1, s2 = (torch.randint(0, 64, (C, L), generator=g) for _ in range(2))
+    stamps = torch.stack([torch.randint(0, n, (C, L + horizon), generator=g) for n in (60, 24, 7, 32, 13)], -1).float()
+    ids = np.arange(C * S)
+    ci = torch.as_tensor(ids // S)
+    packed = []
+    real = SharedPrefixCache.__init__
+
+    def spy(self, *a, **kw):
+        real(self, *a, **kw)
+        packed.append(self.packed)
+    cfg = SamplingConfig(temperature=1.0, top_k=0, top_p=0.95)
+    SharedPrefixCache.__init__ = spy
+    try:
+        full = sample_tokens(model, s1[ci], s2[ci], stamps[ci], horizon, cfg, seed=3, sequence_ids=ids,
+                             samples_per_context=S)
+    finally:
+        SharedPrefixCache.__init__ = real
+    assert packed and all(p is not None for p in packed[0][:-1])  # the main stack's 64-wide heads are packed
+    assert len(torch.unique(full[0])) > 5
+    for lo, hi in ((0, 5), (5, 12), (2, 3)):
+        part = sample_tokens(model, s1[ci[lo:hi]], s2[ci[lo:hi]], stamps[ci[lo:hi]], horizon, cfg, seed=3,
+                             sequence_ids=ids[lo:hi], samples_per_context=S)
+        assert torch.equal(part[0], full[0][lo:hi]) and torch.equal(part[1], full[1][lo:hi])

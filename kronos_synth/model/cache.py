@@ -91,6 +91,7 @@ class SharedKV(NamedTuple):
     group: torch.Tensor  # (B,) int64: the group whose prefix row b continues
     place: torch.Tensor  # (B,) int64: row b's query slot in that group, 0 ≤ place < group_size
     group_size: int
+    packed: tuple[torch.Tensor, torch.Tensor] | None = None  # the prefix for native.prefix_attention, or None
 
 
 class SharedPrefixCache:
@@ -109,6 +110,10 @@ class SharedPrefixCache:
     products read a slice of a longer buffer 2-3x slower than a dense tensor. Growing moves the suffix
     within its own buffer through one scratch buffer, so decoding allocates nothing.
 
+    Layout of the prefix: with the compiled kernel and bf16 heads of 64 or 128, also packed once for
+    `native.prefix_attention` (the samples of a context then share every load of its keys and values: ~2x
+    the position-major prefix per step).
+
     Only single-token steps (decode_s1_cached with T = 1): a prefill goes into a `KronosCache`, whose
     rows become the prefix (`from_prefix`). `length` counts prefix and suffix positions.
     """
@@ -119,6 +124,8 @@ class SharedPrefixCache:
         self.prefix_k, self.prefix_v, self.dep_prefix_k, self.dep_prefix_v = prefix_k, prefix_v, dep_prefix_k, dep_prefix_v
         self.group, self.place, self.group_size = group, place, group_size
         self.max_len, self.length, self.capacity = max_len, self.prefix_len, 0
+        prefixes = [*zip(prefix_k, prefix_v, strict=True), (dep_prefix_k, dep_prefix_v)]
+        self.packed = [native.pack_prefix(k, v) if native.packs(k) else None for k, v in prefixes]
         n, device = max_len - self.prefix_len, dep_prefix_k.device
         # (rows, heads, head_dim) of each suffix tensor: k of every layer, v of every layer, dep_k, dep_v
         self._shapes = [(len(group), t.shape[1], t.shape[3]) for t in [*prefix_k, *prefix_v, dep_prefix_k, dep_prefix_v]]
@@ -195,14 +202,14 @@ class SharedPrefixCache:
             self._suffix[j] = grown
         self.capacity = new
 
-    def _view(self, j: int, prefix_k: torch.Tensor, prefix_v: torch.Tensor, v_index: int) -> SharedKV:
+    def _view(self, j: int, prefix_k: torch.Tensor, prefix_v: torch.Tensor, v_index: int, packed) -> SharedKV:
         return SharedKV(prefix_k, prefix_v, self._suffix[j], self._suffix[v_index], self.length - self.prefix_len,
-                        self.group, self.place, self.group_size)
+                        self.group, self.place, self.group_size, packed)
 
     def layer(self, i: int) -> SharedKV:
         """Layer i as the next token sees it (with room for it: the layer writes it at suffix `length`)."""
         self.reserve(self.length - self.prefix_len + 1)
-        return self._view(i, self.prefix_k[i], self.prefix_v[i], len(self.prefix_k) + i)
+        return self._view(i, self.prefix_k[i], self.prefix_v[i], len(self.prefix_k) + i, self.packed[i])
 
     def write_dep(self, k: torch.Tensor, v: torch.Tensor, start: int) -> None:
         s = start - self.prefix_len
@@ -212,4 +219,5 @@ class SharedPrefixCache:
         self.dep_k[:, :, s], self.dep_v[:, :, s] = k[:, :, 0], v[:, :, 0]
 
     def dep(self) -> SharedKV:
-        return self._view(len(self._suffix) - 2, self.dep_prefix_k, self.dep_prefix_v, len(self._suffix) - 1)
+        return self._view(len(self._suffix) - 2, self.dep_prefix_k, self.dep_prefix_v, len(self._suffix) - 1,
+                          self.packed[-1])

@@ -147,7 +147,11 @@ def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
     if native.fits(q, kv.prefix_k, kv.prefix_v) and native.fits(q, kv.k, kv.v):
         # The compiled kernel (see single_query_attention) for both parts: the rows of a group sit next to each
         # other in a tile and read their shared prefix from memory once, from cache after the first.
-        m1, l1, o1 = native.partial_attention(q[:, :, 0], kv.prefix_k, kv.prefix_v, kv.prefix_k.shape[2], rows=kv.group)
+        if kv.packed is not None:  # bf16 heads of 64/128: the packed prefix, the rows of a group in one block
+            m1, l1, o1 = native.prefix_attention(q[:, :, 0], *kv.packed, kv.prefix_k.shape[2], kv.group)
+        else:
+            m1, l1, o1 = native.partial_attention(q[:, :, 0], kv.prefix_k, kv.prefix_v, kv.prefix_k.shape[2],
+                                                  rows=kv.group)
         if kv.length == 0:
             return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
         m2, l2, o2 = native.partial_attention(q[:, :, 0], kv.k, kv.v, kv.length)

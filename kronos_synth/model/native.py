@@ -82,6 +82,9 @@ def _build() -> ctypes.CDLL | None:
     lib.ks_partial_attention.restype = ctypes.c_int
     lib.ks_partial_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5 + [ctypes.c_int] * 2 \
         + [ctypes.c_void_p] * 3
+    lib.ks_prefix_attention.restype = ctypes.c_int
+    lib.ks_prefix_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5 + [ctypes.c_int] \
+        + [ctypes.c_void_p] * 3
     lib.ks_sample.restype = ctypes.c_int
     lib.ks_sample.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_int64] * 3 + [ctypes.c_float, ctypes.c_int64,
                                                                                        ctypes.c_float, ctypes.c_void_p,
@@ -151,6 +154,52 @@ def partial_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int,
                                 k.stride(1), k.stride(2), n, K, B * H, int(k.dtype == torch.bfloat16),
                                 threads or torch.get_num_threads(), peak.data_ptr(), total.data_ptr(), o.data_ptr()):
         raise MemoryError("the attention kernel could not allocate its score buffer")
+    return peak, total, o
+
+
+PACKED_HEAD_DIMS = (64, 128)
+
+
+def packs(k: torch.Tensor) -> bool:
+    """Whether a prefix like k (N, H, P, K) can be packed for `prefix_attention` (bf16, K 64 or 128, on the
+    CPU, with the kernel built with AVX512-BF16)."""
+    lib = library()
+    return (lib is not None and bool(lib.ks_packed_prefix()) and k.device.type == "cpu"
+            and k.dtype == torch.bfloat16 and k.dim() == 4 and k.shape[3] in PACKED_HEAD_DIMS)
+
+
+def pack_prefix(k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A shared prefix's keys and values (N, H, P, K) bf16 → the layouts `prefix_attention` reads:
+    kt (N, H, K/2, P16, 2) with kt[..., d2, p, e] = k[..., p, 2·d2 + e], and vt (N, H, P16/2, K, 2) with
+    vt[..., p2, d, e] = v[..., 2·p2 + e, d]; P16 = P rounded up to 16, the padding zero."""
+    N, H, P, K = k.shape
+    pad = -P % 16
+    k, v = (torch.nn.functional.pad(t.to(torch.bfloat16), (0, 0, 0, pad)) for t in (k, v))
+    kt = k.view(N, H, P + pad, K // 2, 2).permute(0, 1, 3, 2, 4).contiguous()
+    vt = v.view(N, H, (P + pad) // 2, 2, K).permute(0, 1, 2, 4, 3).contiguous()
+    return kt, vt
+
+
+def prefix_attention(q: torch.Tensor, kt: torch.Tensor, vt: torch.Tensor, n: int, rows: torch.Tensor,
+                     threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`partial_attention` over a packed shared prefix (`pack_prefix`): q (B, H, K) float32 (scaled), query row
+    b over storage row rows[b], positions 0..n-1 → m, l (B, H), o (B, H, K) float32. The rows of one storage
+    row should be consecutive (the samples of a context are): they share every load."""
+    lib = library()
+    N, H, half, p16, two = kt.shape
+    B, Hq, K = q.shape
+    if lib is None or not lib.ks_packed_prefix() or (Hq, K) != (H, 2 * half) or two != 2 or K not in PACKED_HEAD_DIMS:
+        raise ValueError(f"q {tuple(q.shape)} and packed prefix {tuple(kt.shape)} do not fit the kernel")
+    if vt.shape != (N, H, p16 // 2, K, 2) or not kt.is_contiguous() or not vt.is_contiguous() or not 0 < n <= p16:
+        raise ValueError(f"packed prefix {tuple(kt.shape)} / {tuple(vt.shape)}, n = {n}: not a pack_prefix pair")
+    if rows.shape != (B,) or (B and not 0 <= int(rows.min()) <= int(rows.max()) < N):
+        raise ValueError(f"rows must be (B,) = ({B},) indices below {N}")
+    q = q.float().contiguous()
+    rows = rows.long().contiguous()
+    peak, total, o = q.new_empty(B, H), q.new_empty(B, H), q.new_empty(B, H, K)
+    if lib.ks_prefix_attention(q.data_ptr(), kt.data_ptr(), vt.data_ptr(), rows.data_ptr(), B, H, K, p16, n,
+                               threads or torch.get_num_threads(), peak.data_ptr(), total.data_ptr(), o.data_ptr()):
+        raise RuntimeError("the packed prefix kernel refused its arguments")
     return peak, total, o
 
 

@@ -39,6 +39,13 @@ static inline float bf16_to_f32(uint16_t h) {
     return f;
 }
 
+/* float32 → bf16, round to nearest even (as vcvtne2ps2bf16 rounds finite values) */
+static inline uint32_t bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+
 /* exp for x <= 0 (Cephes' expf polynomial, about 1 ulp) */
 static inline float exp_neg(float x) {
     x = x < -87.0f ? -87.0f : x;
@@ -395,4 +402,132 @@ int ks_partial_attention(const float *q, const void *k, const void *v, const int
     }
 #endif
     return failed;
+}
+
+/* ---- Shared prefix in packed layouts (bf16, head sizes 64 and 128) ----------------------------------------
+ * The context's keys and values are written once, at the prefill, and read at every decode step by all of its
+ * samples; stored packed for products without horizontal sums:
+ *   kt (N, H, K/2, P16, 2): element [d2][p][e] = k[p][2*d2 + e], so one vector is 16 positions x a dim pair;
+ *   vt (N, H, P16/2, K, 2): element [p2][d][e] = v[2*p2 + e][d], so one vector is 16 dims x a position pair;
+ * P16 = the prefix length rounded up to 16, the padding zero. Scores of 16 positions are then one vdpbf16ps
+ * per dim pair against the broadcast query pair, and outputs one per position pair against the broadcast
+ * weight pair, in float32 lanes, for up to NR rows of a group at once (the rows of one context and head share
+ * every load). Every row's lanes see the same operations whatever rows share its block (a partial block
+ * repeats its last row), so its bytes do not depend on the batch. */
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define PACKED_PREFIX 1
+#define DEFINE_PREFIX_BLOCK(NAME, KD, NR)                                                                  \
+static void NAME(const float *const *qrow, const uint16_t *kt, const uint16_t *vt, int64_t p16, int64_t n,   \
+                 float *const *orow, float *mrow, float *lrow) {                                             \
+    uint32_t qp[NR][KD / 2];                                                                                 \
+    float sc[NR][p16];                                                                                       \
+    uint32_t wp[NR][p16 / 2 + 8];                                                                              \
+    for (int r = 0; r < NR; r++) /* bf16 in order: element pairs (q[2·d2], q[2·d2+1]) are the 32-bit words */   \
+        for (int c = 0; c < KD / 16; c++)                                                                    \
+            _mm256_storeu_si256((__m256i *)(qp[r] + 8 * c), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(qrow[r] + 16 * c))); \
+    const int64_t nb = (n + 15) / 16;                                                                        \
+    for (int64_t pb = 0; pb < nb; pb++) {                                                                    \
+        __m512 a0[NR], a1[NR];                                                                               \
+        for (int r = 0; r < NR; r++) a0[r] = a1[r] = _mm512_setzero_ps();                                   \
+        const uint16_t *kb = kt + pb * 32;                                                                   \
+        for (int d2 = 0; d2 < KD / 2; d2 += 2) {                                                             \
+            __m512bh k0 = (__m512bh)_mm512_loadu_si512(kb + d2 * p16 * 2);                                   \
+            __m512bh k1 = (__m512bh)_mm512_loadu_si512(kb + (d2 + 1) * p16 * 2);                             \
+            for (int r = 0; r < NR; r++) {                                                                   \
+                a0[r] = _mm512_dpbf16_ps(a0[r], (__m512bh)_mm512_set1_epi32((int)qp[r][d2]), k0);            \
+                a1[r] = _mm512_dpbf16_ps(a1[r], (__m512bh)_mm512_set1_epi32((int)qp[r][d2 + 1]), k1);        \
+            }                                                                                                \
+        }                                                                                                    \
+        for (int r = 0; r < NR; r++) _mm512_storeu_ps(sc[r] + pb * 16, _mm512_add_ps(a0[r], a1[r]));        \
+    }                                                                                                        \
+    for (int r = 0; r < NR; r++) {                                                                           \
+        __m512 mx = _mm512_set1_ps(-INFINITY);                                                               \
+        for (int64_t p0 = 0; p0 < nb * 16; p0 += 16)                                                         \
+            mx = _mm512_mask_max_ps(mx, (__mmask16)(n - p0 >= 16 ? 0xFFFFu : (1u << (n - p0)) - 1), mx,      \
+                                    _mm512_loadu_ps(sc[r] + p0));                                            \
+        const float peak = _mm512_reduce_max_ps(mx);                                                         \
+        __m512 s16 = _mm512_setzero_ps();                                                                    \
+        for (int64_t p0 = 0; p0 < nb * 16; p0 += 16) {                                                      \
+            __mmask16 valid = (__mmask16)(n - p0 >= 16 ? 0xFFFFu : (1u << (n - p0)) - 1);                   \
+            __m512 e = _mm512_maskz_mov_ps(valid, exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(sc[r] + p0),       \
+                                                                           _mm512_set1_ps(peak))));          \
+            _mm512_storeu_ps(sc[r] + p0, e);                                                                 \
+            s16 = _mm512_add_ps(s16, e);                                                                     \
+        }                                                                                                    \
+        for (int64_t p0 = 0; p0 < nb * 16; p0 += 16) /* weights in order: pairs (w[2·p2], w[2·p2+1]) */      \
+            _mm256_storeu_si256((__m256i *)(wp[r] + p0 / 2), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(sc[r] + p0))); \
+        mrow[r] = peak;                                                                                      \
+        lrow[r] = _mm512_reduce_add_ps(s16);                                                                 \
+    }                                                                                                        \
+    __m512 acc[NR][KD / 16];                                                                                 \
+    for (int r = 0; r < NR; r++)                                                                             \
+        for (int c = 0; c < KD / 16; c++) acc[r][c] = _mm512_setzero_ps();                                  \
+    for (int64_t p2 = 0; p2 < (n + 1) / 2; p2++) {                                                           \
+        __m512bh vz[KD / 16];                                                                                \
+        for (int c = 0; c < KD / 16; c++) vz[c] = (__m512bh)_mm512_loadu_si512(vt + (p2 * KD + 16 * c) * 2); \
+        for (int r = 0; r < NR; r++) {                                                                       \
+            __m512bh w = (__m512bh)_mm512_set1_epi32((int)wp[r][p2]);                                        \
+            for (int c = 0; c < KD / 16; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], w, vz[c]);             \
+        }                                                                                                    \
+    }                                                                                                        \
+    for (int r = 0; r < NR; r++)                                                                             \
+        for (int c = 0; c < KD / 16; c++) _mm512_storeu_ps(orow[r] + 16 * c, acc[r][c]);                    \
+}
+DEFINE_PREFIX_BLOCK(prefix_block_64, 64, 6)
+DEFINE_PREFIX_BLOCK(prefix_block_128, 128, 3)
+#else
+#define PACKED_PREFIX 0
+#endif
+
+int ks_packed_prefix(void) { return PACKED_PREFIX; }
+
+/* Rows b = 0..B-1 (query rows b*H + h) over the packed prefix of storage row rows[b] (kt, vt as above, P16
+   positions, the first n read). q (B, H, K) float32 scaled; → m, l (B, H), o (B, H, K) as ks_partial_attention.
+   Consecutive rows with the same storage row form the blocks. → 0, or 1 when this build has no packed path. */
+int ks_prefix_attention(const float *q, const uint16_t *kt, const uint16_t *vt, const int64_t *rows, int64_t B,
+                        int64_t H, int64_t K, int64_t p16, int64_t n, int threads, float *m, float *l, float *o) {
+#if PACKED_PREFIX
+    if ((K != 64 && K != 128) || n < 1 || n > p16 || p16 % 16) return 1;
+    if (threads < 1) threads = 1;
+    if (threads > B) threads = B > 0 ? (int)B : 1;
+    const int nr = K == 64 ? 6 : 3;
+    const int64_t per_head = K * p16; /* elements of one (storage row, head) in kt and in vt */
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+#ifdef _OPENMP
+        const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+        const int64_t t = 0, T = 1;
+#endif
+        const int64_t b1 = B * (t + 1) / T;
+        for (int64_t b0 = B * t / T; b0 < b1;) {
+            int64_t cnt = 1; /* rows b0.. of one storage row, at most nr */
+            while (cnt < nr && b0 + cnt < b1 && rows[b0 + cnt] == rows[b0]) cnt++;
+            for (int64_t h = 0; h < H; h++) {
+                const float *qr[6];
+                float *orr[6], mr[6], lr[6], scratch[6][128];
+                for (int r = 0; r < nr; r++) {
+                    const int64_t b = b0 + (r < cnt ? r : cnt - 1);
+                    qr[r] = q + (b * H + h) * K;
+                    orr[r] = r < cnt ? o + (b * H + h) * K : scratch[r];
+                }
+                const int64_t base = (rows[b0] * H + h) * per_head;
+                if (K == 64) prefix_block_64(qr, kt + base, vt + base, p16, n, orr, mr, lr);
+                else prefix_block_128(qr, kt + base, vt + base, p16, n, orr, mr, lr);
+                for (int64_t r = 0; r < cnt; r++) {
+                    m[(b0 + r) * H + h] = mr[r];
+                    l[(b0 + r) * H + h] = lr[r];
+                }
+            }
+            b0 += cnt;
+        }
+    }
+    return 0;
+#else
+    (void)q, (void)kt, (void)vt, (void)rows, (void)B, (void)H, (void)K, (void)p16, (void)n, (void)threads;
+    (void)m, (void)l, (void)o;
+    return 1;
+#endif
 }
