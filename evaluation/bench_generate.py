@@ -84,6 +84,7 @@ def ours(tok, model, x, ts, horizon, batch, dtype, samples_per_context=1, shared
     m = model if dtype == torch.float32 else _cast(model, dtype)
     norm = InstanceNorm()
     phases = dict(tokenize=0.0, sample=0.0, detokenize=0.0)
+    buffers: dict = {}  # the caches' storage, reused batch after batch as the generator does
     t0 = time.perf_counter()
     with torch.no_grad():
         for lo in range(0, len(x), batch):
@@ -95,7 +96,8 @@ def ours(tok, model, x, ts, horizon, batch, dtype, samples_per_context=1, shared
             phases["tokenize"] += time.perf_counter() - t
             t = time.perf_counter()
             g1, g2 = sample_tokens(m, s1, s2, stamps, horizon, CFG, seed=0, sequence_ids=np.arange(lo, lo + len(xb)),
-                                   samples_per_context=samples_per_context, shared_prefix=shared_prefix)
+                                   samples_per_context=samples_per_context, shared_prefix=shared_prefix,
+                                   buffers=buffers)
             phases["sample"] += time.perf_counter() - t
             t = time.perf_counter()
             z = decode_horizon(tok, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), horizon,

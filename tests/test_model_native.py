@@ -210,3 +210,33 @@ def test_bf16_sampling_over_a_packed_prefix_is_batch_invariant():
         part = sample_tokens(model, s1[ci[lo:hi]], s2[ci[lo:hi]], stamps[ci[lo:hi]], horizon, cfg, seed=3,
                              sequence_ids=ids[lo:hi], samples_per_context=S)
         assert torch.equal(part[0], full[0][lo:hi]) and torch.equal(part[1], full[1][lo:hi])
+
+
+@needs_kernel
+def test_reused_cache_buffers_give_the_same_tokens():
+    """Batch after batch the caches take the last batch's storage (`native.reusing`): old bytes in it are never
+    read, so the tokens equal fresh allocations', and the storage is the same memory."""
+    import numpy as np
+
+    from kronos_synth.generate.sampler import SamplingConfig, sample_tokens
+
+    torch.manual_seed(0)
+    model = Kronos(s1_bits=6, s2_bits=6, n_layers=2, d_model=128, n_heads=2, ff_dim=256, ffn_dropout_p=0,
+                   attn_dropout_p=0, resid_dropout_p=0, token_dropout_p=0, learn_te=True).eval().to(torch.bfloat16)
+    g = torch.Generator().manual_seed(1)
+    C, L, horizon = 6, 20, 10
+    s1, s2 = (torch.randint(0, 64, (C, L), generator=g) for _ in range(2))
+    stamps = torch.stack([torch.randint(0, n, (C, L + horizon), generator=g) for n in (60, 24, 7, 32, 13)], -1).float()
+    cfg = SamplingConfig(temperature=1.0, top_k=0, top_p=0.95)
+    for spc in (1, 3):
+        buffers: dict = {}
+        for lo, hi in ((0, 3), (3, 6), (0, 6), (2, 5)):
+            ids = np.arange(lo, hi)
+            before = {key: {t.data_ptr() for t in found} for key, found in buffers.items()}
+            got = sample_tokens(model, s1[lo:hi], s2[lo:hi], stamps[lo:hi], horizon, cfg, seed=5, sequence_ids=ids,
+                                samples_per_context=spc, buffers=buffers)
+            fresh = sample_tokens(model, s1[lo:hi], s2[lo:hi], stamps[lo:hi], horizon, cfg, seed=5,
+                                  sequence_ids=ids, samples_per_context=spc)
+            assert torch.equal(got[0], fresh[0]) and torch.equal(got[1], fresh[1])
+            if (lo, hi) == (3, 6):  # the same shapes as the batch before: its storage again
+                assert {key: {t.data_ptr() for t in found} for key, found in buffers.items()} == before

@@ -67,6 +67,7 @@ class Generator:
         if next(model.parameters()).dtype != self.dtype or next(model.parameters()).device != self.device:
             self.model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval()
         self.norm = get_representation(pair.sidecar or None)
+        self._buffers: dict = {}  # the K/V caches' storage, reused batch after batch (sample_tokens)
         self.conditioned: ConditionedWindows | None = None
         if pool is None and config.condition is not None:
             # Contexts from the real posterior: windows whose real continuation (or context) met the condition.
@@ -144,7 +145,8 @@ class Generator:
         ts = np.concatenate([self.pool.timestamps[ci], self.pool.future[ci]], axis=1)  # (B, L + H)
         stamps = torch.from_numpy(time_features(ts)).to(self.device)
         g1, g2 = sample_tokens(self.model, s1, s2, stamps, self.horizon, self.sampling, seed=self.seed,
-                               sequence_ids=ids, max_context=self.max_context, **self._sampling_options(ids))
+                               sequence_ids=ids, max_context=self.max_context, buffers=self._buffers,
+                               **self._sampling_options(ids))
         z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
                            self.max_context, share_context=self.samples_per_context > 1)
         bars = self.norm.inverse(z.float().cpu().numpy(), stats).astype(np.float64)

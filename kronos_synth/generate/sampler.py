@@ -131,6 +131,7 @@ def sample_tokens(
     shared_prefix: bool = True,
     uniforms: Callable[[int, int], np.ndarray] | None = None,
     token_scores: tuple[torch.Tensor, torch.Tensor] | None = None,
+    buffers: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Continue token contexts by `horizon` steps.
 
@@ -146,8 +147,17 @@ def sample_tokens(
 
     `uniforms(step, stream)` → (B,) replaces the counter draws (coupled panels); it must itself depend
     only on the rows' ids. `token_scores` (s1 (V1,), s2 (V2,)): the inverse-CDF order of each draw
-    (`sample_from_logits`' `order_by`).
+    (`sample_from_logits`' `order_by`). `buffers`: a dict kept by the caller across calls, from which
+    the K/V caches take their storage (`native.reusing`; none of it is read before it is written).
     """
+    with native.reusing(buffers):
+        return _sample_tokens(model, s1_context, s2_context, stamps, horizon, cfg, seed=seed, sequence_ids=sequence_ids,
+                              max_context=max_context, samples_per_context=samples_per_context,
+                              shared_prefix=shared_prefix, uniforms=uniforms, token_scores=token_scores)
+
+
+def _sample_tokens(model, s1_context, s2_context, stamps, horizon, cfg, *, seed, sequence_ids, max_context,
+                   samples_per_context, shared_prefix, uniforms, token_scores) -> tuple[torch.Tensor, torch.Tensor]:
     if uniforms is None:
         def uniforms(step: int, stream: int) -> np.ndarray:
             return counter_uniform(seed, sequence_ids, step, stream)

@@ -103,8 +103,8 @@ def single_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     once, in the cache's dtype (bf16 caches under a bf16 model), with float32 sums — per row, so also
     independent of the batch and the thread count."""
     if dropout_p == 0.0 and native.fits(q, k, v):
-        _, total, o = native.partial_attention(q[:, :, 0].float() * q.shape[-1] ** -0.5, k, v, k.shape[2])
-        return (o / total.unsqueeze(-1)).unsqueeze(2).to(q.dtype)
+        part = native.partial_attention(q[:, :, 0].float() * q.shape[-1] ** -0.5, k, v, k.shape[2])
+        return native.combine(*part, dtype=q.dtype).unsqueeze(2)
     # k @ qᵀ rather than q @ kᵀ: a matrix-vector product over the cache as stored (rows of keys) runs
     # ~40 % faster than one over its transpose on CPU.
     scores = (k @ q.to(k.dtype).transpose(-2, -1)).transpose(-2, -1)  # (B, H, 1, L)
@@ -121,9 +121,9 @@ def _partial_softmax(scores: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tenso
     return m[..., 0], e.sum(-1), e.to(v.dtype) @ v
 
 
-def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
+def shared_prefix_attention(q: torch.Tensor, kv: SharedKV, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """One query per row (B, H, 1, K) over its group's shared prefix and its own suffix → (B, H, 1, K)
-    float32.
+    in dtype (float32 or bf16; the sums are float32 either way).
 
     Exact softmax attention over [prefix; suffix], as two partial softmaxes merged by their log-sum-exp
     (as flash attention merges blocks): each part keeps its max m, l = Σ exp(s − m) and o = Σ exp(s − m)·v,
@@ -145,24 +145,29 @@ def shared_prefix_attention(q: torch.Tensor, kv: SharedKV) -> torch.Tensor:
     N = kv.prefix_k.shape[0]
     q = q.float() * K ** -0.5
     if native.fits(q, kv.prefix_k, kv.prefix_v) and native.fits(q, kv.k, kv.v):
-        # The compiled kernel (see single_query_attention) for both parts: the rows of a group sit next to each
-        # other in a tile and read their shared prefix from memory once, from cache after the first.
-        if kv.packed is not None:  # bf16 heads of 64/128: the packed prefix, the rows of a group in one block
-            m1, l1, o1 = native.prefix_attention(q[:, :, 0], *kv.packed, kv.prefix_k.shape[2], kv.group)
-        else:
-            m1, l1, o1 = native.partial_attention(q[:, :, 0], kv.prefix_k, kv.prefix_v, kv.prefix_k.shape[2],
-                                                  rows=kv.group)
-        if kv.length == 0:
-            return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
-        m2, l2, o2 = native.partial_attention(q[:, :, 0], kv.k, kv.v, kv.length)
-        return _merge(m1, l1, o1, m2, l2, o2)
+        return _shared_prefix_native(q[:, :, 0], kv, dtype).unsqueeze(2)
     qs = q.new_zeros((N, H, kv.group_size, K), dtype=kv.prefix_k.dtype)  # empty slots stay 0 (never read)
     qs[kv.group, :, kv.place] = q[:, :, 0].to(qs.dtype)
     m1, l1, o1 = _partial_softmax((qs @ kv.prefix_k.transpose(-2, -1)).float(), kv.prefix_v)  # (N, H, G[, K])
     m1, l1, o1 = m1[kv.group, :, kv.place], l1[kv.group, :, kv.place], o1[kv.group, :, kv.place].float()
     if kv.length == 0:  # nothing generated yet (the s2 step right after the prefill)
-        return (o1 / l1.unsqueeze(-1)).unsqueeze(2)
-    return _merge(m1, l1, o1, *_suffix_partial(q, kv))
+        return (o1 / l1.unsqueeze(-1)).unsqueeze(2).to(dtype)
+    return _merge(m1, l1, o1, *_suffix_partial(q, kv)).to(dtype)
+
+
+def _shared_prefix_native(q: torch.Tensor, kv: SharedKV, dtype: torch.dtype) -> torch.Tensor:
+    """`shared_prefix_attention` in the compiled kernels: q (B, H, K) float32, scaled → (B, H, K) in dtype.
+    The rows of a group sit next to each other and read their shared prefix from memory once, from cache
+    after the first (packed for bf16 heads of 64/128: one load serves them all); every row computed alone, so
+    the same invariance holds."""
+    P = kv.prefix_k.shape[2]
+    if kv.packed is not None:
+        first = native.prefix_attention(q, *kv.packed, P, kv.group)
+    else:
+        first = native.partial_attention(q, kv.prefix_k, kv.prefix_v, P, rows=kv.group)
+    if kv.length == 0:
+        return native.combine(*first, dtype=dtype)
+    return native.combine(*first, *native.partial_attention(q, kv.k, kv.v, kv.length), dtype=dtype)
 
 
 def _merge(m1, l1, o1, m2, l2, o2) -> torch.Tensor:
@@ -230,6 +235,10 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         if rope is None:
             rope = rope_cos_sin(self.head_dim, start, T, x.device)
         cos, sin = rope
+        if T == 1 and start > 0 and cache is not None and not self.training:
+            y = self._native_step(x, cos, sin, cache, start)
+            if y is not None:
+                return self.resid_dropout(self.out_proj(y.view(B, 1, -1)))
         # Rotated q/k go straight to the attention dtype (the cache's: float32 under a bf16 model),
         # skipping a round trip through bf16.
         att_dtype = (cache.k if isinstance(cache, SharedKV) else cache[0]).dtype if cache is not None else x.dtype
@@ -258,6 +267,33 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         dropout_p = self.attn_dropout_p if self.training else 0.0
         y = causal_attention(q, k, v, start, dropout_p).to(x.dtype)  # (B, H, T, K)
         return self.resid_dropout(self.out_proj(_merge_heads(y)))
+
+
+    def _native_step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                     cache: tuple[torch.Tensor, torch.Tensor] | SharedKV, start: int) -> torch.Tensor | None:
+        """A decode step (one token at `start`) in the compiled kernels: RoPE, the scaled query and the cache
+        writes in one pass, attention, and the merge into x's dtype in another → (B, H, K), or None where they
+        do not apply (no kernels, another device or cache layout: PyTorch's path runs)."""
+        if not native.available() or x.device.type != "cpu":
+            return None
+        if isinstance(cache, SharedKV):
+            s = cache.length
+            if start != cache.prefix_k.shape[2] + s:
+                raise ValueError("a shared-prefix cache takes one generated token per step, in eval mode")
+            k_cache, v_cache = cache.k, cache.v
+            probe = cache.prefix_k, cache.prefix_v
+        else:
+            k_cache, v_cache = cache
+            s, probe = start, cache
+        q1 = x.new_empty(x.shape[0], self.n_heads, 1, self.head_dim, dtype=torch.float32)
+        kc, vc = k_cache[:, :, s], v_cache[:, :, s]
+        if not (native.fits(q1, k_cache, v_cache) and native.fits(q1, *probe) and native.row_view(kc)):
+            return None
+        q = native.rope_write(self.q_proj(x), self.k_proj(x), self.v_proj(x), cos[0], sin[0], self.head_dim ** -0.5,
+                              kc, vc)
+        if isinstance(cache, SharedKV):
+            return _shared_prefix_native(q, cache._replace(length=s + 1), x.dtype)
+        return native.combine(*native.partial_attention(q, k_cache, v_cache, start + 1), dtype=x.dtype)
 
 
 class TransformerBlock(nn.Module):
@@ -322,7 +358,7 @@ class MultiHeadCrossAttentionWithRoPE(nn.Module):
     def attend_shared(self, query: torch.Tensor, kv: SharedKV) -> torch.Tensor:
         """The inference step over a shared-prefix cache: query (B, 1, D) → (B, 1, D)."""
         q = _split_heads(self.q_proj(query), self.n_heads)
-        y = shared_prefix_attention(q.to(kv.k.dtype), kv).to(query.dtype)
+        y = shared_prefix_attention(q.to(kv.k.dtype), kv, query.dtype)
         return self.resid_dropout(self.out_proj(_merge_heads(y)))
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ uniform falls within rounding of a boundary. A seed gives the same bytes only on
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -51,7 +53,7 @@ def _cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-SOURCES = ("attention.c", "sampling.c")
+SOURCES = ("attention.c", "decode.c", "sampling.c")
 
 
 def _build() -> ctypes.CDLL | None:
@@ -85,6 +87,11 @@ def _build() -> ctypes.CDLL | None:
     lib.ks_prefix_attention.restype = ctypes.c_int
     lib.ks_prefix_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 5 + [ctypes.c_int] \
         + [ctypes.c_void_p] * 3
+    lib.ks_rope_write.restype = None
+    lib.ks_rope_write.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] + [ctypes.c_int64] * 4 \
+        + [ctypes.c_void_p] * 2 + [ctypes.c_float] + [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int, ctypes.c_int]
+    lib.ks_combine.restype = None
+    lib.ks_combine.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 2 + [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     lib.ks_sample.restype = ctypes.c_int
     lib.ks_sample.argtypes = [ctypes.c_void_p, ctypes.c_int] + [ctypes.c_int64] * 3 + [ctypes.c_float, ctypes.c_int64,
                                                                                        ctypes.c_float, ctypes.c_void_p,
@@ -155,6 +162,51 @@ def partial_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int,
                                 threads or torch.get_num_threads(), peak.data_ptr(), total.data_ptr(), o.data_ptr()):
         raise MemoryError("the attention kernel could not allocate its score buffer")
     return peak, total, o
+
+
+def row_view(t: torch.Tensor) -> bool:
+    """Whether t (B, H, K), e.g. one position of a cache, has its (b, h) rows at one stride, each contiguous."""
+    return (t.dim() == 3 and t.device.type == "cpu" and t.dtype in (torch.float32, torch.bfloat16)
+            and t.stride(2) == 1 and t.stride(0) == t.shape[1] * t.stride(1))
+
+
+def rope_write(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, scale: float,
+               kc: torch.Tensor, vc: torch.Tensor) -> torch.Tensor:
+    """One decode position, fused (`kernels/decode.c`): q, k, v (B, D) projections (float32 or bf16, one dtype,
+    rows contiguous); cos, sin (K,) float32, this position's RoPE table → RoPE(q)·scale (B, H, K) float32, and
+    RoPE(k), v written into kc, vc: the cache at this position, (B, H, K) views (`row_view`)."""
+    lib = library()
+    B, H, K = kc.shape
+    if lib is None or not (row_view(kc) and row_view(vc) and kc.stride() == vc.stride() and kc.dtype == vc.dtype):
+        raise ValueError("rope_write needs the kernels and (B, H, K) cache views with rows at one stride")
+    q, k, v = (t.reshape(B, H * K) for t in (q, k, v))
+    if not (q.dtype == k.dtype == v.dtype and q.dtype in (torch.float32, torch.bfloat16)
+            and q.stride() == k.stride() == v.stride() and q.stride(1) == 1):
+        raise ValueError("q, k, v must be (B, D) float32 or bf16 projections with one row stride")
+    cos, sin = (t.reshape(K).float().contiguous() for t in (cos, sin))
+    out = torch.empty(B, H, K)
+    lib.ks_rope_write(q.data_ptr(), k.data_ptr(), v.data_ptr(), int(q.dtype == torch.bfloat16), q.stride(0), B, H, K,
+                      cos.data_ptr(), sin.data_ptr(), scale, out.data_ptr(), kc.data_ptr(), vc.data_ptr(),
+                      kc.stride(1), int(kc.dtype == torch.bfloat16), torch.get_num_threads())
+    return out
+
+
+def combine(m1: torch.Tensor, l1: torch.Tensor, o1: torch.Tensor, m2: torch.Tensor | None = None,
+            l2: torch.Tensor | None = None, o2: torch.Tensor | None = None, *,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Attention from partial softmaxes (`partial_attention`'s m, l (B, H), o (B, H, K)): o1 / l1, or with a
+    second part their log-sum-exp merge → (B, H, K) in dtype (float32 or bf16)."""
+    lib = library()
+    if lib is None:
+        raise RuntimeError("the native kernels are not available")
+    parts = [t.float().contiguous() for t in (m1, l1, o1)]
+    if m2 is not None:
+        parts += [t.float().contiguous() for t in (m2, l2, o2)]
+    out = torch.empty(o1.shape, dtype=dtype)
+    ptrs = [t.data_ptr() for t in parts] + [None] * (6 - len(parts))
+    lib.ks_combine(*ptrs, m1.numel(), o1.shape[-1], out.data_ptr(), int(dtype == torch.bfloat16),
+                   torch.get_num_threads())
+    return out
 
 
 PACKED_HEAD_DIMS = (64, 128)
@@ -229,5 +281,42 @@ def sample(logits: torch.Tensor, uniforms: np.ndarray, temperature: float, top_k
 def position_major(batch: int, heads: int, length: int, head_dim: int, *, dtype: torch.dtype,
                    device: torch.device | str | None = None) -> torch.Tensor:
     """An uninitialised (batch, heads, length, head_dim) cache tensor stored position-major: position j
-    of every row is one contiguous block, which is how `partial_attention` streams it fastest."""
-    return torch.empty(length, batch, heads, head_dim, dtype=dtype, device=device).permute(1, 2, 0, 3)
+    of every row is one contiguous block, which is how `partial_attention` streams it fastest. Inside
+    `reusing(buffers)` its storage comes from there."""
+    return _storage(length * batch * heads * head_dim, dtype, device).view(length, batch, heads, head_dim) \
+        .permute(1, 2, 0, 3)
+
+
+_active = threading.local()
+
+
+@contextlib.contextmanager
+def reusing(buffers: dict | None) -> Iterator[None]:
+    """Inside the block, `position_major` takes its storage from `buffers` ((numel, dtype) → tensors), a dict the
+    caller keeps between blocks — sampling batch after batch then reuses the last batch's caches (about 1 GB
+    for 512 Kronos-small rows) instead of faulting fresh pages in, which this VM does at ~3 GB/s: ~2 % of a
+    batch. Nothing made inside may outlive the block; buffers the block did not use are dropped after it.
+    `buffers=None`: plain allocations."""
+    if buffers is None:
+        yield
+        return
+    before = getattr(_active, "pool", None)
+    pool = {"free": {key: list(found) for key, found in buffers.items()}, "used": {}}
+    _active.pool = pool
+    try:
+        yield
+    finally:
+        _active.pool = before
+        buffers.clear()
+        buffers.update(pool["used"])
+
+
+def _storage(numel: int, dtype: torch.dtype, device: torch.device | str | None) -> torch.Tensor:
+    pool = getattr(_active, "pool", None)
+    if pool is None or torch.device(device or "cpu").type != "cpu":
+        return torch.empty(numel, dtype=dtype, device=device)
+    key = (numel, dtype)
+    free = pool["free"].get(key)
+    buf = free.pop() if free else torch.empty(numel, dtype=dtype)
+    pool["used"].setdefault(key, []).append(buf)
+    return buf

@@ -1,0 +1,103 @@
+/* The element-wise work of a decode step's attention, fused (kronos_synth.model.native).
+ *
+ * PyTorch runs RoPE, the scaling of the query, the cache writes and the merge of two partial softmaxes as
+ * about 25 separate passes per layer and step over (B, H, K) tensors, each a few tens of microseconds; here
+ * they are two passes. Row r = (b, h) of B*H rows, K = head size; every row is computed alone (the same
+ * operations whatever the batch or thread), so a row's bytes never depend on the batch it is in.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static inline float f32_of_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t bf16_of_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+#define ID(x) (x)
+/* one (b, h) row: fixed types, so the compiler vectorises the loops */
+#define DEFINE_ROPE_ROW(NAME, TIN, LOAD, TC, STORE)                                                       \
+static void NAME(const TIN *q, const TIN *k, const TIN *v, int64_t K, const float *cos, const float *sin,  \
+                 float scale, float *qo, TC *kc, TC *vc) {                                                \
+    const int64_t half = K / 2;                                                                           \
+    for (int64_t i = 0; i < half; i++) {                                                                  \
+        const float q1 = LOAD(q[i]), q2 = LOAD(q[i + half]), k1 = LOAD(k[i]), k2 = LOAD(k[i + half]);   \
+        qo[i] = (q1 * cos[i] - q2 * sin[i]) * scale;                                                      \
+        qo[i + half] = (q2 * cos[i + half] + q1 * sin[i + half]) * scale;                                 \
+        kc[i] = STORE(k1 * cos[i] - k2 * sin[i]);                                                         \
+        kc[i + half] = STORE(k2 * cos[i + half] + k1 * sin[i + half]);                                    \
+    }                                                                                                     \
+    for (int64_t i = 0; i < K; i++) vc[i] = STORE(LOAD(v[i]));                                            \
+}
+DEFINE_ROPE_ROW(rope_bf16_bf16, uint16_t, f32_of_bf16, uint16_t, bf16_of_f32)
+DEFINE_ROPE_ROW(rope_bf16_f32, uint16_t, f32_of_bf16, float, ID)
+DEFINE_ROPE_ROW(rope_f32_bf16, float, ID, uint16_t, bf16_of_f32)
+DEFINE_ROPE_ROW(rope_f32_f32, float, ID, float, ID)
+
+/* q, k, v: B rows of H*K projections (float32 or bf16, `in_bf16`), row b at b*in_stride; cos, sin: K float32
+   (this position's RoPE table, rotate-half layout). → qout (B, H, K) float32: RoPE(q) * scale; the cache rows
+   (b, h) at kc + (b*H + h)*cache_rs, vc likewise (float32 or bf16, `cache_bf16`): RoPE(k) and v. */
+void ks_rope_write(const void *q, const void *k, const void *v, int in_bf16, int64_t in_stride, int64_t B,
+                   int64_t H, int64_t K, const float *cos, const float *sin, float scale, float *qout, void *kc,
+                   void *vc, int64_t cache_rs, int cache_bf16, int threads) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t in = b * in_stride + h * K, r = b * H + h;
+            float *qo = qout + r * K;
+            if (in_bf16 && cache_bf16)
+                rope_bf16_bf16((const uint16_t *)q + in, (const uint16_t *)k + in, (const uint16_t *)v + in, K, cos,
+                               sin, scale, qo, (uint16_t *)kc + r * cache_rs, (uint16_t *)vc + r * cache_rs);
+            else if (in_bf16)
+                rope_bf16_f32((const uint16_t *)q + in, (const uint16_t *)k + in, (const uint16_t *)v + in, K, cos,
+                              sin, scale, qo, (float *)kc + r * cache_rs, (float *)vc + r * cache_rs);
+            else if (cache_bf16)
+                rope_f32_bf16((const float *)q + in, (const float *)k + in, (const float *)v + in, K, cos, sin,
+                              scale, qo, (uint16_t *)kc + r * cache_rs, (uint16_t *)vc + r * cache_rs);
+            else
+                rope_f32_f32((const float *)q + in, (const float *)k + in, (const float *)v + in, K, cos, sin,
+                             scale, qo, (float *)kc + r * cache_rs, (float *)vc + r * cache_rs);
+        }
+    }
+}
+
+/* Attention from partial softmaxes (ks_partial_attention's m, l, o per row): one part (m2 == NULL) →
+   o1 / l1; two parts → their log-sum-exp merge (e^(m1-m) o1 + e^(m2-m) o2) / (e^(m1-m) l1 + e^(m2-m) l2),
+   m = max(m1, m2). → out (R, K), float32 or bf16 (`out_bf16`). */
+void ks_combine(const float *m1, const float *l1, const float *o1, const float *m2, const float *l2,
+                const float *o2, int64_t R, int64_t K, void *out, int out_bf16, int threads) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+    for (int64_t r = 0; r < R; r++) {
+        float a1 = 1.0f, a2 = 0.0f, total = l1[r];
+        if (m2 != NULL) {
+            const float m = m1[r] > m2[r] ? m1[r] : m2[r];
+            a1 = expf(m1[r] - m);
+            a2 = expf(m2[r] - m);
+            total = a1 * l1[r] + a2 * l2[r];
+        }
+        const float inv = 1.0f / total, b1 = a1 * inv, b2 = a2 * inv;
+        const float *x1 = o1 + r * K, *x2 = m2 != NULL ? o2 + r * K : o1 + r * K;
+        if (out_bf16) {
+            uint16_t *y = (uint16_t *)out + r * K;
+            for (int64_t i = 0; i < K; i++) y[i] = bf16_of_f32(b1 * x1[i] + b2 * x2[i]);
+        } else {
+            float *y = (float *)out + r * K;
+            for (int64_t i = 0; i < K; i++) y[i] = b1 * x1[i] + b2 * x2[i];
+        }
+    }
+}
