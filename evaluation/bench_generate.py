@@ -37,7 +37,7 @@ import torch
 
 from evaluation.markdown import replace_section
 from evaluation.protocol import CRYPTO_DATA_DIR
-from kronos_synth.generate.device import resolve_dtype
+from kronos_synth.generate.device import keep_freed_memory, resolve_dtype
 from kronos_synth.generate.rng import counter_uniform
 from kronos_synth.generate.sampler import (
     SamplingConfig,
@@ -324,6 +324,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7, help="micro-benchmarks: runs of each variant")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    keep_freed_memory()  # as the CLI does
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -87,8 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: maps bad input to exit 2 with one line, never a traceback."""
     import warnings
 
+    from kronos_synth.generate.device import keep_freed_memory
+
     # Warnings (e.g. bars whose high/low do not cover open/close) as one line each on stderr.
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    keep_freed_memory()  # reuse freed activations instead of faulting fresh pages in (see the function)
     try:
         rv = cli.main(args=argv, prog_name="kronos-synth", standalone_mode=False)
     except click.exceptions.Abort:

@@ -239,6 +239,13 @@ class MultiHeadAttentionWithRoPE(nn.Module):
             y = self._native_step(x, cos, sin, cache, start)
             if y is not None:
                 return self.resid_dropout(self.out_proj(y.view(B, 1, -1)))
+        if (T > 1 and start == 0 and isinstance(cache, tuple) and not self.training and x.device.type == "cpu"
+                and native.available() and native.position_major_layout(cache[0])):
+            # a prefill into the kernels' cache: RoPE and the cache writes in one pass, attention as below
+            q, k, v = native.rope_prefill(self.q_proj(x), self.k_proj(x), self.v_proj(x), cos, sin,
+                                          cache[0][:, :, :T], cache[1][:, :, :T])
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).to(x.dtype)
+            return self.resid_dropout(self.out_proj(_merge_heads(y)))
         # Rotated q/k go straight to the attention dtype (the cache's: float32 under a bf16 model),
         # skipping a round trip through bf16.
         att_dtype = (cache.k if isinstance(cache, SharedKV) else cache[0]).dtype if cache is not None else x.dtype

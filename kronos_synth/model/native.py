@@ -90,6 +90,9 @@ def _build() -> ctypes.CDLL | None:
     lib.ks_rope_write.restype = None
     lib.ks_rope_write.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] + [ctypes.c_int64] * 4 \
         + [ctypes.c_void_p] * 2 + [ctypes.c_float] + [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int, ctypes.c_int]
+    lib.ks_rope_prefill.restype = None
+    lib.ks_rope_prefill.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] + [ctypes.c_int64] * 4 \
+        + [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 3 + [ctypes.c_int] * 2
     lib.ks_combine.restype = None
     lib.ks_combine.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 2 + [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     lib.ks_sample.restype = ctypes.c_int
@@ -189,6 +192,35 @@ def rope_write(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Ten
                       cos.data_ptr(), sin.data_ptr(), scale, out.data_ptr(), kc.data_ptr(), vc.data_ptr(),
                       kc.stride(1), int(kc.dtype == torch.bfloat16), torch.get_num_threads())
     return out
+
+
+def position_major_layout(t: torch.Tensor) -> bool:
+    """Whether a cache tensor (B, H, C, K) is stored position-major (`position_major`, or rows of one)."""
+    B, H, C, K = t.shape
+    return t.device.type == "cpu" and t.stride()[:2] == (H * K, K) and t.stride(3) == 1 and t.stride(2) >= B * H * K
+
+
+def rope_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                 kc: torch.Tensor, vc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A prefill's RoPE in one pass (`kernels/decode.c`): q, k, v (B, T, D) projections (float32 or bf16, one
+    dtype); cos, sin (T, K) float32 → RoPE(q), RoPE(k), v as (B, H, T, K) float32 (what the prefill attends
+    with), and RoPE(k), v written into kc, vc: the cache's positions 0..T-1, (B, H, T, K) views."""
+    lib = library()
+    B, H, T, K = kc.shape
+    if lib is None or kc.stride() != vc.stride() or kc.dtype != vc.dtype or kc.stride(3) != 1 \
+            or kc.dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError("rope_prefill needs the kernels and (B, H, T, K) float32/bf16 cache views")
+    q, k, v = (t.contiguous() for t in (q, k, v))
+    if not (q.shape == k.shape == v.shape == (B, T, H * K) and q.dtype == k.dtype == v.dtype
+            and q.dtype in (torch.float32, torch.bfloat16)):
+        raise ValueError(f"q, k, v must be (B, T, D) = {(B, T, H * K)} projections of one dtype")
+    cos, sin = (t.reshape(T, K).float().contiguous() for t in (cos, sin))
+    out = [torch.empty(B, H, T, K) for _ in range(3)]
+    lib.ks_rope_prefill(q.data_ptr(), k.data_ptr(), v.data_ptr(), int(q.dtype == torch.bfloat16), B, T, H, K,
+                        cos.data_ptr(), sin.data_ptr(), *(o.data_ptr() for o in out), kc.data_ptr(), vc.data_ptr(),
+                        kc.stride(0), kc.stride(1), kc.stride(2), int(kc.dtype == torch.bfloat16),
+                        torch.get_num_threads())
+    return out[0], out[1], out[2]
 
 
 def combine(m1: torch.Tensor, l1: torch.Tensor, o1: torch.Tensor, m2: torch.Tensor | None = None,

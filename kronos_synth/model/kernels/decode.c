@@ -101,3 +101,57 @@ void ks_combine(const float *m1, const float *l1, const float *o1, const float *
         }
     }
 }
+
+/* A prefill's RoPE, fused: q, k, v (B, T, H*K) projections (float32 or bf16, contiguous); cos, sin (T, K) float32.
+   → qout, kout, vout (B, H, T, K) float32 (RoPE(q), RoPE(k), v: what the prefill's attention reads), and RoPE(k),
+   v written into the cache: element (b, h, t, i) at kc + b*cs_b + h*cs_h + t*cs_t + i (float32 or bf16). */
+void ks_rope_prefill(const void *q, const void *k, const void *v, int in_bf16, int64_t B, int64_t T, int64_t H,
+                     int64_t K, const float *cos, const float *sin, float *qout, float *kout, float *vout, void *kc,
+                     void *vc, int64_t cs_b, int64_t cs_h, int64_t cs_t, int cache_bf16, int threads) {
+    const int64_t half = K / 2;
+#ifdef _OPENMP
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static)
+#endif
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t h = 0; h < H; h++) {
+            for (int64_t t = 0; t < T; t++) {
+                const int64_t in = (b * T + t) * H * K + h * K, o = ((b * H + h) * T + t) * K;
+                const int64_t c = b * cs_b + h * cs_h + t * cs_t;
+                const float *cs = cos + t * K, *sn = sin + t * K;
+                float *qo = qout + o, *ko = kout + o, *vo = vout + o;
+                if (in_bf16) {
+                    const uint16_t *qi = (const uint16_t *)q + in, *ki = (const uint16_t *)k + in,
+                                   *vi = (const uint16_t *)v + in;
+                    for (int64_t i = 0; i < half; i++) {
+                        const float q1 = f32_of_bf16(qi[i]), q2 = f32_of_bf16(qi[i + half]);
+                        const float k1 = f32_of_bf16(ki[i]), k2 = f32_of_bf16(ki[i + half]);
+                        qo[i] = q1 * cs[i] - q2 * sn[i];
+                        qo[i + half] = q2 * cs[i + half] + q1 * sn[i + half];
+                        ko[i] = k1 * cs[i] - k2 * sn[i];
+                        ko[i + half] = k2 * cs[i + half] + k1 * sn[i + half];
+                    }
+                    for (int64_t i = 0; i < K; i++) vo[i] = f32_of_bf16(vi[i]);
+                } else {
+                    const float *qi = (const float *)q + in, *ki = (const float *)k + in, *vi = (const float *)v + in;
+                    for (int64_t i = 0; i < half; i++) {
+                        qo[i] = qi[i] * cs[i] - qi[i + half] * sn[i];
+                        qo[i + half] = qi[i + half] * cs[i + half] + qi[i] * sn[i + half];
+                        ko[i] = ki[i] * cs[i] - ki[i + half] * sn[i];
+                        ko[i + half] = ki[i + half] * cs[i + half] + ki[i] * sn[i + half];
+                    }
+                    for (int64_t i = 0; i < K; i++) vo[i] = vi[i];
+                }
+                if (cache_bf16) {
+                    uint16_t *kd = (uint16_t *)kc + c, *vd = (uint16_t *)vc + c;
+                    for (int64_t i = 0; i < K; i++) {
+                        kd[i] = bf16_of_f32(ko[i]);
+                        vd[i] = bf16_of_f32(vo[i]);
+                    }
+                } else {
+                    memcpy((float *)kc + c, ko, sizeof(float) * (size_t)K);
+                    memcpy((float *)vc + c, vo, sizeof(float) * (size_t)K);
+                }
+            }
+        }
+    }
+}
