@@ -240,3 +240,23 @@ def test_reused_cache_buffers_give_the_same_tokens():
             assert torch.equal(got[0], fresh[0]) and torch.equal(got[1], fresh[1])
             if (lo, hi) == (3, 6):  # the same shapes as the batch before: its storage again
                 assert {key: {t.data_ptr() for t in found} for key, found in buffers.items()} == before
+
+
+@needs_kernel
+def test_bf16_rms_norm_in_one_pass_matches_pytorchs_arithmetic():
+    """Inference under bf16 weights takes the one-pass norm; its float32 arithmetic is PyTorch's (normalise,
+    round, times the weight, round) with the mean summed in another order: at most one bf16 step apart."""
+    from kronos_synth.model.layers import RMSNorm
+
+    g = torch.Generator().manual_seed(0)
+    for dim in (16, 256, 512, 832):
+        norm = RMSNorm(dim).to(torch.bfloat16)
+        with torch.no_grad():
+            norm.weight.copy_(torch.randn(dim, generator=g))
+            x = (torch.randn(64, 3, dim, generator=g) * 3).to(torch.bfloat16)
+            got = norm(x)
+        xf = x.float()
+        want = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)).type_as(x) * norm.weight.detach()
+        assert got.dtype == torch.bfloat16 and got.shape == x.shape
+        assert (got != want).float().mean() < 0.01
+        torch.testing.assert_close(got.float(), want.float(), atol=0, rtol=2 ** -7)

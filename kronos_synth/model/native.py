@@ -93,6 +93,9 @@ def _build() -> ctypes.CDLL | None:
     lib.ks_rope_prefill.restype = None
     lib.ks_rope_prefill.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int] + [ctypes.c_int64] * 4 \
         + [ctypes.c_void_p] * 7 + [ctypes.c_int64] * 3 + [ctypes.c_int] * 2
+    lib.ks_rms_norm_bf16.restype = None
+    lib.ks_rms_norm_bf16.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_float,
+                                     ctypes.c_void_p, ctypes.c_int]
     lib.ks_combine.restype = None
     lib.ks_combine.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 2 + [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     lib.ks_sample.restype = ctypes.c_int
@@ -221,6 +224,23 @@ def rope_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.T
                         kc.stride(0), kc.stride(1), kc.stride(2), int(kc.dtype == torch.bfloat16),
                         torch.get_num_threads())
     return out[0], out[1], out[2]
+
+
+def rms_norm_bf16(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm of bf16 x (..., D) with a bf16 weight (D,) in one pass (`kernels/decode.c`), the float32
+    arithmetic of `layers.RMSNorm` (the mean summed in another order)."""
+    lib = library()
+    if lib is None or x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16 or x.device.type != "cpu":
+        raise ValueError("rms_norm_bf16 needs the kernels and bf16 CPU tensors")
+    x = x.contiguous()
+    w = weight.detach().contiguous()
+    D = x.shape[-1]
+    if w.shape != (D,):
+        raise ValueError(f"weight {tuple(w.shape)} for rows of {D}")
+    out = torch.empty_like(x)
+    lib.ks_rms_norm_bf16(x.data_ptr(), x.numel() // max(D, 1), D, w.data_ptr(), eps, out.data_ptr(),
+                         torch.get_num_threads())
+    return out
 
 
 def combine(m1: torch.Tensor, l1: torch.Tensor, o1: torch.Tensor, m2: torch.Tensor | None = None,

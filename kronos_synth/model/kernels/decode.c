@@ -155,3 +155,27 @@ void ks_rope_prefill(const void *q, const void *k, const void *v, int in_bf16, i
         }
     }
 }
+
+/* RMSNorm of R rows of D bf16 values with a bf16 weight: y = bf16(bf16(x * rsqrt(mean(x^2) + eps)) * w), the
+   float32 arithmetic of PyTorch's path (normalise in float32, round, multiply by the weight, round) in one
+   pass instead of five; the mean's summation order differs, so the last bit can. */
+void ks_rms_norm_bf16(const uint16_t *x, int64_t R, int64_t D, const uint16_t *w, float eps, uint16_t *out,
+                      int threads) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+    for (int64_t r = 0; r < R; r++) {
+        const uint16_t *xr = x + r * D;
+        uint16_t *yr = out + r * D;
+        float ss = 0.0f;
+        for (int64_t i = 0; i < D; i++) {
+            const float v = f32_of_bf16(xr[i]);
+            ss += v * v;
+        }
+        const float scale = 1.0f / sqrtf(ss / (float)D + eps);
+        for (int64_t i = 0; i < D; i++) {
+            const float n = f32_of_bf16(bf16_of_f32(f32_of_bf16(xr[i]) * scale));
+            yr[i] = bf16_of_f32(n * f32_of_bf16(w[i]));
+        }
+    }
+}
