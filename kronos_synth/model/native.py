@@ -54,11 +54,12 @@ def _cache_dir() -> Path:
 
 
 SOURCES = ("attention.c", "decode.c", "sampling.c")
+HEADERS = ("bf16.h",)
 
 
 def _build() -> ctypes.CDLL | None:
     kernels = resources.files("kronos_synth.model").joinpath("kernels")
-    sources = {name: kernels.joinpath(name).read_bytes() for name in SOURCES}
+    sources = {name: kernels.joinpath(name).read_bytes() for name in (*SOURCES, *HEADERS)}
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
+
 #define TILE 256 /* rows per tile: a position of a tile is TILE*K elements in one run */
 
 typedef struct {
@@ -31,20 +33,6 @@ typedef struct {
     float *m, *l, *o;
     int bf16;
 } job_t;
-
-static inline float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* float32 → bf16, round to nearest even (as vcvtne2ps2bf16 rounds finite values) */
-static inline uint32_t bf16_round(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-}
 
 /* exp for x <= 0 (Cephes' expf polynomial, about 1 ulp) */
 static inline float exp_neg(float x) {
@@ -313,7 +301,7 @@ DEFINE_TILE(tile_bf16_any, uint16_t, load_bf16, K / 16)
         }
 
 #define LOAD_F32(x) (x)
-#define LOAD_BF16(x) bf16_to_f32(x)
+#define LOAD_BF16(x) f32_of_bf16(x)
 
 static void scalar_f32(const float *q, const float *k, const float *v, const int64_t *off, int64_t ps, int64_t n,
                        int64_t K, int64_t t0, int64_t cnt, float *s, float *m, float *l, float *o) {

@@ -14,18 +14,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "bf16.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #define MAX_VOCAB (1 << 24) /* token ids fit the 32-bit index arrays */
-
-static inline float f32_of_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 /* order-preserving key: ascending key = descending float (+0.0 and -0.0 equal; NaN never reaches here) */
 static inline uint32_t descending_key(float x) {
