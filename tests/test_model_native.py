@@ -198,13 +198,18 @@ def test_bf16_sampling_over_a_packed_prefix_is_batch_invariant():
         real(self, *a, **kw)
         packed.append(self.packed)
     cfg = SamplingConfig(temperature=1.0, top_k=0, top_p=0.95)
+    steps = []
+    rope_write = native.rope_write
     SharedPrefixCache.__init__ = spy
+    native.rope_write = lambda *a: steps.append(1) or rope_write(*a)
     try:
         full = sample_tokens(model, s1[ci], s2[ci], stamps[ci], horizon, cfg, seed=3, sequence_ids=ids,
                              samples_per_context=S)
     finally:
         SharedPrefixCache.__init__ = real
+        native.rope_write = rope_write
     assert packed and all(p is not None for p in packed[0][:-1])  # the main stack's 64-wide heads are packed
+    assert len(steps) == 2 * (horizon - 1)  # every decode step of both layers took the fused path
     assert len(torch.unique(full[0])) > 5
     for lo, hi in ((0, 5), (5, 12), (2, 3)):
         part = sample_tokens(model, s1[ci[lo:hi]], s2[ci[lo:hi]], stamps[ci[lo:hi]], horizon, cfg, seed=3,

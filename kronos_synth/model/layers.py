@@ -296,9 +296,9 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         else:
             k_cache, v_cache = cache
             s, probe = start, cache
-        q1 = x.new_empty(x.shape[0], self.n_heads, 1, self.head_dim, dtype=torch.float32)
         kc, vc = k_cache[:, :, s], v_cache[:, :, s]
-        if not (native.fits(q1, k_cache, v_cache) and native.fits(q1, *probe) and native.row_view(kc)):
+        # (fits reads only the query's device from its first argument: x's)
+        if not (native.fits(x, k_cache, v_cache) and native.fits(x, *probe) and native.row_view(kc)):
             return None
         q = native.rope_write(self.q_proj(x), self.k_proj(x), self.v_proj(x), cos[0], sin[0], self.head_dim ** -0.5,
                               kc, vc)
