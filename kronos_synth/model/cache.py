@@ -202,7 +202,8 @@ class SharedPrefixCache:
             self._suffix[j] = grown
         self.capacity = new
 
-    def _view(self, j: int, prefix_k: torch.Tensor, prefix_v: torch.Tensor, v_index: int, packed) -> SharedKV:
+    def _view(self, j: int, prefix_k: torch.Tensor, prefix_v: torch.Tensor, v_index: int,
+              packed: tuple[torch.Tensor, torch.Tensor] | None) -> SharedKV:
         return SharedKV(prefix_k, prefix_v, self._suffix[j], self._suffix[v_index], self.length - self.prefix_len,
                         self.group, self.place, self.group_size, packed)
 

@@ -279,7 +279,6 @@ class MultiHeadAttentionWithRoPE(nn.Module):
         y = causal_attention(q, k, v, start, dropout_p).to(x.dtype)  # (B, H, T, K)
         return self.resid_dropout(self.out_proj(_merge_heads(y)))
 
-
     def _native_step(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                      cache: tuple[torch.Tensor, torch.Tensor] | SharedKV, start: int) -> torch.Tensor | None:
         """A decode step (one token at `start`) in the compiled kernels: RoPE, the scaled query and the cache
