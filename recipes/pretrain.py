@@ -104,6 +104,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None,
                     help="Train longer than the scaling comparison's equal-compute budget (own folder).")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--regime-from", default=None, metavar="FOLDER",
+                    help="predictor stage: continue a trained predictor (FOLDER) with the volatility-regime input "
+                         "added (data/regime.py; zero at the start), for --steps at --lr, in its own folder.")
+    ap.add_argument("--lr", type=float, default=2e-4, help="Peak learning rate of a --regime-from continuation.")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
@@ -142,7 +146,16 @@ def main() -> None:
     if args.steps is not None and args.steps != steps:
         eval_every = max(eval_every, args.steps // 12)
         steps, folder = args.steps, work / f"predictor-{args.size}-{args.steps}"
-    if args.stage == "predictor":
+    if args.regime_from is not None:
+        folder = work / f"predictor-{args.size}-regime-{steps}"
+    if args.stage == "predictor" and args.regime_from is not None:
+        init = add_regime_input(Path(args.regime_from), work / f"init-regime-{args.size}")
+        config = PredictorTrainingConfig(init=str(init), steps=steps, eval_every=eval_every, seed=args.seed,
+                                         **dict(PREDICTOR, lr=args.lr))
+        out = train_predictor(td, folder, config, tokenizer=str(work / "tokenizer"), log=log, command=command)
+        log(f"predictor {args.size} + regime: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
+            f"{out.result.wall_time_s:.0f} s")
+    elif args.stage == "predictor":
         config = PredictorTrainingConfig(config="small", overrides=overrides, steps=steps, eval_every=eval_every,
                                          seed=args.seed, **PREDICTOR)
         out = train_predictor(td, folder, config, tokenizer=str(work / "tokenizer"), log=log, command=command)
@@ -211,6 +224,24 @@ def link_heldout_files(corpus: Path, dest: Path, freq: str = "15min") -> None:
             link.symlink_to(src)
             n += 1
     log(f"{dest}: {n} held-out {freq} files")
+
+
+def add_regime_input(src: Path, dest: Path) -> Path:
+    """A copy of the predictor in `src` with a zero volatility-regime table (the same model until trained)."""
+    from kronos_synth.data.regime import REGIME_BUCKETS
+    from kronos_synth.model.kronos import Kronos
+
+    if (dest / "model.safetensors").is_file():
+        return dest
+    old = Kronos.from_pretrained(src)
+    model = Kronos(**dict(old.config, regime_buckets=REGIME_BUCKETS))
+    missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
+    assert missing == ["regime_emb.weight"] and not unexpected, (missing, unexpected)
+    model.save_pretrained(dest)
+    side = json.loads((src / "kronos_synth.json").read_text())
+    side["tokenizer"] = str((src / side["tokenizer"]).resolve())
+    (dest / "kronos_synth.json").write_text(json.dumps(side, indent=2, sort_keys=True) + "\n")
+    return dest
 
 
 def held_out_losses(td, folder: Path) -> dict:

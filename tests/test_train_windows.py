@@ -27,7 +27,7 @@ def test_windows_stay_in_their_period_and_have_the_right_length():
     assert td.window == 51 and td.train.length == 51
     sym = td.sources[0].symbols[0]
     x, stamps = td.train.batch(np.arange(len(td.train)))
-    assert x.shape == (len(td.train), 51, 6) and stamps.shape == (len(td.train), 51, 5)
+    assert x.shape == (len(td.train), 51, 6) and stamps.shape == (len(td.train), 51, 6)  # + the regime id
     assert np.abs(x).max() <= 5.0
     assert len(td.val) == 30  # evenly thinned to max_val_windows
     # every window row of the validation set lies in the test period, every train row before it

@@ -195,7 +195,7 @@ def conditioned_windows(klines: pd.DataFrame, freq: str, lookback: int, horizon:
     if split != "all":
         train, test = split_by_time(frame, test_fraction=test_fraction, gap=lookback + horizon)
         frame = train if split == "train" else test
-    windows = extract_windows(frame, lookback + horizon, stride=1)
+    windows = extract_windows(frame, lookback + horizon, stride=1, regime_lookback=lookback)
     if len(windows) == 0:
         raise InputError(f"{source}: no clean stretch of the {split} split holds a context and its continuation "
                          f"({lookback} + {horizon} bars) — use more data or shorter windows", param="condition")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
+from kronos_synth.data.regime import regime_ids
 from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
 
 
@@ -26,13 +27,15 @@ class PanelWindows:
     timestamps: np.ndarray  # (P, T) datetime64[ns]
     symbols: tuple[str, ...]  # (A,)
     common: np.ndarray  # every timestamp of the split where all symbols have a clean bar (datetime64[ns])
+    regime: np.ndarray | None = None  # (P, A) int64 volatility regime of each asset's window (data/regime.py)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
     def take(self, index: np.ndarray) -> PanelWindows:
         index = np.asarray(index)
-        return PanelWindows(self.values[index], self.timestamps[index], self.symbols, self.common)
+        return PanelWindows(self.values[index], self.timestamps[index], self.symbols, self.common,
+                            None if self.regime is None else self.regime[index])
 
 
 def parse_symbols(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -114,7 +117,12 @@ def panel_windows(klines: pd.DataFrame, symbols: tuple[str, ...], freq: str, len
         raise InputError(f"{source}: no stretch of {length} bars that every symbol of {', '.join(symbols)} trades "
                          f"without a gap in the {split} split — use a shorter window or more data", param="panel")
     idx = starts[:, None] + np.arange(length)[None, :]  # (P, T) positions on the shared timeline
-    return PanelWindows(np.swapaxes(al.values[idx], 1, 2), al.timestamps[idx], tuple(symbols), al.timestamps)
+    # each window's regime looks back along the shared timeline to the last broken link before it
+    pos = np.arange(len(al.values))
+    first = np.maximum.accumulate(np.where(np.r_[True, ~al.linked], pos, 0))[starts]
+    regime = np.stack([regime_ids(al.values[:, a, 3], starts, first, length) for a in range(len(symbols))], axis=1)
+    return PanelWindows(np.swapaxes(al.values[idx], 1, 2), al.timestamps[idx], tuple(symbols), al.timestamps,
+                        regime)
 
 
 def gaussian_copula_correlation(context: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from kronos_synth.data.errors import InputError, KlineDataError
+from kronos_synth.data.regime import regime_ids
 from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
 
 
@@ -67,6 +68,7 @@ class Windows:
     timestamps: np.ndarray  # (N, L) datetime64[ns]
     symbols: np.ndarray  # (N,) str
     starts: np.ndarray  # (N,) int64, row position of the first bar in the source frame
+    regime: np.ndarray | None = None  # (N,) int64 volatility regime of each window's context (data/regime.py)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -83,7 +85,15 @@ class Windows:
     def take(self, index: np.ndarray) -> Windows:
         """A subset of windows (e.g. a seeded sample)."""
         index = np.asarray(index)
-        return Windows(self.values[index], self.timestamps[index], self.symbols[index], self.starts[index])
+        return Windows(self.values[index], self.timestamps[index], self.symbols[index], self.starts[index],
+                       None if self.regime is None else self.regime[index])
+
+
+def block_first(df: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """First row of the symbol (and segment) block holding each of `rows` (row positions of `df`)."""
+    first, _ = _block_bounds(df)
+    rows = np.asarray(rows, dtype=np.int64)
+    return first[np.searchsorted(first, rows, side="right") - 1] if rows.size else rows.copy()
 
 
 def window_starts(df: pd.DataFrame, length: int, stride: int = 1) -> np.ndarray:
@@ -95,10 +105,14 @@ def window_starts(df: pd.DataFrame, length: int, stride: int = 1) -> np.ndarray:
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 
-def extract_windows(df: pd.DataFrame, length: int, stride: int = 1) -> Windows:
+def extract_windows(df: pd.DataFrame, length: int, stride: int = 1, *, regime_lookback: int | None = None) -> Windows:
     """All windows of `length` consecutive rows, every `stride` rows, never crossing a symbol or
-    (if the column exists) a `segment`. Blocks shorter than `length` give no window."""
+    (if the column exists) a `segment`. Blocks shorter than `length` give no window. `regime_lookback`:
+    also the volatility regime of each window's first `regime_lookback` bars, from the rows before them."""
     starts = window_starts(df, length, stride)
+    regime = None
+    if regime_lookback is not None:
+        regime = regime_ids(df[FEATURES[3]].to_numpy(dtype=np.float64), starts, block_first(df, starts), regime_lookback)
     idx = starts[:, None] + np.arange(length)[None, :]
     feats = df[list(FEATURES)].to_numpy(dtype=np.float64)
     ts = df[TIMESTAMPS].to_numpy(dtype="datetime64[ns]")
@@ -108,4 +122,5 @@ def extract_windows(df: pd.DataFrame, length: int, stride: int = 1) -> Windows:
         timestamps=ts[idx] if starts.size else np.zeros((0, length), dtype="datetime64[ns]"),
         symbols=sym[starts] if starts.size else np.zeros(0, dtype=str),
         starts=starts,
+        regime=regime,
     )

@@ -44,7 +44,7 @@ class KronosForecaster:
         config = GenerationConfig(freq=self.freq, lookback=lookback, horizon=horizon, seed=seed,
                                   samples_per_context=samples, **self.settings)
         pool = ContextPool(windows.values[:, :lookback], windows.timestamps[:, :lookback],
-                           windows.timestamps[:, lookback:], np.asarray(windows.symbols).astype(str))
+                           windows.timestamps[:, lookback:], np.asarray(windows.symbols).astype(str), windows.regime)
         gen = Generator(self.pair, None, config, pool=pool)
         n = len(windows) * samples
         out = np.empty((n, horizon))

@@ -24,6 +24,8 @@ class ContextPool:
     timestamps: np.ndarray  # (C, L) datetime64[ns]
     future: np.ndarray  # (C, H) datetime64[ns], continuing each symbol's calendar
     symbols: np.ndarray  # (C,) str
+    #: (C,) int64 volatility regime of each context (data/regime.py); None: unknown (bucket 0)
+    regime: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -45,7 +47,7 @@ def build_context_pool(
     if split != "all":
         train, test = split_by_time(frame, test_fraction=test_fraction, gap=lookback + horizon)
         frame = train if split == "train" else test
-    windows = extract_windows(frame, lookback, stride=1)
+    windows = extract_windows(frame, lookback, stride=1, regime_lookback=lookback)
     if len(windows) == 0:
         longest = int(frame.groupby([SYMBOL, "segment"]).size().max()) if len(frame) else 0
         raise InputError(f"{source}: lookback {lookback} is longer than every clean segment of the {split} "
@@ -62,4 +64,4 @@ def build_context_pool(
         idx = np.flatnonzero(windows.symbols == sym)
         cal = SessionCalendar.fit(klines.loc[klines[SYMBOL].astype(str) == sym, TIMESTAMPS], preset.name)
         future[idx] = cal.next_many(windows.timestamps[idx, -1], horizon)
-    return ContextPool(windows.values, windows.timestamps, future, windows.symbols.astype(str))
+    return ContextPool(windows.values, windows.timestamps, future, windows.symbols.astype(str), windows.regime)

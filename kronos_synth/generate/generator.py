@@ -22,6 +22,7 @@ import torch
 from kronos_synth.data.bar_validity import bar_validity, repair_bars
 from kronos_synth.data.conditions import ConditionedWindows, conditioned_windows, parse_condition
 from kronos_synth.data.errors import InputError
+from kronos_synth.data.regime import with_regime
 from kronos_synth.data.schema import FEATURES
 from kronos_synth.data.synthetic import ParquetSequenceWriter, sequences_to_frame
 from kronos_synth.generate.config import GenerationConfig
@@ -76,7 +77,7 @@ class Generator:
                 split=config.split, test_fraction=config.test_fraction, source=source or "data")
             m = self.conditioned.matching
             L = self.lookback
-            self.pool = ContextPool(m.values[:, :L], m.timestamps[:, :L], m.timestamps[:, L:], m.symbols)
+            self.pool = ContextPool(m.values[:, :L], m.timestamps[:, :L], m.timestamps[:, L:], m.symbols, m.regime)
             self._perm = counter_permutation(self.seed, len(self.pool), stream=1)
         elif pool is None:
             self.pool: ContextPool = build_context_pool(
@@ -143,7 +144,10 @@ class Generator:
         x = torch.from_numpy(self.norm.transform(ctx, stats)).to(self.device)
         s1, s2 = encode_contexts(self.tokenizer, x)
         ts = np.concatenate([self.pool.timestamps[ci], self.pool.future[ci]], axis=1)  # (B, L + H)
-        stamps = torch.from_numpy(time_features(ts)).to(self.device)
+        stamps = time_features(ts)
+        if self.pool.regime is not None and getattr(self.model, "regime_buckets", 0):
+            stamps = with_regime(stamps, self.pool.regime[ci])
+        stamps = torch.from_numpy(stamps).to(self.device)
         g1, g2 = sample_tokens(self.model, s1, s2, stamps, self.horizon, self.sampling, seed=self.seed,
                                sequence_ids=ids, max_context=self.max_context, buffers=self._buffers,
                                **self._sampling_options(ids))

@@ -92,7 +92,8 @@ class PanelGenerator(Generator):
         cal = SessionCalendar.fit(pd.Series(windows.common), config.preset.name)
         future = cal.next_many(windows.timestamps[:, -1], horizon)  # (P, H): shared by the panel's assets
         pool = ContextPool(windows.values.reshape(p * a, lookback, 6), np.repeat(windows.timestamps, a, axis=0),
-                           np.repeat(future, a, axis=0), np.tile(np.asarray(windows.symbols), p))
+                           np.repeat(future, a, axis=0), np.tile(np.asarray(windows.symbols), p),
+                           None if windows.regime is None else windows.regime.reshape(p * a))
         super().__init__(pair, None, config, source=source, pool=pool)
         self.symbols, self.n_assets, self.n_dates = windows.symbols, a, p
         self._dates = counter_permutation(self.seed, p, stream=1)

@@ -158,7 +158,7 @@ def calibration_windows(klines: pd.DataFrame, preset: FrequencyPreset, lookback:
     train, test = split_by_time(frame, test_fraction=test_fraction, gap=lookback + horizon)
     if period == "validation":
         train, test = split_by_time(train, test_fraction=test_fraction, gap=lookback + horizon)
-    windows = extract_windows(test, lookback + horizon)
+    windows = extract_windows(test, lookback + horizon, regime_lookback=lookback)
     if len(windows) < 2:
         raise CalibrationInputError(
             f"the {period} period has {len(windows)} windows of lookback {lookback} + horizon {horizon} bars — "

@@ -18,6 +18,8 @@ PREDICTOR_KEYS: dict[str, type] = {
     "ffn_dropout_p": float, "attn_dropout_p": float, "resid_dropout_p": float, "token_dropout_p": float,
     "learn_te": bool,
 }
+#: keys a config.json may hold beyond those (absent = off); the released checkpoints have none of them
+PREDICTOR_OPTIONAL_KEYS: dict[str, type] = {"regime_buckets": int}
 
 
 @dataclass(frozen=True)

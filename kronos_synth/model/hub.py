@@ -113,7 +113,7 @@ def resolve_checkpoint(id_or_dir: str | os.PathLike, revision: str | None = None
     return _download(text, revision, cache_dir, local_files_only, token)
 
 
-def read_config(folder: Path, keys: dict[str, type]) -> dict[str, Any]:
+def read_config(folder: Path, keys: dict[str, type], optional: dict[str, type] | None = None) -> dict[str, Any]:
     """config.json checked against the constructor keys: unknown, missing and mistyped keys are errors."""
     file = folder / CONFIG_FILE
     if not file.is_file():
@@ -125,12 +125,14 @@ def read_config(folder: Path, keys: dict[str, type]) -> dict[str, Any]:
         raise KronosCheckpointError(f"not valid JSON ({e})", source=str(file)) from e
     if not isinstance(config, dict):
         raise KronosCheckpointError("expected a JSON object of constructor arguments", source=str(file))
-    return check_config(config, keys, source=str(file))
+    return check_config(config, keys, source=str(file), optional=optional)
 
 
-def check_config(config: dict[str, Any], keys: dict[str, type], source: str | None = None) -> dict[str, Any]:
-    """Validate and normalise (floats as floats) a constructor config."""
-    unknown = sorted(set(config) - set(keys))
+def check_config(config: dict[str, Any], keys: dict[str, type], source: str | None = None,
+                 optional: dict[str, type] | None = None) -> dict[str, Any]:
+    """Validate and normalise (floats as floats) a constructor config; `optional` keys may be absent."""
+    optional = optional or {}
+    unknown = sorted(set(config) - set(keys) - set(optional))
     if unknown:
         raise KronosCheckpointError(f"unknown config key '{unknown[0]}'"
                                     + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
@@ -141,7 +143,7 @@ def check_config(config: dict[str, Any], keys: dict[str, type], source: str | No
                                     + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
                                     source=source)
     out: dict[str, Any] = {}
-    for key, typ in keys.items():
+    for key, typ in {**keys, **{k: t for k, t in optional.items() if k in config}}.items():
         value = config[key]
         ok = (isinstance(value, bool) if typ is bool
               else isinstance(value, int) and not isinstance(value, bool) if typ is int
@@ -202,6 +204,7 @@ class CheckpointMixin:
     """from_pretrained / save_pretrained / config for a module built from CONFIG_KEYS arguments."""
 
     CONFIG_KEYS: dict[str, type] = {}
+    OPTIONAL_CONFIG_KEYS: dict[str, type] = {}
     KIND: str = ""
 
     _config: dict[str, Any]
@@ -222,7 +225,7 @@ class CheckpointMixin:
             if named.kind != cls.KIND:
                 raise KronosCheckpointError(f"'{config}' is a {named.kind} config, not a {cls.KIND}")
             config = named.config
-        return cls(**check_config(dict(config), cls.CONFIG_KEYS))
+        return cls(**check_config(dict(config), cls.CONFIG_KEYS, optional=cls.OPTIONAL_CONFIG_KEYS))
 
     @classmethod
     def from_pretrained(cls, id_or_dir: str | os.PathLike, revision: str | None = None, *,
@@ -235,7 +238,7 @@ class CheckpointMixin:
                                         source=str(id_or_dir))
         folder = resolve_checkpoint(id_or_dir, revision, cache_dir=cache_dir,
                                     local_files_only=local_files_only, token=token)
-        config = read_config(folder, cls.CONFIG_KEYS)
+        config = read_config(folder, cls.CONFIG_KEYS, cls.OPTIONAL_CONFIG_KEYS)
         try:
             model = cls(**config)
         except ValueError as e:  # constructor consistency checks (e.g. heads vs d_model)

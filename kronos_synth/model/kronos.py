@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from . import native
 from .cache import KronosCache, SharedPrefixCache
-from .configs import PREDICTOR_KEYS
+from .configs import PREDICTOR_KEYS, PREDICTOR_OPTIONAL_KEYS
 from .hub import CheckpointMixin
 from .layers import DependencyAwareLayer, RMSNorm, TransformerBlock, rope_cos_sin
 
@@ -89,11 +89,12 @@ class Kronos(CheckpointMixin, nn.Module):
     """Checkpoint-compatible with the reference `Kronos` (same args, names, numbers), plus a KV cache."""
 
     CONFIG_KEYS = PREDICTOR_KEYS
+    OPTIONAL_CONFIG_KEYS = PREDICTOR_OPTIONAL_KEYS
     KIND = "predictor"
 
     def __init__(self, s1_bits: int, s2_bits: int, n_layers: int, d_model: int, n_heads: int, ff_dim: int,
                  ffn_dropout_p: float, attn_dropout_p: float, resid_dropout_p: float, token_dropout_p: float,
-                 learn_te: bool) -> None:
+                 learn_te: bool, regime_buckets: int = 0) -> None:
         super().__init__()
         if d_model % n_heads or (d_model // n_heads) % 2:
             raise ValueError(f"d_model {d_model} must split into {n_heads} heads of even size")
@@ -103,6 +104,9 @@ class Kronos(CheckpointMixin, nn.Module):
                             n_heads=n_heads, ff_dim=ff_dim, ffn_dropout_p=float(ffn_dropout_p),
                             attn_dropout_p=float(attn_dropout_p), resid_dropout_p=float(resid_dropout_p),
                             token_dropout_p=float(token_dropout_p), learn_te=bool(learn_te))
+        if regime_buckets:  # absent from config.json when off: released checkpoints' configs stay exact
+            self._config["regime_buckets"] = int(regime_buckets)
+        self.regime_buckets = int(regime_buckets)
         self.s1_bits, self.s2_bits = s1_bits, s2_bits
         self.n_layers, self.d_model, self.n_heads = n_layers, d_model, n_heads
         self.head_dim = d_model // n_heads
@@ -118,6 +122,11 @@ class Kronos(CheckpointMixin, nn.Module):
         self.dep_layer = DependencyAwareLayer(d_model)
         self.head = DualHead(s1_bits, s2_bits, d_model)
         self.apply(self._init_weights)
+        if regime_buckets:
+            # volatility regime of the context (data/regime.py): bucket 0 = unknown. Zero at init, so a model
+            # given the table starts as the model without it (warm starts from a trained predictor).
+            self.regime_emb = nn.Embedding(regime_buckets + 1, d_model)
+            nn.init.zeros_(self.regime_emb.weight)
 
     def _init_weights(self, m: nn.Module) -> None:
         # the reference's scheme: xavier-normal linears, N(0, 1/D) embeddings (the fixed table stays)
@@ -133,7 +142,12 @@ class Kronos(CheckpointMixin, nn.Module):
     def _inputs(self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, stamp: torch.Tensor | None) -> torch.Tensor:
         x = self.embedding(s1_ids, s2_ids)  # (B, T, D)
         if stamp is not None:
-            x = x + self.time_emb(stamp)
+            x = x + self.time_emb(stamp)  # columns 0-4
+        if self.regime_buckets:
+            if stamp is not None and stamp.shape[-1] > 5:
+                x = x + self.regime_emb(stamp[..., 5].long().clamp(0, self.regime_buckets))
+            else:
+                x = x + self.regime_emb.weight[0]  # no regime given: "unknown"
         return self.token_drop(x)
 
     def _trunk(self, s1_ids, s2_ids, stamp) -> torch.Tensor:

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from kronos_synth.data.errors import InputError
-from kronos_synth.model.configs import NAMED_CONFIGS, PREDICTOR_KEYS, TOKENIZER_KEYS
+from kronos_synth.model.configs import NAMED_CONFIGS, PREDICTOR_KEYS, PREDICTOR_OPTIONAL_KEYS, TOKENIZER_KEYS
 from kronos_synth.model.errors import KronosCheckpointError
 from kronos_synth.model.hub import check_config
 
@@ -72,6 +72,7 @@ def resolve_config(kind: str, config: str | None = None, overrides: dict[str, An
         if typ is float and isinstance(out.get(k), int) and not isinstance(out.get(k), bool):
             out[k] = float(out[k])
     try:
-        return check_config(out, keys, source="config")
+        return check_config(out, keys, source="config",
+                            optional=PREDICTOR_OPTIONAL_KEYS if kind == "predictor" else None)
     except KronosCheckpointError as e:
         raise InputError(str(e)) from e

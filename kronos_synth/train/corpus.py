@@ -23,6 +23,7 @@ import numpy as np
 from kronos_synth.data.corpus import read_corpus_manifest
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import get_preset
+from kronos_synth.data.regime import segment_first
 from kronos_synth.model.normalize import time_features
 from kronos_synth.model.representation import Representation, get_representation
 from kronos_synth.train.windows import TrainingData, WindowSet
@@ -33,9 +34,10 @@ class TimedWindowSet(WindowSet):
     """A WindowSet over memory-mapped rows whose time features are computed per batch from int64 ns stamps."""
 
     def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        idx = self.starts[np.asarray(index)][:, None] + np.arange(self.length)[None, :]
+        index = np.asarray(index)
+        idx = self.starts[index][:, None] + np.arange(self.length)[None, :]
         stamps = time_features(np.asarray(self.stamps[idx]).astype("datetime64[ns]"))
-        return self.representation.encode(np.asarray(self.rows[idx]), self.lookback), stamps
+        return self.representation.encode(np.asarray(self.rows[idx]), self.lookback), self._stamps(index, stamps)
 
 
 @dataclass
@@ -85,8 +87,10 @@ def _open_split(folder: Path, manifest: dict[str, Any], split: str, rep: Represe
         if len(starts) == 0:
             continue
         preset = get_preset(freq)
+        # every window start of a segment is listed (stride 1), so a run of consecutive starts is a segment
         ws = TimedWindowSet(np.load(d / "rows.npy", mmap_mode="r"), np.load(d / "timestamps.npy", mmap_mode="r"),
-                            starts, preset.lookback + preset.horizon + 1, preset.lookback, rep)
+                            starts, preset.lookback + preset.horizon + 1, preset.lookback, rep,
+                            first=segment_first(starts))
         out[freq] = (ws, np.load(d / "instrument.npy"))
     return out
 
@@ -94,7 +98,7 @@ def _open_split(folder: Path, manifest: dict[str, Any], split: str, rep: Represe
 def _evenly(ws: WindowSet, n: int) -> None:
     if len(ws) > n:
         keep = np.unique(np.linspace(0, len(ws) - 1, n).round().astype(np.int64))
-        ws.starts = ws.starts[keep]
+        ws.keep(keep)
 
 
 @dataclass

@@ -28,9 +28,10 @@ from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import get_preset
 from kronos_synth.data.hashing import sha256_file  # noqa: F401 (re-exported)
+from kronos_synth.data.regime import regime_ids, with_regime
 from kronos_synth.data.schema import FEATURES, SYMBOL, TIMESTAMPS
 from kronos_synth.data.sources import klines_for, phase_klines_for
-from kronos_synth.data.splits import split_by_time, window_starts
+from kronos_synth.data.splits import block_first, split_by_time, window_starts
 from kronos_synth.model.normalize import time_features
 from kronos_synth.model.representation import Representation, get_representation
 
@@ -58,14 +59,31 @@ class WindowSet:
     length: int
     lookback: int
     representation: Representation
+    #: (N,) first row of each window's clean segment: the history its volatility regime may use
+    #: (data/regime.py); None: no regime column
+    first: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
 
+    def keep(self, index: np.ndarray) -> None:
+        """Keep only windows `index` (validation caps)."""
+        self.starts = self.starts[index]
+        if self.first is not None:
+            self.first = self.first[index]
+
+    def _stamps(self, index: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+        if self.first is None:
+            return stamps
+        ids = regime_ids(self.rows[:, 3], self.starts[index], self.first[index], self.lookback)
+        return with_regime(stamps, ids)
+
     def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Windows `index` → (x (B, T, d_in) float32, stamps (B, T, 5) float32)."""
-        idx = self.starts[np.asarray(index)][:, None] + np.arange(self.length)[None, :]
-        return self.representation.encode(self.rows[idx], self.lookback), self.stamps[idx]
+        """Windows `index` → (x (B, T, d_in) float32, stamps (B, T, 5 or 6) float32; the sixth column is the
+        regime id)."""
+        index = np.asarray(index)
+        idx = self.starts[index][:, None] + np.arange(self.length)[None, :]
+        return self.representation.encode(self.rows[idx], self.lookback), self._stamps(index, self.stamps[idx])
 
     def groups(self) -> Iterator[WindowSet]:
         """Sets of windows of one length (a mixture of bar sizes has several; this has one)."""
@@ -221,7 +239,7 @@ def prepare_training_data(
             starts = window_starts(part, length, stride)
             rows = part[list(FEATURES)].to_numpy(dtype=np.float64)
             stamps = time_features(part[TIMESTAMPS])
-            parts[name].append((rows, stamps, starts + offsets[name]))
+            parts[name].append((rows, stamps, starts + offsets[name], block_first(part, starts) + offsets[name]))
             offsets[name] += len(rows)
             if phase_offsets and off is not None:
                 record.phases.append({"offset": _minutes(off), "train_rows": int(len(part)),
@@ -242,7 +260,7 @@ def prepare_training_data(
         rows = np.concatenate([p[0] for p in parts[name]])
         stamps = np.concatenate([p[1] for p in parts[name]])
         starts = np.concatenate([p[2] for p in parts[name]])
-        return WindowSet(rows, stamps, starts, length, lookback, rep)
+        return WindowSet(rows, stamps, starts, length, lookback, rep, first=np.concatenate([p[3] for p in parts[name]]))
 
     train_set, val_set = join("train"), join("val")
     what = ", ".join(data)
@@ -256,6 +274,6 @@ def prepare_training_data(
                          param=("lookback", "horizon"))
     if len(val_set) > max_val_windows:  # evenly spaced, deterministic: validation cost stays bounded
         keep = np.unique(np.linspace(0, len(val_set) - 1, max_val_windows).round().astype(np.int64))
-        val_set.starts = val_set.starts[keep]
+        val_set.keep(keep)
     return TrainingData(train_set, val_set, records, preset.name, lookback, horizon, test_fraction, rep.name,
                         phase_offsets=bool(phase_offsets))
