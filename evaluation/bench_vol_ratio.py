@@ -5,6 +5,11 @@ context), close-to-close log returns (the first horizon return is from the last 
 for every real test-period window (lookback + horizon bars, stride 1). Prints the median and the
 interquartile range (IQR) of the log ratio for both, and the generated IQR as a share of the real one.
 
+Mean reversion: the slope (and R²) of that log ratio on the context's own volatility regime, log(context
+vol / vol over the up to 8 lookbacks ending with it; kronos_synth.data.regime), for the real test windows
+and for the generated sequences (their contexts' history taken from the generation split, the train period).
+Real markets: about −0.45 at 15 minutes — a volatile context calms down, a quiet one wakes up.
+
     python -m evaluation.bench_vol_ratio evaluation/results/zero-shot/crypto-15m \
         [--data-dir DIR]   # folder protocols: where their files are (default: evaluation.protocol.CRYPTO_DATA_DIR)
 """
@@ -20,19 +25,29 @@ import numpy as np
 from evaluation.protocol import CRYPTO_DATA_DIR, load_protocol, resolve_data
 from evaluation.stages import lookback as protocol_lookback
 from kronos_synth.data.cleaning import clean_klines
+from kronos_synth.data.regime import context_vol_ratio
 from kronos_synth.data.schema import SYMBOL, TIMESTAMPS
 from kronos_synth.data.sources import klines_for
-from kronos_synth.data.splits import extract_windows, split_by_time
+from kronos_synth.data.splits import block_first, extract_windows, split_by_time
 from kronos_synth.data.synthetic import read_synthetic
 
 
-def log_vol_ratio(context_close: np.ndarray, horizon_close: np.ndarray) -> np.ndarray:
-    """(N, L) context closes and (N, H) horizon closes → (N,) log(std of horizon returns / std of context returns)."""
+def log_vol_ratio(context_close: np.ndarray, horizon_close: np.ndarray, *, finite: bool = True) -> np.ndarray:
+    """(N, L) context closes and (N, H) horizon closes → (N,) log(std of horizon returns / std of context returns)
+    (only the finite ones unless `finite` is False)."""
     ctx = np.diff(np.log(context_close), axis=1)
     hor = np.diff(np.log(np.concatenate([context_close[:, -1:], horizon_close], axis=1)), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.log(hor.std(axis=1) / ctx.std(axis=1))
-    return r[np.isfinite(r)]
+    return r[np.isfinite(r)] if finite else r
+
+
+def reversion(x: np.ndarray, y: np.ndarray) -> dict:
+    """Least-squares slope and R² of y on x over the pairs where both are finite."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    b, a = np.polyfit(x[ok], y[ok], 1)
+    resid = y[ok] - (a + b * x[ok])
+    return {"n": int(ok.sum()), "slope": float(b), "r2": float(1 - resid.var() / y[ok].var())}
 
 
 def summary(x: np.ndarray) -> dict:
@@ -47,22 +62,31 @@ def measure(results: Path, data_dir: str | None) -> dict:
     source, _ = resolve_data(proto, data_dir)
     frame = clean_klines(klines_for(proto["freq"], source)[0], proto["freq"]).frame
     lookback, horizon = protocol_lookback(proto), int(proto["window"])
-    _, test = split_by_time(frame, test_fraction=0.2, gap=lookback + horizon)
-    real = extract_windows(test, lookback + horizon, stride=1).values[..., 3]  # every window: the marginal distribution
+    train, test = split_by_time(frame, test_fraction=0.2, gap=lookback + horizon)
+    w = extract_windows(test, lookback + horizon, stride=1)  # every window: the marginal distribution
+    real = w.values[..., 3]
     real_ratio = log_vol_ratio(real[:, :lookback], real[:, lookback:])
+    x_real = context_vol_ratio(test["close"].to_numpy(), w.starts, block_first(test, w.starts), lookback)
     ds = read_synthetic(results / "work" / "kronos")
     gen = ds.generated().sort_values(["sequence_id", "step"])
     meta = gen.groupby("sequence_id").first()[[SYMBOL, "context_end"]]
     closes = gen["close"].to_numpy().reshape(len(meta), -1)
     ctx = np.empty((len(meta), lookback))
-    for sym, part in frame.groupby(frame[SYMBOL].astype(str)):
-        pos = {t: i for i, t in enumerate(part[TIMESTAMPS].to_numpy())}
-        c = part["close"].to_numpy()
+    ctx_start = np.empty(len(meta), dtype=np.int64)  # row of each context's first bar in the train frame
+    syms = train[SYMBOL].astype(str).to_numpy()
+    for sym in np.unique(meta[SYMBOL].astype(str).to_numpy()):
+        rows = np.flatnonzero(syms == sym)
+        pos = {t: rows[i] for i, t in enumerate(train[TIMESTAMPS].to_numpy()[rows])}
         for k in np.flatnonzero(meta[SYMBOL].astype(str).to_numpy() == sym):
-            end = pos[np.datetime64(meta["context_end"].iloc[k], "ns")]
-            ctx[k] = c[end - lookback + 1:end + 1]
-    out = {"real": summary(real_ratio), "generated": summary(log_vol_ratio(ctx, closes))}
+            ctx_start[k] = pos[np.datetime64(meta["context_end"].iloc[k], "ns")] - lookback + 1
+    close = train["close"].to_numpy()
+    ctx = close[ctx_start[:, None] + np.arange(lookback)[None, :]]
+    x_gen = context_vol_ratio(close, ctx_start, block_first(train, ctx_start), lookback)
+    gen_ratio = log_vol_ratio(ctx, closes, finite=False)
+    out = {"real": summary(real_ratio), "generated": summary(gen_ratio[np.isfinite(gen_ratio)])}
     out["iqr_share"] = out["generated"]["iqr"] / out["real"]["iqr"]
+    out["reversion"] = {"real": reversion(x_real, log_vol_ratio(real[:, :lookback], real[:, lookback:], finite=False)),
+                        "generated": reversion(x_gen, gen_ratio)}
     return out
 
 

@@ -999,7 +999,13 @@ def train_tokenizer_cmd(data, out, progress, d_model, n_heads, ff_dim, n_enc_lay
 @click.option("--s2-lr-scale", type=float, default=_model_default("s2_lr_scale"), show_default=True,
               help="Learning-rate multiplier for the s2 head (its dependency layer and projection); with "
               "--teacher-forcing, e.g. 10 when fine-tuning a model whose s2 head ignores s1.")
-def train_model_cmd(tokenizer, data, out, progress, d_model, n_heads, ff_dim, n_layers, dropout,
+@click.option("--regime-buckets", type=int, default=None,
+              help="From scratch: give the model the volatility-regime input (the context's volatility against the "
+              "8 lookbacks before it, in this many buckets; 15 as the embedded default). See docs/models.md.")
+@click.option("--regime-lr-scale", type=float, default=_model_default("regime_lr_scale"), show_default=True,
+              help="Learning-rate multiplier for the volatility-regime table (a table new to a trained model starts "
+              "at zero).")
+def train_model_cmd(tokenizer, data, out, progress, d_model, n_heads, ff_dim, n_layers, dropout, regime_buckets,
                     **settings) -> None:
     """Train a Kronos predictor on a frozen tokenizer; loss (CE_s1 + CE_s2) / 2 over all positions.
 
@@ -1017,7 +1023,7 @@ def train_model_cmd(tokenizer, data, out, progress, d_model, n_heads, ff_dim, n_
     from kronos_synth.train import PredictorTrainingConfig, train_predictor
 
     overrides = dict(d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_layers=n_layers, ffn_dropout_p=dropout,
-                     resid_dropout_p=dropout)
+                     resid_dropout_p=dropout, regime_buckets=regime_buckets)
     config = PredictorTrainingConfig(overrides=overrides, **settings)
     res = train_predictor(list(data), out, config, tokenizer=tokenizer, progress=show_progress(progress),
                           log=lambda line: click.echo(line, err=True), command=sys.argv)

@@ -56,6 +56,8 @@ SIZES = {
 }
 PREDICTOR = dict(batch_size=32, lr=5e-4, patience=0, teacher_forcing=True)
 MAX_VAL_WINDOWS = 128  # per bar size, evenly spaced
+#: the new regime table of a --regime-from continuation learns at this multiple of --lr (it starts at zero)
+REGIME_LR_SCALE = 20.0
 SHIPPED = ("config.json", "model.safetensors", "kronos_synth.json", "training.json")
 
 
@@ -151,7 +153,7 @@ def main() -> None:
     if args.stage == "predictor" and args.regime_from is not None:
         init = add_regime_input(Path(args.regime_from), work / f"init-regime-{args.size}")
         config = PredictorTrainingConfig(init=str(init), steps=steps, eval_every=eval_every, seed=args.seed,
-                                         **dict(PREDICTOR, lr=args.lr))
+                                         regime_lr_scale=REGIME_LR_SCALE, **dict(PREDICTOR, lr=args.lr))
         out = train_predictor(td, folder, config, tokenizer=str(work / "tokenizer"), log=log, command=command)
         log(f"predictor {args.size} + regime: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
             f"{out.result.wall_time_s:.0f} s")

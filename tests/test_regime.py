@@ -160,3 +160,13 @@ def test_panel_windows_carry_each_assets_regime():
         assert w.regime[:, a].tolist() == expect.tolist()
     assert w.regime[8 * L + 2, 1] > w.regime[8 * L + 2, 0]  # B just turned volatile, A did not
     assert w.take(np.array([5])).regime.tolist() == [w.regime[5].tolist()]
+
+
+def test_regime_table_gets_its_own_learning_rate():
+    from kronos_synth.train.config import PredictorTrainingConfig
+    from kronos_synth.train.loop import param_groups
+
+    m = Kronos(**PRED, regime_buckets=REGIME_BUCKETS)
+    groups = param_groups(m, PredictorTrainingConfig(lr=1e-4, regime_lr_scale=20).loop)
+    assert [g["lr"] for g in groups] == [1e-4, pytest.approx(2e-3)]
+    assert [p for p in groups[1]["params"]] == [m.regime_emb.weight]

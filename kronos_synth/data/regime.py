@@ -25,12 +25,22 @@ _CHUNK = 4096
 
 
 def regime_ids(close: np.ndarray, starts: np.ndarray, first: np.ndarray, lookback: int) -> np.ndarray:
-    """(N,) int64 bucket of each context [start, start + lookback) of the rows' `close` prices.
+    """(N,) int64 bucket of each context [start, start + lookback) of the rows' `close` prices (0: unknown).
 
     first: (N,) the first row of each context's clean segment (history never crosses it)."""
+    x = context_vol_ratio(close, starts, first, lookback)
+    known = np.isfinite(x)
+    bucket = 1 + np.clip(np.floor((np.where(known, x, 0.0) - REGIME_LOW) / REGIME_WIDTH), 0, REGIME_BUCKETS - 1)
+    return np.where(known, bucket, 0).astype(np.int64)
+
+
+def context_vol_ratio(close: np.ndarray, starts: np.ndarray, first: np.ndarray, lookback: int) -> np.ndarray:
+    """(N,) log(std of the context's close log returns / std over the up to SPAN lookbacks ending with it);
+    NaN where fewer than MIN_SPAN lookbacks of the segment end with the context, or the long run is flat.
+    A flat context in a moving market is −inf."""
     close = np.asarray(close)
     starts, first = np.asarray(starts, dtype=np.int64), np.asarray(first, dtype=np.int64)
-    out = np.zeros(len(starts), dtype=np.int64)
+    out = np.full(len(starts), np.nan)
     span = SPAN * lookback
     for lo in range(0, len(starts), _CHUNK):
         s, f = starts[lo:lo + _CHUNK], first[lo:lo + _CHUNK]
@@ -47,9 +57,7 @@ def regime_ids(close: np.ndarray, starts: np.ndarray, first: np.ndarray, lookbac
         known = (end - f >= MIN_SPAN * lookback) & (vol_long > 0) & np.isfinite(vol_long) & np.isfinite(vol_ctx)
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.log(np.where(known, vol_ctx, 1.0) / np.where(known, vol_long, 1.0))
-        bucket = 1 + np.clip(np.floor((np.nan_to_num(x, neginf=-10.0) - REGIME_LOW) / REGIME_WIDTH),
-                             0, REGIME_BUCKETS - 1).astype(np.int64)
-        out[lo:lo + _CHUNK] = np.where(known, bucket, 0)
+        out[lo:lo + _CHUNK] = np.where(known, x, np.nan)
     return out
 
 

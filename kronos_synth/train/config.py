@@ -162,13 +162,19 @@ class PredictorTrainingConfig(TrainingConfig):
     teacher_forcing: bool = True
     #: learning-rate multiplier of the s2 head (`S2_HEAD`)
     s2_lr_scale: float = 1.0
+    #: learning-rate multiplier of the volatility-regime table (`regime_emb`, data/regime.py): a table added to
+    #: a trained predictor starts at zero, and at a fine-tuning learning rate Adam moves it ~lr per step
+    regime_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if not _number(self.s2_lr_scale) or not self.s2_lr_scale > 0:
-            raise InputError(f"s2_lr_scale must be > 0, got {self.s2_lr_scale}", param="s2_lr_scale")
+        for key in ("s2_lr_scale", "regime_lr_scale"):
+            v = getattr(self, key)
+            if not _number(v) or not v > 0:
+                raise InputError(f"{key} must be > 0, got {v}", param=key)
         super().__post_init__()
 
     def _lr_scale(self) -> tuple[tuple[str, float], ...]:
-        if self.s2_lr_scale == 1:
-            return ()
-        return tuple((prefix, float(self.s2_lr_scale)) for prefix in S2_HEAD)
+        out = [] if self.regime_lr_scale == 1 else [("regime_emb.", float(self.regime_lr_scale))]
+        if self.s2_lr_scale != 1:
+            out += [(prefix, float(self.s2_lr_scale)) for prefix in S2_HEAD]
+        return tuple(out)

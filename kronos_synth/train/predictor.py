@@ -157,7 +157,7 @@ def train_predictor(
     result = run_loop(task, td.train, td.val, loop, out, run_fingerprint=run_id, stop_after=stop_after,
                       progress=progress, log=log)
     extra = {"tokenizer": tokenizer, "tokenizer_sha256": tok_sha, "teacher_forcing": teacher_forcing,
-             "s2_lr_scale": cfg.s2_lr_scale, "max_context": max_context}
+             "s2_lr_scale": cfg.s2_lr_scale, "regime_lr_scale": cfg.regime_lr_scale, "max_context": max_context}
     path = write_training_json(out, kind="predictor", data=td, model_config=model.config, loop=loop,
                                result=result, init=init, extra=extra, command=command)
     return TrainOutput(out, result, model.config, path, extra)
