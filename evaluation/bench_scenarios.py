@@ -118,7 +118,8 @@ def write_report(out: Path, rows: dict, args) -> None:
     for name, r in rows.items():
         rep, s = r["report"], r["summary"]
         d = rep.get("discriminative")
-        disc = f"{d['error']['mean']:.3f} ± {d['error']['half_width']:.3f}" if d else "—"
+        hw = d["error"]["half_width"] if d else None
+        disc = "—" if not d else f"{d['error']['mean']:.3f}" + (f" ± {hw:.3f}" if hw is not None else " (one repeat)")
         sy, re_ = rep["synthetic"], rep["real"]
         q = (f"{sy['return_q05']:+.3f} / {sy['return_q50']:+.3f} / {sy['return_q95']:+.3f} · "
              f"{re_['return_q05']:+.3f} / {re_['return_q50']:+.3f} / {re_['return_q95']:+.3f}")

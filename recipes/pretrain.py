@@ -164,7 +164,15 @@ def main() -> None:
         log(f"predictor {args.size}: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
             f"{out.result.wall_time_s:.0f} s")
     elif args.stage == "holdout":
-        print(json.dumps(held_out_losses(td, folder), indent=1))
+        if args.regime_from is None:
+            print(json.dumps(held_out_losses(td, folder), indent=1))
+        else:  # with the regime ids, and with every id "unknown": what the input itself is worth
+            out = {"with_regime": held_out_losses(td, folder)}
+            for mix in (td.val, td.holdout):
+                for ws in mix.parts.values():
+                    ws.first = None  # no regime column: bucket 0
+            out["unknown"] = held_out_losses(td, folder)
+            print(json.dumps(out, indent=1))
     elif args.stage == "install":
         from kronos_synth.model.pretrained import default_model_dir
 
