@@ -43,7 +43,8 @@ def _row(market: str, freq: str, data: str, condition: str, args, work: Path) ->
     config = GenerationConfig(freq=freq, split=args.split, seed=args.seed, samples_per_context=args.samples,
                               top_p=args.top_p, repair=True, batch_size=256, max_tries=args.max_tries, dtype="fp32",
                               condition=None if scenario else condition, scenario=scenario)
-    out = work / "-".join([market, condition.replace(":", "_"), *(v.replace(" ", "-") for v in _variant(args))])
+    out = work / "-".join([market, condition.replace(":", "_"), *(v.replace(" ", "-") for v in _variant(args)),
+                           args.model_sha[:8]])
     t0 = time.perf_counter()
     summary = generate_dataset(config, n=args.n, out=str(out), data=data, model=args.model, tokenizer=args.tokenizer,
                                progress=False)
@@ -54,6 +55,13 @@ def _row(market: str, freq: str, data: str, condition: str, args, work: Path) ->
     return {"summary": {"hits": summary.hits, "generated": summary.generated, "candidates": summary.candidates,
                         "hit_rate": summary.hit_rate, "acceptance_cost": summary.acceptance_cost,
                         "generation_s": round(gen_s, 1)}, "report": rep.to_dict(), "lines": rep.lines()}
+
+
+def _model_sha(model: str | None) -> str:
+    from kronos_synth.model.hub import resolve_checkpoint
+    from kronos_synth.model.pretrained import default_model_dir, weights_sha256
+
+    return weights_sha256(resolve_checkpoint(model) if model else default_model_dir() / "model")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows_file = out / "rows.json"
     rows = json.loads(rows_file.read_text()) if rows_file.exists() else {}
+    args.model_sha = _model_sha(args.model)  # rows and generated sets of another model are not reused
     for market, (freq, data) in MARKETS.items():
         if args.only and market not in args.only:
             continue
@@ -94,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         for condition in args.condition or CONDITIONS:
             name = f"{market} · {condition}" + (f" ({', '.join(_variant(args))})" if _variant(args) else "")
             key = settings_key({k: getattr(args, k) for k in ("n", "samples", "max_tries", "repeats", "epochs",
-                                                                "n_eval", "seed")}
+                                                                "n_eval", "seed", "model_sha")}
                                | {"condition": condition} | ({"variant": _variant(args)} if _variant(args) else {}))
             if rows.get(name, {}).get("key") == key:
                 print(f"{name}: done")
