@@ -103,22 +103,28 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
              f"disc {e.error.mean:.3f} ± {e.error.half_width:.3f}")
 
     base = {"n_panels": n_panels, "horizon": horizon, "seed": int(proto["seed"])}
-    kronos = {**base, "model": p.get("model") or "embedded", "lookback": int(p["lookback"]), "top_p": p["top_p"],
-              "samples_per_context": p["samples_per_context"], "contexts": p["contexts"], "dtype": p["dtype"]}
+    from kronos_synth.model.hub import resolve_checkpoint
+    from kronos_synth.model.pretrained import default_model_dir, weights_sha256
+
+    # the weights are part of a row's key and of its folder: rows of another model (the default changes) rerun
+    msha = weights_sha256(resolve_checkpoint(p["model"]) if p.get("model") else default_model_dir() / "model")
+    kronos = {**base, "model": p.get("model") or "embedded", "model_sha256": msha, "lookback": int(p["lookback"]),
+              "top_p": p["top_p"], "samples_per_context": p["samples_per_context"], "contexts": p["contexts"],
+              "dtype": p["dtype"]}
     row("kronos (coupled)", {**kronos, "coupling": "gaussian", "calibrated": True},
-        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled-calibrated", coupling="gaussian",
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-calibrated-{msha[:8]}", coupling="gaussian",
                                order_by_return=True, echo=echo))
     row("kronos (coupled, t copula)", {**kronos, "coupling": "t", "calibrated": True},
-        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled-t", coupling="t",
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-t-{msha[:8]}", coupling="t",
                                order_by_return=True, echo=echo))
     row("kronos (coupled, copula not calibrated)", {**kronos, "coupling": "gaussian"},
-        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled", coupling="gaussian",
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-{msha[:8]}", coupling="gaussian",
                                order_by_return=True, calibrate=False, echo=echo))
     row("kronos (per asset, uncoupled)", {**kronos, "coupling": "none"},
-        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-uncoupled", coupling="none",
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-uncoupled-{msha[:8]}", coupling="none",
                                order_by_return=True, echo=echo))
     row("kronos (coupled, probability-ordered draw)", {**kronos, "coupling": "gaussian", "order": "probability"},
-        lambda: _kronos_panels(klines, symbols, proto, work / "kronos-coupled-probability-order",
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-probability-order-{msha[:8]}",
                                coupling="gaussian", order_by_return=False, echo=echo))
     seed = int(proto["seed"])
     row("constant-correlation GARCH", {**base, "model": "ccc-garch"},
