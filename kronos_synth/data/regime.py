@@ -3,7 +3,7 @@
 Kronos scales every window by its own lookback statistics, so a context from a crash and one from a
 quiet week look alike to the model, and a path continues at its context's volatility. Markets do not:
 over the pretraining corpus's 15-minute windows, log(horizon vol / context vol) falls with
-log(context vol / vol of the 8 lookbacks before) at a slope of −0.45 (R² 0.17; daily −0.33): volatility
+log(context vol / vol of the 8 lookbacks before) at a slope of −0.48 (R² 0.17; daily −0.33): volatility
 returns toward its longer-run level. A model with `regime_buckets` > 0 sees that ratio as one extra
 input: a learned vector per bucket of the log ratio, added at every position like the time embedding.
 The bucket id rides in an optional sixth column of the time features (`with_regime`), so every path
@@ -21,7 +21,7 @@ REGIME_BUCKETS = 15
 REGIME_LOW, REGIME_WIDTH = -1.5, 0.2
 SPAN = 8  # the long run: up to this many lookbacks ending at the context's last bar
 MIN_SPAN = 3  # fewer lookbacks of history: bucket 0
-_CHUNK = 4096
+_CHUNK = 1024  # windows per pass: (1024, 8 lookbacks) float64 arrays stay in the tens of MB
 
 
 def regime_ids(close: np.ndarray, starts: np.ndarray, first: np.ndarray, lookback: int) -> np.ndarray:
