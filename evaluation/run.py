@@ -45,6 +45,7 @@ from evaluation.protocol import (
 from kronos_synth.baselines.base import TRANSFORM as BASELINE_TRANSFORM
 from kronos_synth.data.errors import InputError
 from kronos_synth.metrics.discriminative import SPLIT as DISCRIMINATIVE_SPLIT
+from kronos_synth.metrics.forecast_calibration import SPREAD_GRID
 
 STAGES_FILE = "stages.json"
 #: `--zero-shot`: the embedded default with no training stage, beside the bootstrap fitted to the train period
@@ -65,6 +66,13 @@ class Stage:
     #: the stage runs without its dependencies' outputs (it names what is missing): a finished dependency whose
     #: outputs are gone is not redone for it
     tolerates_missing: bool = False
+
+
+def spread_setting(kronos: dict) -> dict:
+    """The per-path temperature spread, in a stage's settings only when set (keys of runs without it stay);
+    "auto" is the spread stage's choice, which its key carries."""
+    value = kronos.get("temperature_spread")
+    return {"temperature_spread": value if value == "auto" else float(value)} if value else {}
 
 
 def plan(proto: dict, files_sha256: dict[str, str] | None = None,
@@ -96,19 +104,30 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     if (KRONOS in gens or sw.get("enabled")) and not zero_shot:
         out.append(Stage("predictor", st.predictor_stage, {x: k[x] for x in k if x.startswith("predictor_")},
                          ("tokenizer",), outputs=("work/predictor",), serial=True))
+    model_dep = ("data",) if zero_shot else ("predictor",)
+    auto_spread = KRONOS in gens and k.get("temperature_spread") == "auto"
+    if auto_spread:
+        settings = {x: k[x] for x in ("temperature", "top_p", "batch_size")}
+        settings["grid"] = list(k.get("spread_grid", SPREAD_GRID))
+        settings["validation"] = {x: proto["forecast_calibration"][x] for x in ("val_contexts", "samples")}
+        if zero_shot:
+            settings["zero_shot"] = kronos_train
+        out.append(Stage("spread", st.spread_stage, settings, model_dep, outputs=("work/spread.json",), serial=True))
+    sampled_by = ("spread",) if auto_spread else model_dep
     if KRONOS in gens:
         settings = {x: k[x] for x in ("n", "temperature", "top_p", "batch_size")}
+        settings.update(spread_setting(k))
         if zero_shot:
             settings["zero_shot"] = kronos_train
-        out.append(Stage("generate", st.generate_stage, settings, ("data",) if zero_shot else ("predictor",),
-                         outputs=("work/kronos",), serial=True))
+        out.append(Stage("generate", st.generate_stage, settings, sampled_by, outputs=("work/kronos",), serial=True))
     fc = proto["forecast_calibration"]
     if KRONOS in gens and fc.get("enabled"):
-        settings = {"forecast_calibration": fc, **{x: k[x] for x in ("temperature", "top_p", "batch_size")}}
+        settings = {"forecast_calibration": fc, **{x: k[x] for x in ("temperature", "top_p", "batch_size")},
+                    **spread_setting(k)}
         if zero_shot:
             settings["zero_shot"] = kronos_train
-        out.append(Stage("forecast-calibration", st.forecast_calibration_stage, settings,
-                         ("data",) if zero_shot else ("predictor",), outputs=("forecast-calibration",), serial=True))
+        out.append(Stage("forecast-calibration", st.forecast_calibration_stage, settings, sampled_by,
+                         outputs=("forecast-calibration",), serial=True))
     if ROUNDTRIP in gens:
         out.append(Stage("roundtrip", st.roundtrip_stage, {"n": ev["n"], "times": True},
                          ("data",) if zero_shot else ("tokenizer",),

@@ -252,6 +252,48 @@ def datasets_export(name: str, out: str) -> None:
 # --- generate ---------------------------------------------------------------------------------
 
 
+SPREAD_HELP = ("σ of each path's log-temperature (mean kept at --temperature): paths differ in volatility as real "
+               "continuations do; 0 = one temperature for all; auto = the candidate (0 to 0.6) with the lowest "
+               "realised-volatility CRPS on validation contexts of the data (docs/models.md).")
+
+
+class SpreadParam(click.ParamType):
+    """A temperature spread: a number, or "auto" (chosen on the data's validation contexts)."""
+
+    name = "FLOAT|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"expected a number or 'auto', got {value!r}", param, ctx)
+
+
+def resolve_auto_spread(settings: dict, data: str | None, model: str | None, tokenizer: str | None) -> None:
+    """Replace temperature_spread "auto" by the spread `choose_temperature_spread` picks on `data`."""
+    if settings.get("temperature_spread") != "auto":
+        return
+    from kronos_synth.data.sources import klines_for
+    from kronos_synth.generate.conditional import KronosForecaster
+    from kronos_synth.generate.config import GenerationConfig
+    from kronos_synth.metrics.forecast_calibration import choose_temperature_spread
+    from kronos_synth.model.pretrained import load_model_pair
+
+    probe = GenerationConfig(**{**settings, "temperature_spread": 0.0})  # validates the rest first
+    klines, _ = klines_for(probe.freq, data)
+    pair = load_model_pair(model, tokenizer)
+    lookback, horizon = probe.window
+    choice = choose_temperature_spread(
+        klines, lambda s: KronosForecaster(pair, freq=probe.freq, temperature=probe.temperature, top_p=probe.top_p,
+                                           top_k=probe.top_k, temperature_spread=s, batch_size=probe.batch_size,
+                                           device=probe.device, dtype=probe.dtype, progress=False),
+        freq=probe.freq, lookback=lookback, horizon=horizon, seed=probe.seed, test_fraction=probe.test_fraction)
+    click.echo(choice.line(), err=True)
+    settings["temperature_spread"] = choice.spread
+
+
 def _gen_default(name: str):
     """A generate option's default: the library's (GenerationConfig), written once."""
     from kronos_synth.generate.config import GenerationConfig
@@ -275,6 +317,8 @@ def _gen_default(name: str):
 @click.option("--temperature", type=float, default=_gen_default("temperature"), show_default=True)
 @click.option("--top-p", type=float, default=_gen_default("top_p"), show_default=True)
 @click.option("--top-k", type=int, default=_gen_default("top_k"), show_default=True, help="0 = off.")
+@click.option("--temperature-spread", type=SpreadParam(), default=_gen_default("temperature_spread"),
+              show_default=True, help=SPREAD_HELP)
 @click.option("--seed", type=int, default=_gen_default("seed"), show_default=True)
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default=_gen_default("split"),
               show_default=True, help="Period the real contexts come from.")
@@ -343,6 +387,7 @@ def generate(n: int, data: str | None, dataset: str | None, model: str | None, t
         ray = RayConfig(address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker or 0.0)
     elif address is not None or num_workers is not None or gpus_per_worker is not None:
         raise click.UsageError("--address, --num-workers and --gpus-per-worker need --engine ray")
+    resolve_auto_spread(settings, data if data is not None else dataset, model, tokenizer)
     config = GenerationConfig(**settings)
     summary = generate_dataset(config, n=n, data=data, dataset=dataset, model=model,
                                tokenizer=tokenizer, out=out, ray=ray, progress=progress,
@@ -591,6 +636,8 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
 @click.option("--temperature", type=float, default=_gen_default("temperature"), show_default=True)
 @click.option("--top-p", type=float, default=_gen_default("top_p"), show_default=True)
 @click.option("--top-k", type=int, default=_gen_default("top_k"), show_default=True, help="0 = off.")
+@click.option("--temperature-spread", type=float, default=_gen_default("temperature_spread"), show_default=True,
+              help=SPREAD_HELP)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of each symbol's history that is the test period.")
@@ -602,8 +649,8 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 def evaluate_calibration_cmd(real: str, freq: str, model: str | None, tokenizer: str | None, lookback: int | None,
                              horizon: int | None, horizons: str | None, contexts: int, samples: int, generators: str,
-                             temperature: float, top_p: float, top_k: int, seed: int, test_fraction: float,
-                             batch_size: int, device: str, dtype: str, out: str, progress: bool | None) -> None:
+                             temperature: float, top_p: float, top_k: int, temperature_spread: float, seed: int,
+                             test_fraction: float, batch_size: int, device: str, dtype: str, out: str, progress: bool | None) -> None:
     """Calibration of conditional paths: CRPS, PIT and interval coverage of sampled continuations.
 
     Takes real test-period contexts, draws --samples continuations of each from Kronos and from two
@@ -639,7 +686,7 @@ def evaluate_calibration_cmd(real: str, freq: str, model: str | None, tokenizer:
 
         forecasters["kronos"] = KronosForecaster(
             load_model_pair(model, tokenizer), freq=freq, temperature=temperature, top_p=top_p, top_k=top_k,
-            batch_size=batch_size, device=device, dtype=dtype, progress=progress)
+            temperature_spread=temperature_spread, batch_size=batch_size, device=device, dtype=dtype, progress=progress)
     result = evaluate_calibration(frame, forecasters, freq=freq, lookback=lookback, horizon=horizon,
                                   n_contexts=contexts, samples=samples, horizons=hs, seed=seed,
                                   test_fraction=test_fraction, references=[g for g in names if g != "kronos"],

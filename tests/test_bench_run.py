@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.protocol import BASELINES, ROUNDTRIP, load_protocol, settings_key
+from evaluation.protocol import BASELINES, ROUNDTRIP, ProtocolError, load_protocol, settings_key
 from evaluation.report import CALIBRATION_ROWS, best_setting, peer_lines
 from evaluation.run import plan, run_protocol
 
@@ -186,6 +186,22 @@ def test_pool_workers_stop_when_the_runner_is_killed(tmp_path):
     while alive(worker) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not alive(worker)
+
+
+def test_auto_spread_is_chosen_by_a_stage_before_anything_samples():
+    auto = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
+                                                  overrides={"kronos": {"temperature_spread": "auto"}}))}
+    assert auto["spread"].deps == ("predictor",)
+    assert auto["generate"].deps == ("spread",) and auto["forecast-calibration"].deps == ("spread",)
+    fixed = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
+                                                   overrides={"kronos": {"temperature_spread": 0.3}}))}
+    plain = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
+                                                   overrides={"kronos": {"temperature_spread": 0.0}}))}
+    assert "spread" not in fixed and fixed["generate"].deps == ("predictor",)
+    assert fixed["generate"].key != plain["generate"].key and fixed["predictor"].key == plain["predictor"].key
+    for bad in ("wide", -0.1, True):
+        with pytest.raises(ProtocolError, match="temperature_spread"):
+            load_protocol("goog-daily", overrides={"kronos": {"temperature_spread": bad}})
 
 
 def test_zero_shot_plan_has_no_training_stage_and_uses_the_embedded_model():

@@ -16,6 +16,7 @@ from kronos_synth.metrics.forecast_calibration import (
     CalibrationInputError,
     GarchForecaster,
     calibration_windows,
+    choose_temperature_spread,
     crps_ensemble,
     evaluate_calibration,
     interval_coverage,
@@ -87,6 +88,48 @@ def _garch_frame(n=3000, seed=0) -> pd.DataFrame:
                          "high": np.maximum(np.r_[100, close[:-1]], close) * 1.001,
                          "low": np.minimum(np.r_[100, close[:-1]], close) * 0.999, "close": close,
                          "volume": 1e6, "amount": 1e6 * close})
+
+
+def _vol_blocks_frame(log_vol_sd: float, n=4000, block=20, seed=0) -> pd.DataFrame:
+    """Daily bars whose volatility jumps every `block` bars (log-normal, sd `log_vol_sd`) around 1 %."""
+    rng = np.random.default_rng(seed)
+    vol = 0.01 * np.exp(np.repeat(rng.normal(0, log_vol_sd, n // block + 1), block)[:n])
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1, n) * vol))
+    return pd.DataFrame({"timestamps": pd.date_range("2000-01-03", periods=n, freq="B"), "symbol": "SIM",
+                         "open": np.r_[100, close[:-1]], "high": np.maximum(np.r_[100, close[:-1]], close) * 1.001,
+                         "low": np.minimum(np.r_[100, close[:-1]], close) * 0.999, "close": close,
+                         "volume": 1e6, "amount": 1e6 * close})
+
+
+def _scaled_walk(spread: float):
+    """A forecaster whose paths are 1 %-volatility random walks, each path's volatility scaled by
+    exp(spread·z − spread²/2): what a per-path temperature does to a model of the right average volatility."""
+    def forecast(windows, lookback, samples, seed):
+        rng = np.random.default_rng(seed)
+        k, h = len(windows), windows.length - lookback
+        scale = np.exp(spread * rng.standard_normal((k, samples, 1)) - spread ** 2 / 2)
+        r = 0.01 * scale * rng.standard_normal((k, samples, h))
+        return windows.values[:, lookback - 1, 3][:, None, None] * np.exp(np.cumsum(r, axis=2))
+    return forecast
+
+
+def test_spread_choice_follows_the_volatility_of_volatility_of_the_validation_period():
+    """Where volatility jumps from block to block the chosen spread is wide; where it is constant, 0 or the smallest step — each
+    on validation contexts only (the test period is never looked at)."""
+    common = dict(freq="daily", lookback=20, horizon=20, n_contexts=60, samples=50, seed=3)
+    wild = choose_temperature_spread(_vol_blocks_frame(0.5), _scaled_walk, **common)
+    calm = choose_temperature_spread(_vol_blocks_frame(0.0), _scaled_walk, **common)
+    assert wild.spread >= 0.3 and calm.spread <= 0.15
+    assert [r["spread"] for r in wild.rows] == [0.0, 0.15, 0.3, 0.45, 0.6] and wild.n_contexts == 60
+    wide = {r["spread"]: r["vol_coverage_90"] for r in wild.rows}
+    assert wide[0.0] < 0.8 and wide[wild.spread] > wide[0.0]  # a single volatility covers too little
+    assert wild.line().startswith(f"temperature spread {wild.spread:g}: lowest realised-volatility CRPS on 60")
+    # the test period is not read: changing it changes nothing
+    frame = _vol_blocks_frame(0.5)
+    frame.loc[frame.index[-500:], "close"] *= 1.5
+    assert choose_temperature_spread(frame, _scaled_walk, **common).rows == wild.rows
+    with pytest.raises(CalibrationInputError):
+        choose_temperature_spread(frame, _scaled_walk, grid=[-0.1, 0.2], **common)
 
 
 def test_references_are_calibrated_on_garch_data():

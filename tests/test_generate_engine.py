@@ -43,6 +43,30 @@ def test_same_seed_same_data_across_batch_sizes(tiny_model, tmp_path):
     assert not np.allclose(a["close"].to_numpy(), c["close"].to_numpy())
 
 
+def test_path_temperature_spread_is_batch_invariant_and_widens_path_volatility(tiny_model, tmp_path):
+    """Per-path temperatures: same bytes at any batch size; the spread of the paths' volatility around
+    their context's grows with it, while the typical path's volatility stays about where it was."""
+    # The embedded default (a random tiny predictor's tokens have no volatility a temperature could widen).
+    kw = dict(n=256, samples_per_context=16, contexts_per_symbol=16, horizon=20, model=None, tokenizer=None)
+    _gen(tiny_model, tmp_path / "a", batch_size=16, temperature_spread=0.6, **kw)
+    _gen(tiny_model, tmp_path / "b", batch_size=256, temperature_spread=0.6, **kw)
+    a, b = read_synthetic(tmp_path / "a"), read_synthetic(tmp_path / "b")
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert a.metadata["temperature_spread"] == 0.6
+    _gen(tiny_model, tmp_path / "c", temperature_spread=0.0, **kw)
+    c = read_synthetic(tmp_path / "c")
+    assert "temperature_spread" not in c.metadata  # plain runs keep their keys
+
+    def log_path_vol(frame):  # (contexts, 16): sequences k·16 … k·16 + 15 continue context k
+        r = np.diff(np.log(frame["close"].to_numpy().reshape(-1, 20)), axis=1)
+        return np.log(r.std(axis=1)).reshape(-1, 16)
+
+    va, vc = log_path_vol(a.frame), log_path_vol(c.frame)
+    within_a, within_c = (v - v.mean(1, keepdims=True) for v in (va, vc))
+    assert within_a.std() > 1.2 * within_c.std()
+    assert abs(np.median(va) - np.median(vc)) < 0.5 * within_c.std()
+
+
 def test_shared_context_prefill_gives_the_per_row_result(tiny_model, tmp_path, monkeypatch):
     """Samples of one context share one prefill; each row still gets exactly its alone-result."""
     import kronos_synth.generate.sampler as sampler

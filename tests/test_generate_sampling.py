@@ -4,7 +4,7 @@ import torch
 
 from kronos_synth.data.errors import InputError
 from kronos_synth.generate.rng import counter_permutation, counter_uniform
-from kronos_synth.generate.sampler import SamplingConfig, sample_from_logits
+from kronos_synth.generate.sampler import SamplingConfig, path_temperatures, sample_from_logits
 from kronos_synth.model import native
 
 
@@ -84,7 +84,8 @@ def test_top_k_and_top_p_both_apply(path):
     np.testing.assert_allclose(freq[:2], np.array([4, 3]) / 7, atol=0.004)
 
 
-@pytest.mark.parametrize("kw", [{"temperature": 0}, {"top_k": -1}, {"top_p": 0}, {"top_p": 1.5}])
+@pytest.mark.parametrize("kw", [{"temperature": 0}, {"top_k": -1}, {"top_p": 0}, {"top_p": 1.5},
+                                {"temperature_spread": -0.1}, {"temperature_spread": 3.0}])
 def test_bad_sampling_settings_are_input_errors(kw):
     with pytest.raises(InputError) as err:
         SamplingConfig(**{"temperature": 1.0, "top_k": 0, "top_p": 0.95, **kw})
@@ -129,3 +130,16 @@ def test_the_kernel_draws_what_pytorchs_path_draws(dtype, monkeypatch):
         assert native.sample(logits[17:18], u[17:18], cfg.temperature, cfg.top_k, cfg.top_p)[0] == ours[17]
         assert torch.equal(native.sample(logits, u, cfg.temperature, cfg.top_k, cfg.top_p, threads=1), ours)
         assert torch.equal(native.sample(logits, u, cfg.temperature, cfg.top_k, cfg.top_p, threads=3), ours)
+
+
+def test_path_temperatures_are_lognormal_around_the_temperature():
+    cfg = SamplingConfig(temperature=0.9, top_k=0, top_p=1.0, temperature_spread=0.3)
+    ids = np.arange(40_000)
+    t = path_temperatures(cfg, 5, ids)
+    assert abs(t.mean() / 0.9 - 1) < 0.01  # mean kept: each step's spread is kept on average
+    assert abs(np.log(t).std() - 0.3) < 0.005
+    assert abs(np.median(t) / (0.9 * np.exp(-0.045)) - 1) < 0.01
+    # a path's temperature depends on (seed, its id) only
+    np.testing.assert_array_equal(path_temperatures(cfg, 5, ids[[7, 3, 39_999]]), t[[7, 3, 39_999]])
+    assert not np.allclose(path_temperatures(cfg, 6, ids[:100]), t[:100])
+    assert path_temperatures(SamplingConfig(temperature=0.9, top_k=0, top_p=1.0), 5, ids) is None

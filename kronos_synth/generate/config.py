@@ -38,6 +38,7 @@ class GenerationConfig:
     temperature: float = 1.0
     top_p: float = 0.95
     top_k: int = 0  # 0 = off
+    temperature_spread: float = 0.0  # σ of each path's log-temperature (generate/sampler.py path_temperatures)
     seed: int = 0
     split: str = "train"  # where contexts come from: train, test or all of the data
     test_fraction: float = 0.2
@@ -109,7 +110,8 @@ class GenerationConfig:
 
     @property
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+        return SamplingConfig(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                              temperature_spread=self.temperature_spread)
 
     @property
     def part_size(self) -> int:
@@ -121,6 +123,8 @@ class GenerationConfig:
         """The settings a run's Parquet metadata records (window resolved; execution-only settings left out)."""
         out = {k: v for k, v in asdict(self).items() if k not in EXECUTION_ONLY}
         # Scenario settings are recorded only when used, so plain runs keep the keys (and run keys) they had.
+        if self.temperature_spread == 0:
+            out.pop("temperature_spread")
         if self.condition is None:
             out.pop("condition"), out.pop("max_tries")
         if self.scenario is None:

@@ -13,7 +13,7 @@ distribution sorted by probability, so top_k=1 is exactly greedy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -44,13 +44,15 @@ class SamplingConfig:
     temperature: float
     top_k: int  # 0 = off
     top_p: float
+    temperature_spread: float = 0.0  # σ of each path's log-temperature (see path_temperatures); 0 = one temperature
 
     def __post_init__(self) -> None:
         from kronos_synth.data.errors import InputError
 
         for name, ok, rule in (("temperature", self.temperature > 0, "> 0"),
                                ("top_k", self.top_k >= 0, "≥ 0 (0 = off)"),
-                               ("top_p", 0 < self.top_p <= 1, "in (0, 1]")):
+                               ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+                               ("temperature_spread", 0 <= self.temperature_spread <= 2, "in [0, 2]")):
             if not ok:
                 raise InputError(f"{name} must be {rule}, got {getattr(self, name)}", param=name)
 
@@ -99,6 +101,28 @@ def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: Sampling
     return order.gather(-1, pos).squeeze(-1)
 
 
+PATH_STEP, PATH_STREAM = 0xFFFE, 4  # the counter of each path's temperature draw (panels use streams 0-3)
+
+
+def path_temperatures(cfg: SamplingConfig, seed: int, path_ids: np.ndarray) -> np.ndarray | None:
+    """Each path's temperature, cfg.temperature · exp(σz − σ²/2) with z ~ N(0, 1) drawn from the path's id,
+    or None when σ = `temperature_spread` is 0.
+
+    Why: a path's volatility over the horizon varies far less across Kronos's samples than across real
+    continuations of similar contexts (the realised-volatility intervals are too narrow while the return
+    intervals are right: docs/models.md). A temperature scales the spread of each step's distribution, so a
+    temperature drawn once per path is a path-level volatility factor; its mean stays cfg.temperature, so
+    the spread of one step's distribution is kept on average while the paths' volatility varies more.
+    """
+    if cfg.temperature_spread == 0:
+        return None
+    from scipy.special import ndtri
+
+    z = ndtri(counter_uniform(seed, path_ids, PATH_STEP, PATH_STREAM) + 2.0 ** -54)
+    s = cfg.temperature_spread
+    return cfg.temperature * np.exp(s * z - s * s / 2)
+
+
 def descending_order(x: torch.Tensor) -> torch.Tensor:
     """Indices that sort each row of float32 x (B, V) by descending value, ties by ascending index — what
     `torch.sort(x, descending=True, stable=True)` returns, ~10x faster on CPU: one unique integer key per
@@ -132,6 +156,7 @@ def sample_tokens(
     uniforms: Callable[[int, int], np.ndarray] | None = None,
     token_scores: tuple[torch.Tensor, torch.Tensor] | None = None,
     buffers: dict | None = None,
+    path_ids: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Continue token contexts by `horizon` steps.
 
@@ -149,15 +174,23 @@ def sample_tokens(
     only on the rows' ids. `token_scores` (s1 (V1,), s2 (V2,)): the inverse-CDF order of each draw
     (`sample_from_logits`' `order_by`). `buffers`: a dict kept by the caller across calls, from which
     the K/V caches take their storage (`native.reusing`; none of it is read before it is written).
+    `path_ids` (B,): the ids whose draws set each row's temperature when `cfg.temperature_spread` > 0
+    (`path_temperatures`; default `sequence_ids`; a panel gives its assets one id, so one factor).
     """
     with native.reusing(buffers):
         return _sample_tokens(model, s1_context, s2_context, stamps, horizon, cfg, seed=seed, sequence_ids=sequence_ids,
                               max_context=max_context, samples_per_context=samples_per_context,
-                              shared_prefix=shared_prefix, uniforms=uniforms, token_scores=token_scores)
+                              shared_prefix=shared_prefix, uniforms=uniforms, token_scores=token_scores,
+                              path_ids=sequence_ids if path_ids is None else path_ids)
 
 
 def _sample_tokens(model, s1_context, s2_context, stamps, horizon, cfg, *, seed, sequence_ids, max_context,
-                   samples_per_context, shared_prefix, uniforms, token_scores) -> tuple[torch.Tensor, torch.Tensor]:
+                   samples_per_context, shared_prefix, uniforms, token_scores,
+                   path_ids) -> tuple[torch.Tensor, torch.Tensor]:
+    temps = path_temperatures(cfg, seed, path_ids)
+    if temps is not None:  # each row's logits divided by its own temperature, then drawn at temperature 1
+        per_row = torch.from_numpy(temps).to(device=s1_context.device, dtype=torch.float32).unsqueeze(-1)
+        cfg = replace(cfg, temperature=1.0, temperature_spread=0.0)
     if uniforms is None:
         def uniforms(step: int, stream: int) -> np.ndarray:
             return counter_uniform(seed, sequence_ids, step, stream)
@@ -219,9 +252,13 @@ def _sample_tokens(model, s1_context, s2_context, stamps, horizon, cfg, *, seed,
 
     for i in range(horizon):
         t = L + i  # position being generated
+        if temps is not None:
+            s1_logits = s1_logits.float() / per_row
         s1 = sample_from_logits(s1_logits, uniforms(i, 0), cfg, order1)
-        s2_logits = model.decode_s2_cached(context, s1.unsqueeze(1), cache)
-        s2 = sample_from_logits(s2_logits.reshape(b, -1), uniforms(i, 1), cfg, order2)
+        s2_logits = model.decode_s2_cached(context, s1.unsqueeze(1), cache).reshape(b, -1)
+        if temps is not None:
+            s2_logits = s2_logits.float() / per_row
+        s2 = sample_from_logits(s2_logits, uniforms(i, 1), cfg, order2)
         s1_all[:, t], s2_all[:, t] = s1, s2
         if i + 1 == horizon:
             break

@@ -345,3 +345,50 @@ def summary_lines(result: CalibrationResult) -> list[str]:
         lines.append(f"{name}: {h}-bar return CRPS {r.crps:.5f}, PIT-KS {r.pit_ks:.3f}, "
                      f"coverage 50 % {r.coverage_50:.2f}, 90 % {r.coverage_90:.2f}")
     return lines + [f"note: {n}" for n in result.notes]
+
+
+# ----------------------------------------------------------------------------------------------
+# choosing the per-path temperature spread
+
+SPREAD_GRID = (0.0, 0.15, 0.3, 0.45, 0.6)
+
+
+@dataclass
+class SpreadChoice:
+    """The chosen spread and, per candidate, its validation scores at the horizon."""
+
+    spread: float
+    rows: list[dict]
+    n_contexts: int
+
+    def line(self) -> str:
+        scores = ", ".join(f"{r['spread']:g}: {r['vol_crps']:.5f}" for r in self.rows)
+        return (f"temperature spread {self.spread:g}: lowest realised-volatility CRPS on {self.n_contexts} validation "
+                f"contexts ({scores})")
+
+
+def choose_temperature_spread(klines: pd.DataFrame, forecaster_at: Callable[[float], Forecaster], *, freq: str,
+                              lookback: int | None = None, horizon: int | None = None,
+                              grid: Sequence[float] = SPREAD_GRID, n_contexts: int = 100, samples: int = 50,
+                              seed: int = 0, test_fraction: float = 0.2) -> SpreadChoice:
+    """The per-path temperature spread (`generate/sampler.py` path_temperatures) whose sampled continuations of
+    VALIDATION contexts (the tail of the train period; the test period is never looked at) score the lowest
+    CRPS of the horizon's realised volatility — a proper score of exactly what the spread changes.
+
+    `forecaster_at(spread)` → a forecaster sampling at that spread (e.g. a `KronosForecaster`). Every candidate
+    draws with the same seed, so the candidates differ by their spread, not by their random numbers."""
+    if not grid or min(grid) < 0:
+        raise CalibrationInputError(f"spread candidates must be ≥ 0, got {list(grid)}", param="grid")
+    rows, n = [], 0
+    for s in sorted(set(float(g) for g in grid)):
+        res = evaluate_calibration(klines, {"kronos": forecaster_at(s)}, freq=freq, lookback=lookback, horizon=horizon,
+                                   n_contexts=n_contexts, samples=samples, horizons=[horizon or get_preset(freq).horizon],
+                                   seed=seed, test_fraction=test_fraction, references=(), period="validation")
+        h = res.settings["horizon"]
+        vol, ret = res.row("kronos", "realized_vol", h), res.row("kronos", "return", h)
+        rows.append({"spread": s, "vol_crps": vol.crps, "vol_coverage_50": vol.coverage_50,
+                     "vol_coverage_90": vol.coverage_90, "vol_pit_ks": vol.pit_ks, "return_crps": ret.crps,
+                     "return_coverage_90": ret.coverage_90})
+        n = vol.n_contexts
+    best = min(rows, key=lambda r: (r["vol_crps"], r["spread"]))
+    return SpreadChoice(best["spread"], rows, n)
