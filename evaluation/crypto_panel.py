@@ -41,7 +41,7 @@ def _symbols(klines) -> tuple[str, ...]:
 
 
 def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, order_by_return: bool,
-                   echo, calibrate: bool = True) -> np.ndarray:
+                   echo, calibrate: bool = True, temperature_spread: float = 0.0) -> np.ndarray:
     import torch
 
     from kronos_synth.data.synthetic import read_synthetic
@@ -53,7 +53,8 @@ def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, o
     cfg = GenerationConfig(freq=proto["freq"], lookback=int(p["lookback"]), horizon=int(proto["window"]),
                            top_p=float(p["top_p"]), seed=int(proto["seed"]), split="train", panel=symbols,
                            coupling=coupling, samples_per_context=int(p["samples_per_context"]),
-                           contexts_per_symbol=int(p["contexts"]), batch_size=256, dtype=p["dtype"])
+                           contexts_per_symbol=int(p["contexts"]), batch_size=256, dtype=p["dtype"],
+                           temperature_spread=temperature_spread)
     torch.set_num_threads(int(proto["run"]["threads"]))
     gen = PanelGenerator(load_model_pair(p.get("model") or None), klines, cfg, source="crypto-panel",
                          order_by_return=order_by_return, calibrate=calibrate)
@@ -61,6 +62,31 @@ def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, o
     summary = gen.write_panels(str(work), int(p["n_panels"]), progress=False)
     echo(f"  {work.name}: {summary.line()} ({time.perf_counter() - t0:.0f} s)")
     return read_synthetic(work).to_panels()[0]
+
+
+def _auto_spread(klines, proto: dict, folder: Path, model_sha: str, echo) -> float:
+    """The panel model's per-path temperature spread chosen on validation contexts of the train period, each
+    symbol alone (`choose_temperature_spread`); cached in spread.json per model."""
+    from kronos_synth.generate.conditional import KronosForecaster
+    from kronos_synth.metrics.forecast_calibration import choose_temperature_spread
+    from kronos_synth.model.pretrained import load_model_pair
+
+    p, path = proto["panel"], folder / "spread.json"
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    settings = {"model_sha256": model_sha, "contexts": p.get("spread_contexts", 100)}
+    if {k: cached.get(k) for k in settings} == settings:
+        return float(cached["spread"])
+    pair = load_model_pair(p.get("model") or None)
+    choice = choose_temperature_spread(
+        klines, lambda s: KronosForecaster(pair, freq=proto["freq"], top_p=float(p["top_p"]), temperature_spread=s,
+                                           batch_size=256, dtype=p["dtype"], device="cpu", progress=False),
+        freq=proto["freq"], lookback=int(p["lookback"]), horizon=int(proto["window"]),
+        n_contexts=int(p.get("spread_contexts", 100)), samples=int(p.get("spread_samples", 50)),
+        seed=stage_seed(int(proto["seed"]), "spread"))
+    echo(f"  {choice.line()}")
+    path.write_text(json.dumps({**settings, "spread": choice.spread, "validation": choice.rows,
+                                "n_contexts": choice.n_contexts}, indent=1))
+    return choice.spread
 
 
 def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, Any]:
@@ -114,6 +140,15 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     row("kronos (coupled)", {**kronos, "coupling": "gaussian", "calibrated": True},
         lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-calibrated-{msha[:8]}", coupling="gaussian",
                                order_by_return=True, echo=echo))
+    spread = p.get("temperature_spread", 0.0)
+    if spread == "auto":
+        spread = _auto_spread(klines, proto, folder, msha, echo)
+    if spread:
+        row(f"kronos (coupled, temperature spread {spread:g})",
+            {**kronos, "coupling": "gaussian", "calibrated": True, "temperature_spread": float(spread)},
+            lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-spread{spread:g}-{msha[:8]}",
+                                   coupling="gaussian", order_by_return=True, echo=echo,
+                                   temperature_spread=float(spread)))
     row("kronos (coupled, t copula)", {**kronos, "coupling": "t", "calibrated": True},
         lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-t-{msha[:8]}", coupling="t",
                                order_by_return=True, echo=echo))

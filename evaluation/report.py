@@ -100,7 +100,7 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
         "protocol": {k: v for k, v in proto.items() if k != "file"}, "protocol_file": Path(proto["file"]).name,
         "data": result("data"), "headline": headline, "generators": generators,
         "calibration": {**(calibration or {}), "peers": peers.get("calibration") or {}} if calibration or peers else None,
-        "training": {n: result(n) for n in ("tokenizer", "predictor", "generate", "roundtrip") if result(n)},
+        "training": {n: result(n) for n in ("tokenizer", "predictor", "spread", "generate", "roundtrip") if result(n)},
         "baselines": {b: result(f"baseline:{b}") for b in BASELINES if result(f"baseline:{b}")},
         "sweep": {"settings": sweep, "best": best, "criterion": SWEEP_CRITERION} if sweep else None,
         "forecast_calibration": result("forecast-calibration"),
@@ -230,6 +230,14 @@ def sweep_plot(folder: Path, sweep: list[dict], best: dict | None, title: str) -
 # markdown
 
 
+def spread_note(k: dict) -> str:
+    """The per-path temperature spread of the Settings line ("" when off)."""
+    value = k.get("temperature_spread")
+    if value == "auto":
+        return ", per-path temperature spread chosen on validation contexts (see Training and sampling)"
+    return f", per-path temperature spread {float(value):g}" if value else ""
+
+
 def _settings_lines(proto: dict) -> list[str]:
     k, ev, sw, b = proto["kronos"], proto["evaluation"], proto["sweep"], proto["baselines"]
     opts = "; ".join(f"{n}: {json.dumps(b.get(n, {}))}" for n in BASELINES if n in proto["generators"])
@@ -244,6 +252,7 @@ def _settings_lines(proto: dict) -> list[str]:
            f"steps (lr {k['predictor_lr']:g})" if k["init"] != "zero-shot" else "")
         + f"; {k['n']} sequences, contexts from the train period, "
           f"T = {k['temperature']:g}, top-p = {k['top_p']:g}"
+        + spread_note(k)
         + (f"; trained on `{k.get('train_data') or proto['data']}`" if k.get("train_data") or k.get("phase_offsets")
            else "")
         + (" with phase offsets (finer bars resampled at every bin offset)" if k.get("phase_offsets") else ""),
@@ -360,6 +369,15 @@ def render(rep: dict, plots: dict) -> str:
                          num(t["best_val_loss"]), t["best_step"]])
     if rows:
         lines += table(["model", "init", "steps", "first val loss", "best val loss", "best step"], rows)
+    if "spread" in tr:
+        sp = tr["spread"]
+        lines += [f"Per-path temperature spread (chosen on {sp['n_contexts']} validation contexts of the train period, "
+                  "lowest CRPS of the horizon's realised volatility):", ""]
+        lines += table(["spread", "realised-vol. CRPS", "coverage 50 %", "coverage 90 %", "return CRPS",
+                        "return coverage 90 %"],
+                       [[f"**{r['spread']:g}**" if r["spread"] == sp["spread"] else f"{r['spread']:g}",
+                         num(r["vol_crps"], 5), num(r["vol_coverage_50"], 2), num(r["vol_coverage_90"], 2),
+                         num(r["return_crps"], 5), num(r["return_coverage_90"], 2)] for r in sp["validation"]])
     if "generate" in tr:
         g = tr["generate"]
         lines += [f"Kronos generation: {g['sequences']} sequences in {g['wall_time_s']:.1f} s; raw invalid bars "

@@ -47,6 +47,15 @@ def test_quick_sp500_protocol_reports_every_row_and_resumes(tmp_path):
     # the Kronos model was fine-tuned from the embedded default on this market's train period
     assert rep["training"]["predictor"]["steps_done"] == 3 and "assets/default" in rep["training"]["predictor"]["init"]
     assert rep["training"]["generate"]["sequences"] == 96
+    # the per-path temperature spread was chosen on validation contexts and is the one generation used
+    spread = rep["training"]["spread"]
+    assert [r["spread"] for r in spread["validation"]] == [0.0, 0.15, 0.3, 0.45, 0.6]
+    best = min(spread["validation"], key=lambda r: (r["vol_crps"], r["spread"]))["spread"]
+    assert spread["spread"] == best
+    from kronos_synth.data.synthetic import read_synthetic
+
+    assert read_synthetic(out / "work" / "kronos").metadata.get("temperature_spread", 0.0) == best
+    assert "Per-path temperature spread (chosen on" in (out / "report.md").read_text()
     # the sweep covers the whole grid, records a best setting and draws the trade-off plot
     assert len(rep["sweep"]["settings"]) == 12 and rep["sweep"]["best"] is not None
     assert (out / "sweep_tradeoff.png").is_file() and (out / "diversity_tsne.png").is_file()
@@ -79,7 +88,7 @@ def test_stage_keys_follow_their_dependencies():
     b = {s.name: s.key for s in plan(load_protocol("goog-daily", quick=True,
                                                    overrides={"kronos": {"predictor_steps": 7}}))}
     changed = {n for n in a if a[n] != b[n]}
-    assert changed == {"predictor", "generate", "evaluate:kronos", "forecast-calibration", "peers",
+    assert changed == {"predictor", "spread", "generate", "evaluate:kronos", "forecast-calibration", "peers",
                        *(n for n in a if n.startswith("sweep:"))}
     assert settings_key({"a": 1, "b": [1, 2]}) == settings_key({"b": [1, 2], "a": 1})
 
@@ -210,7 +219,7 @@ def test_zero_shot_plan_has_no_training_stage_and_uses_the_embedded_model():
     proto = load_protocol("sp500-daily", quick=True, overrides=ZERO_SHOT)
     stages = {s.name: s for s in plan(proto)}
     assert "tokenizer" not in stages and "predictor" not in stages and not any(n.startswith("sweep") for n in stages)
-    assert stages["generate"].deps == ("data",)
+    assert stages["spread"].deps == ("data",) and stages["generate"].deps == ("spread",)  # sp500: spread "auto"
     assert set(proto["generators"]) == {"kronos", "bootstrap"}
     assert [n for n in stages if n.startswith("evaluate:")] == ["evaluate:kronos", "evaluate:bootstrap"]
     # the fine-tune protocol's generate stage has another key: results never mix
