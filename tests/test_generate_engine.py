@@ -174,6 +174,8 @@ def _cli(*args, cwd=None):
         (["--seed", "-1"], "--seed must be ≥ 0"),
         (["--device", "tpu"], "--device 'tpu' is unknown to torch"),
         (["--dtype", "fp16"], "--dtype 'fp16' is unknown"),
+        (["--temperature-spread", "wide"], "expected a number or 'auto', got 'wide'"),
+        (["--temperature-spread", "2.5"], "--temperature-spread must be in [0, 2]"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path, extra, needle):
@@ -188,6 +190,17 @@ def test_bad_arguments_exit_2_with_one_line(tiny_model, tmp_path, extra, needle)
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 2, r.stderr
     assert len(lines) == 1 and "Traceback" not in r.stderr and needle in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_auto_spread_is_chosen_on_validation_contexts_and_recorded(tiny_model, tmp_path):
+    r = _cli("generate", "--n", "8", "--freq", "daily", "--model", tiny_model, "--lookback", "40", "--horizon", "10",
+             "--temperature-spread", "auto", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stderr.splitlines() if x.startswith("temperature spread "))
+    chosen = float(line.split()[2].rstrip(":"))
+    assert "lowest realised-volatility CRPS on 100 validation contexts (0: " in line and chosen in (0, 0.15, 0.3, 0.45, 0.6)
+    assert read_synthetic(tmp_path / "o").metadata.get("temperature_spread", 0.0) == chosen
 
 
 def test_lookback_longer_than_every_clean_segment(tiny_model, tmp_path):
