@@ -41,7 +41,8 @@ def _symbols(klines) -> tuple[str, ...]:
 
 
 def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, order_by_return: bool,
-                   echo, calibrate: bool = True, temperature_spread: float = 0.0) -> np.ndarray:
+                   echo, calibrate: bool = True, temperature_spread: float = 0.0,
+                   volatility_spread: float = 0.0) -> np.ndarray:
     import torch
 
     from kronos_synth.data.synthetic import read_synthetic
@@ -54,7 +55,7 @@ def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, o
                            top_p=float(p["top_p"]), seed=int(proto["seed"]), split="train", panel=symbols,
                            coupling=coupling, samples_per_context=int(p["samples_per_context"]),
                            contexts_per_symbol=int(p["contexts"]), batch_size=256, dtype=p["dtype"],
-                           temperature_spread=temperature_spread)
+                           temperature_spread=temperature_spread, volatility_spread=volatility_spread)
     torch.set_num_threads(int(proto["run"]["threads"]))
     gen = PanelGenerator(load_model_pair(p.get("model") or None), klines, cfg, source="crypto-panel",
                          order_by_return=order_by_return, calibrate=calibrate)
@@ -64,28 +65,31 @@ def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, o
     return read_synthetic(work).to_panels()[0]
 
 
-def _auto_spread(klines, proto: dict, folder: Path, model_sha: str, echo) -> float:
-    """The panel model's per-path temperature spread chosen on validation contexts of the train period, each
-    symbol alone (`choose_temperature_spread`); cached in spread.json per model."""
+def _auto_spread(klines, proto: dict, folder: Path, model_sha: str, key: str, echo) -> float:
+    """The panel model's per-path spread `key` (temperature_spread or volatility_spread) chosen on validation
+    contexts of the train period, each symbol alone (`choose_spread`); cached in spread.json per model."""
     from kronos_synth.generate.conditional import KronosForecaster
-    from kronos_synth.metrics.forecast_calibration import choose_temperature_spread
+    from kronos_synth.metrics.forecast_calibration import choose_spread
     from kronos_synth.model.pretrained import load_model_pair
 
     p, path = proto["panel"], folder / "spread.json"
     cached = json.loads(path.read_text()) if path.exists() else {}
+    cached = cached.get(key, cached if key == "temperature_spread" else {})  # (spread.json of temperature only)
     settings = {"model_sha256": model_sha, "contexts": p.get("spread_contexts", 100)}
     if {k: cached.get(k) for k in settings} == settings:
         return float(cached["spread"])
     pair = load_model_pair(p.get("model") or None)
-    choice = choose_temperature_spread(
-        klines, lambda s: KronosForecaster(pair, freq=proto["freq"], top_p=float(p["top_p"]), temperature_spread=s,
-                                           batch_size=256, dtype=p["dtype"], device="cpu", progress=False),
+    choice = choose_spread(
+        klines, lambda s: KronosForecaster(pair, freq=proto["freq"], top_p=float(p["top_p"]), batch_size=256,
+                                           dtype=p["dtype"], device="cpu", progress=False, **{key: s}),
         freq=proto["freq"], lookback=int(p["lookback"]), horizon=int(proto["window"]),
         n_contexts=int(p.get("spread_contexts", 100)), samples=int(p.get("spread_samples", 50)),
-        seed=stage_seed(int(proto["seed"]), "spread"))
+        seed=stage_seed(int(proto["seed"]), "spread"), label=key.replace("_", " "))
     echo(f"  {choice.line()}")
-    path.write_text(json.dumps({**settings, "spread": choice.spread, "validation": choice.rows,
-                                "n_contexts": choice.n_contexts}, indent=1))
+    everything = json.loads(path.read_text()) if path.exists() else {}
+    everything = everything if "spread" not in everything else {"temperature_spread": everything}
+    everything[key] = {**settings, "spread": choice.spread, "validation": choice.rows, "n_contexts": choice.n_contexts}
+    path.write_text(json.dumps(everything, indent=1))
     return choice.spread
 
 
@@ -140,15 +144,17 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     row("kronos (coupled)", {**kronos, "coupling": "gaussian", "calibrated": True},
         lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-calibrated-{msha[:8]}", coupling="gaussian",
                                order_by_return=True, echo=echo))
-    spread = p.get("temperature_spread", 0.0)
-    if spread == "auto":
-        spread = _auto_spread(klines, proto, folder, msha, echo)
-    if spread:
-        row(f"kronos (coupled, temperature spread {spread:g})",
-            {**kronos, "coupling": "gaussian", "calibrated": True, "temperature_spread": float(spread)},
-            lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-spread{spread:g}-{msha[:8]}",
-                                   coupling="gaussian", order_by_return=True, echo=echo,
-                                   temperature_spread=float(spread)))
+    for key, label in (("temperature_spread", "temperature spread"), ("volatility_spread", "volatility spread")):
+        spread = p.get(key, 0.0)
+        if spread == "auto":
+            spread = _auto_spread(klines, proto, folder, msha, key, echo)
+        if spread:
+            tag = f"{key.split('_')[0]}{spread:g}"
+            row(f"kronos (coupled, {label} {spread:g})",
+                {**kronos, "coupling": "gaussian", "calibrated": True, key: float(spread)},
+                lambda tag=tag, key=key, spread=spread: _kronos_panels(
+                    klines, symbols, proto, work / f"kronos-coupled-{tag}-{msha[:8]}", coupling="gaussian",
+                    order_by_return=True, echo=echo, **{key: float(spread)}))
     row("kronos (coupled, t copula)", {**kronos, "coupling": "t", "calibrated": True},
         lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-t-{msha[:8]}", coupling="t",
                                order_by_return=True, echo=echo))

@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
                "predictor_batch_size": 32, "eval_every": 100, "val_windows": 512, "patience": 4, "n": 6000,
                "temperature": GenerationConfig.default("temperature"), "top_p": GenerationConfig.default("top_p"),
                "temperature_spread": GenerationConfig.default("temperature_spread"),
+               "volatility_spread": GenerationConfig.default("volatility_spread"),
                "batch_size": GenerationConfig.default("batch_size"),
                # training only: "" = train on `data`; else another glob / dataset (e.g. finer bars), and
                # phase_offsets resamples finer bars at every bin offset (kronos_synth.train.windows)
@@ -135,9 +136,10 @@ def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | N
         raise ProtocolError(f"{path}: kronos.init must be 'embedded', 'scratch' or 'zero-shot', "
                             f"got {proto['kronos']['init']!r}")
     check_baseline_options(proto, path)
-    spread = proto["kronos"]["temperature_spread"]
-    if spread != "auto" and (isinstance(spread, bool | str) or not 0 <= spread <= 2):
-        raise ProtocolError(f"{path}: kronos.temperature_spread must be a number in [0, 2] or \"auto\", got {spread!r}")
+    for key in ("temperature_spread", "volatility_spread"):
+        spread = proto["kronos"][key]
+        if spread != "auto" and (isinstance(spread, bool | str) or not 0 <= spread <= 2):
+            raise ProtocolError(f"{path}: kronos.{key} must be a number in [0, 2] or \"auto\", got {spread!r}")
     if proto["kronos"].get("center_returns") and proto["kronos"]["representation"] != "geometry":
         raise ProtocolError(f"{path}: kronos.center_returns needs representation = 'geometry'")
     if proto["kronos"]["init"] in ("embedded", "zero-shot"):

@@ -231,11 +231,15 @@ def sweep_plot(folder: Path, sweep: list[dict], best: dict | None, title: str) -
 
 
 def spread_note(k: dict) -> str:
-    """The per-path temperature spread of the Settings line ("" when off)."""
-    value = k.get("temperature_spread")
-    if value == "auto":
-        return ", per-path temperature spread chosen on validation contexts (see Training and sampling)"
-    return f", per-path temperature spread {float(value):g}" if value else ""
+    """The per-path spreads of the Settings line ("" when off)."""
+    out = ""
+    for key, label in (("temperature_spread", "temperature"), ("volatility_spread", "volatility scale")):
+        value = k.get(key)
+        if value == "auto":
+            out += f", per-path {label} spread chosen on validation contexts (see Training and sampling)"
+        elif value:
+            out += f", per-path {label} spread {float(value):g}"
+    return out
 
 
 def _settings_lines(proto: dict) -> list[str]:
@@ -371,13 +375,16 @@ def render(rep: dict, plots: dict) -> str:
         lines += table(["model", "init", "steps", "first val loss", "best val loss", "best step"], rows)
     if "spread" in tr:
         sp = tr["spread"]
-        lines += [f"Per-path temperature spread (chosen on {sp['n_contexts']} validation contexts of the train period, "
-                  "lowest CRPS of the horizon's realised volatility):", ""]
-        lines += table(["spread", "realised-vol. CRPS", "coverage 50 %", "coverage 90 %", "return CRPS",
-                        "return coverage 90 %"],
-                       [[f"**{r['spread']:g}**" if r["spread"] == sp["spread"] else f"{r['spread']:g}",
-                         num(r["vol_crps"], 5), num(r["vol_coverage_50"], 2), num(r["vol_coverage_90"], 2),
-                         num(r["return_crps"], 5), num(r["return_coverage_90"], 2)] for r in sp["validation"]])
+        for label, c in (("temperature", sp), ("volatility scale", sp.get("volatility"))):
+            if not c or "validation" not in c:
+                continue
+            lines += [f"Per-path {label} spread (chosen on {c['n_contexts']} validation contexts of the train period, "
+                      "lowest CRPS of the horizon's realised volatility):", ""]
+            lines += table(["spread", "realised-vol. CRPS", "coverage 50 %", "coverage 90 %", "return CRPS",
+                            "return coverage 90 %"],
+                           [[f"**{r['spread']:g}**" if r["spread"] == c["spread"] else f"{r['spread']:g}",
+                             num(r["vol_crps"], 5), num(r["vol_coverage_50"], 2), num(r["vol_coverage_90"], 2),
+                             num(r["return_crps"], 5), num(r["return_coverage_90"], 2)] for r in c["validation"]])
     if "generate" in tr:
         g = tr["generate"]
         lines += [f"Kronos generation: {g['sequences']} sequences in {g['wall_time_s']:.1f} s; raw invalid bars "

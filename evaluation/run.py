@@ -47,6 +47,8 @@ from kronos_synth.data.errors import InputError
 from kronos_synth.metrics.discriminative import SPLIT as DISCRIMINATIVE_SPLIT
 from kronos_synth.metrics.forecast_calibration import SPREAD_GRID
 
+SPREADS = ("temperature_spread", "volatility_spread")  # per-path sampling factors (docs/models.md)
+
 STAGES_FILE = "stages.json"
 #: `--zero-shot`: the embedded default with no training stage, beside the bootstrap fitted to the train period
 ZERO_SHOT = {"kronos": {"init": "zero-shot"}, "generators": [KRONOS, "bootstrap"], "sweep": {"enabled": False}}
@@ -69,10 +71,9 @@ class Stage:
 
 
 def spread_setting(kronos: dict) -> dict:
-    """The per-path temperature spread, in a stage's settings only when set (keys of runs without it stay);
-    "auto" is the spread stage's choice, which its key carries."""
-    value = kronos.get("temperature_spread")
-    return {"temperature_spread": value if value == "auto" else float(value)} if value else {}
+    """The per-path spreads, in a stage's settings only when set (keys of runs without them stay); "auto" is
+    the spread stage's choice, which its key carries."""
+    return {k: v if v == "auto" else float(v) for k in SPREADS if (v := kronos.get(k))}
 
 
 def plan(proto: dict, files_sha256: dict[str, str] | None = None,
@@ -105,9 +106,11 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
         out.append(Stage("predictor", st.predictor_stage, {x: k[x] for x in k if x.startswith("predictor_")},
                          ("tokenizer",), outputs=("work/predictor",), serial=True))
     model_dep = ("data",) if zero_shot else ("predictor",)
-    auto_spread = KRONOS in gens and k.get("temperature_spread") == "auto"
+    auto_spread = KRONOS in gens and any(k.get(x) == "auto" for x in SPREADS)
     if auto_spread:
         settings = {x: k[x] for x in ("temperature", "top_p", "batch_size")}
+        if k.get("volatility_spread"):  # (only when set: the keys of temperature-only runs stay as they were)
+            settings["volatility_spread"] = spread_setting(k)["volatility_spread"]
         settings["grid"] = list(k.get("spread_grid", SPREAD_GRID))
         settings["validation"] = {x: proto["forecast_calibration"][x] for x in ("val_contexts", "samples")}
         if zero_shot:

@@ -251,7 +251,7 @@ def predictor_stage(ctx: StageContext) -> dict:
 
 
 def _generate(ctx: StageContext, out: Path, *, n: int, temperature: float, top_p: float, seed: int,
-              temperature_spread: float = 0.0) -> dict:
+              temperature_spread: float = 0.0, volatility_spread: float = 0.0) -> dict:
     from kronos_synth.generate.api import generate_dataset
     from kronos_synth.generate.config import GenerationConfig
 
@@ -259,7 +259,7 @@ def _generate(ctx: StageContext, out: Path, *, n: int, temperature: float, top_p
     predictor, tokenizer = model_dirs(ctx)
     config = GenerationConfig(freq=proto["freq"], lookback=lookback(proto), horizon=int(proto["window"]),
                               temperature=float(temperature), top_p=float(top_p), seed=seed, split="train",
-                              temperature_spread=float(temperature_spread),
+                              temperature_spread=float(temperature_spread), volatility_spread=float(volatility_spread),
                               batch_size=int(proto["kronos"]["batch_size"]), device="cpu")
     summary = generate_dataset(config, n=int(n), out=str(out), data=ctx.source, model=predictor,
                                tokenizer=tokenizer, progress=False)
@@ -271,39 +271,50 @@ def generate_stage(ctx: StageContext) -> dict:
     proto = ctx.proto
     k = proto["kronos"]
     return _generate(ctx, work_dir(ctx, "kronos"), n=k["n"], temperature=k["temperature"], top_p=k["top_p"],
-                     seed=stage_seed(proto["seed"], "generate"), temperature_spread=temperature_spread(ctx))
+                     seed=stage_seed(proto["seed"], "generate"), **path_spreads(ctx))
 
 
-def temperature_spread(ctx: StageContext) -> float:
-    """The protocol's per-path temperature spread: its number, or with "auto" the spread stage's choice."""
-    value = ctx.proto["kronos"]["temperature_spread"]
-    if value == "auto":
-        return float(json.loads(work_dir(ctx, "spread.json").read_text())["spread"])
-    return float(value)
+def path_spreads(ctx: StageContext) -> dict[str, float]:
+    """The protocol's per-path spreads (temperature_spread, volatility_spread): its numbers, and for "auto" the
+    spread stage's choices."""
+    k = ctx.proto["kronos"]
+    auto = [x for x in ("temperature_spread", "volatility_spread") if k[x] == "auto"]
+    chosen = json.loads(work_dir(ctx, "spread.json").read_text()) if auto else {}
+    return {"temperature_spread": float(chosen["spread"] if k["temperature_spread"] == "auto" else k["temperature_spread"]),
+            "volatility_spread": float(chosen["volatility"]["spread"] if k["volatility_spread"] == "auto"
+                                       else k["volatility_spread"])}
 
 
 def spread_stage(ctx: StageContext) -> dict:
-    """Choose the per-path temperature spread on VALIDATION contexts (the tail of the train period): the
-    candidate with the lowest CRPS of the horizon's realised volatility (`choose_temperature_spread`)."""
+    """Choose each "auto" per-path spread on VALIDATION contexts (the tail of the train period): the candidate
+    with the lowest CRPS of the horizon's realised volatility (`choose_spread`); the temperature's first,
+    then the volatility scale's at the chosen temperature spread."""
     from kronos_synth.generate.conditional import KronosForecaster
-    from kronos_synth.metrics.forecast_calibration import SPREAD_GRID, choose_temperature_spread
+    from kronos_synth.metrics.forecast_calibration import SPREAD_GRID, choose_spread
     from kronos_synth.model.pretrained import load_model_pair
 
     proto, k = ctx.proto, ctx.proto["kronos"]
     pair = load_model_pair(*model_dirs(ctx))
-
-    def at(spread: float) -> KronosForecaster:
-        return KronosForecaster(pair, freq=proto["freq"], temperature=float(k["temperature"]), top_p=float(k["top_p"]),
-                                temperature_spread=spread, batch_size=int(k["batch_size"]), device="cpu",
-                                progress=False)
-
     fc = proto["forecast_calibration"]  # the validation contexts and samples the temperature is compared on
-    choice = choose_temperature_spread(real_frame(ctx), at, freq=proto["freq"], lookback=lookback(proto),
-                                       horizon=int(proto["window"]), grid=k.get("spread_grid", SPREAD_GRID),
-                                       n_contexts=int(fc["val_contexts"]), samples=int(fc["samples"]),
-                                       seed=stage_seed(proto["seed"], "spread"),
-                                       test_fraction=float(proto["test_fraction"]))
-    out = {"spread": choice.spread, "validation": choice.rows, "n_contexts": choice.n_contexts, "line": choice.line()}
+    common = dict(freq=proto["freq"], lookback=lookback(proto), horizon=int(proto["window"]),
+                  grid=k.get("spread_grid", SPREAD_GRID), n_contexts=int(fc["val_contexts"]),
+                  samples=int(fc["samples"]), seed=stage_seed(proto["seed"], "spread"),
+                  test_fraction=float(proto["test_fraction"]))
+    fixed = {x: 0.0 if k[x] == "auto" else float(k[x]) for x in ("temperature_spread", "volatility_spread")}
+
+    def at(**spreads: float):
+        return KronosForecaster(pair, freq=proto["freq"], temperature=float(k["temperature"]), top_p=float(k["top_p"]),
+                                batch_size=int(k["batch_size"]), device="cpu", progress=False, **{**fixed, **spreads})
+
+    out: dict = {}
+    if k["temperature_spread"] == "auto":
+        choice = choose_spread(real_frame(ctx), lambda s: at(temperature_spread=s), **common)
+        out.update(spread=choice.spread, validation=choice.rows, n_contexts=choice.n_contexts, line=choice.line())
+        fixed["temperature_spread"] = choice.spread
+    if k["volatility_spread"] == "auto":
+        choice = choose_spread(real_frame(ctx), lambda s: at(volatility_spread=s), **common, label="volatility spread")
+        out["volatility"] = {"spread": choice.spread, "validation": choice.rows, "n_contexts": choice.n_contexts,
+                             "line": choice.line()}
     path = work_dir(ctx, "spread.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
@@ -523,7 +534,7 @@ def forecast_calibration_stage(ctx: StageContext) -> dict:
 
     def kronos(t: float) -> KronosForecaster:
         return KronosForecaster(pair, freq=proto["freq"], temperature=float(t), top_p=float(k["top_p"]),
-                                temperature_spread=temperature_spread(ctx), batch_size=int(k["batch_size"]),
+                                **path_spreads(ctx), batch_size=int(k["batch_size"]),
                                 device="cpu", progress=False)
 
     validation = []

@@ -255,6 +255,8 @@ def datasets_export(name: str, out: str) -> None:
 SPREAD_HELP = ("σ of each path's log-temperature (mean kept at --temperature): paths differ in volatility as real "
                "continuations do; 0 = one temperature for all; auto = the candidate (0 to 0.6) with the lowest "
                "realised-volatility CRPS on validation contexts of the data (docs/models.md).")
+VOL_SPREAD_HELP = ("σ of each path's log volatility scale (E[scale²] = 1): every price move of the path times it, its "
+                   "shape kept (geometry models); 0 = off; auto as for --temperature-spread (docs/models.md).")
 
 
 class SpreadParam(click.ParamType):
@@ -272,26 +274,31 @@ class SpreadParam(click.ParamType):
 
 
 def resolve_auto_spread(settings: dict, data: str | None, model: str | None, tokenizer: str | None) -> None:
-    """Replace temperature_spread "auto" by the spread `choose_temperature_spread` picks on `data`."""
-    if settings.get("temperature_spread") != "auto":
+    """Replace each spread set to "auto" by the one `choose_spread` picks on `data` (temperature first)."""
+    auto = [k for k in ("temperature_spread", "volatility_spread") if settings.get(k) == "auto"]
+    if not auto:
         return
     from kronos_synth.data.sources import klines_for
     from kronos_synth.generate.conditional import KronosForecaster
     from kronos_synth.generate.config import GenerationConfig
-    from kronos_synth.metrics.forecast_calibration import choose_temperature_spread
+    from kronos_synth.metrics.forecast_calibration import choose_spread
     from kronos_synth.model.pretrained import load_model_pair
 
-    probe = GenerationConfig(**{**settings, "temperature_spread": 0.0})  # validates the rest first
+    probe = GenerationConfig(**{**settings, **{k: 0.0 for k in auto}})  # validates the rest first
     klines, _ = klines_for(probe.freq, data)
     pair = load_model_pair(model, tokenizer)
     lookback, horizon = probe.window
-    choice = choose_temperature_spread(
-        klines, lambda s: KronosForecaster(pair, freq=probe.freq, temperature=probe.temperature, top_p=probe.top_p,
-                                           top_k=probe.top_k, temperature_spread=s, batch_size=probe.batch_size,
-                                           device=probe.device, dtype=probe.dtype, progress=False),
-        freq=probe.freq, lookback=lookback, horizon=horizon, seed=probe.seed, test_fraction=probe.test_fraction)
-    click.echo(choice.line(), err=True)
-    settings["temperature_spread"] = choice.spread
+    fixed = {k: 0.0 if k in auto else settings[k] for k in ("temperature_spread", "volatility_spread")}
+    for key in auto:
+        def at(s: float, key: str = key) -> KronosForecaster:
+            return KronosForecaster(pair, freq=probe.freq, temperature=probe.temperature, top_p=probe.top_p,
+                                    top_k=probe.top_k, batch_size=probe.batch_size, device=probe.device,
+                                    dtype=probe.dtype, progress=False, **{**fixed, key: s})
+
+        choice = choose_spread(klines, at, freq=probe.freq, lookback=lookback, horizon=horizon, seed=probe.seed,
+                               test_fraction=probe.test_fraction, label=key.replace("_", " "))
+        click.echo(choice.line(), err=True)
+        settings[key] = fixed[key] = choice.spread
 
 
 def _gen_default(name: str):
@@ -319,6 +326,8 @@ def _gen_default(name: str):
 @click.option("--top-k", type=int, default=_gen_default("top_k"), show_default=True, help="0 = off.")
 @click.option("--temperature-spread", type=SpreadParam(), default=_gen_default("temperature_spread"),
               show_default=True, help=SPREAD_HELP)
+@click.option("--volatility-spread", type=SpreadParam(), default=_gen_default("volatility_spread"),
+              show_default=True, help=VOL_SPREAD_HELP)
 @click.option("--seed", type=int, default=_gen_default("seed"), show_default=True)
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default=_gen_default("split"),
               show_default=True, help="Period the real contexts come from.")

@@ -16,7 +16,7 @@ from kronos_synth.metrics.forecast_calibration import (
     CalibrationInputError,
     GarchForecaster,
     calibration_windows,
-    choose_temperature_spread,
+    choose_spread,
     crps_ensemble,
     evaluate_calibration,
     interval_coverage,
@@ -117,8 +117,8 @@ def test_spread_choice_follows_the_volatility_of_volatility_of_the_validation_pe
     """Where volatility jumps from block to block the chosen spread is wide; where it is constant, 0 or the smallest step — each
     on validation contexts only (the test period is never looked at)."""
     common = dict(freq="daily", lookback=20, horizon=20, n_contexts=60, samples=50, seed=3)
-    wild = choose_temperature_spread(_vol_blocks_frame(0.5), _scaled_walk, **common)
-    calm = choose_temperature_spread(_vol_blocks_frame(0.0), _scaled_walk, **common)
+    wild = choose_spread(_vol_blocks_frame(0.5), _scaled_walk, **common)
+    calm = choose_spread(_vol_blocks_frame(0.0), _scaled_walk, **common)
     assert wild.spread >= 0.3 and calm.spread <= 0.15
     assert [r["spread"] for r in wild.rows] == [0.0, 0.15, 0.3, 0.45, 0.6] and wild.n_contexts == 60
     wide = {r["spread"]: r["vol_coverage_90"] for r in wild.rows}
@@ -127,9 +127,9 @@ def test_spread_choice_follows_the_volatility_of_volatility_of_the_validation_pe
     # the test period is not read: changing it changes nothing
     frame = _vol_blocks_frame(0.5)
     frame.loc[frame.index[-500:], "close"] *= 1.5
-    assert choose_temperature_spread(frame, _scaled_walk, **common).rows == wild.rows
+    assert choose_spread(frame, _scaled_walk, **common).rows == wild.rows
     with pytest.raises(CalibrationInputError):
-        choose_temperature_spread(frame, _scaled_walk, grid=[-0.1, 0.2], **common)
+        choose_spread(frame, _scaled_walk, grid=[-0.1, 0.2], **common)
 
 
 def test_references_are_calibrated_on_garch_data():

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from kronos_synth.data.errors import InputError
 from kronos_synth.data.synthetic import ParquetSequenceWriter, read_synthetic
 from kronos_synth.generate.api import generate_dataset
 from kronos_synth.generate.config import GenerationConfig
@@ -65,6 +66,25 @@ def test_path_temperature_spread_is_batch_invariant_and_widens_path_volatility(t
     within_a, within_c = (v - v.mean(1, keepdims=True) for v in (va, vc))
     assert within_a.std() > 1.2 * within_c.std()
     assert abs(np.median(va) - np.median(vc)) < 0.5 * within_c.std()
+
+
+def test_volatility_spread_scales_each_paths_moves_and_keeps_its_shape(tiny_model, tmp_path):
+    """Same tokens, each path's price moves (gap, body, wicks) times its scale; volume untouched; E[scale²] = 1."""
+    from kronos_synth.generate.sampler import path_volatility_scales
+
+    kw = dict(n=64, samples_per_context=8, contexts_per_symbol=8, horizon=12, model=None, tokenizer=None)
+    _gen(tiny_model, tmp_path / "a", volatility_spread=0.4, **kw)
+    _gen(tiny_model, tmp_path / "c", **kw)
+    a, c = read_synthetic(tmp_path / "a"), read_synthetic(tmp_path / "c")
+    assert a.metadata["volatility_spread"] == 0.4 and "volatility_spread" not in c.metadata
+    scale = path_volatility_scales(0.4, 3, np.arange(64))
+    ra, rc = (np.diff(np.log(d.frame["close"].to_numpy().reshape(64, 12)), axis=1) for d in (a, c))
+    np.testing.assert_allclose(ra, rc * scale[:, None], rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(a.frame["volume"].to_numpy(), c.frame["volume"].to_numpy())
+    big = path_volatility_scales(0.4, 3, np.arange(40_000))
+    assert abs((big ** 2).mean() - 1) < 0.01 and abs(np.log(big).std() - 0.4) < 0.005
+    with pytest.raises(InputError, match="volatility_spread needs a model of the geometry representation"):
+        _gen(tiny_model, tmp_path / "t", volatility_spread=0.4)  # the tiny model is of the levels representation
 
 
 def test_shared_context_prefill_gives_the_per_row_result(tiny_model, tmp_path, monkeypatch):

@@ -28,17 +28,17 @@ class KronosForecaster:
     name = "kronos"
 
     def __init__(self, pair: ModelPair, *, freq: str, temperature: float = 1.0, top_p: float = 0.95,
-                 top_k: int = 0, temperature_spread: float = 0.0, batch_size: int = 512, device: str = "auto",
-                 dtype: str = "auto", progress: bool | None = None) -> None:
+                 top_k: int = 0, temperature_spread: float = 0.0, volatility_spread: float = 0.0,
+                 batch_size: int = 512, device: str = "auto", dtype: str = "auto", progress: bool | None = None) -> None:
         self.pair, self.freq = pair, freq
         self.settings = dict(temperature=temperature, top_p=top_p, top_k=top_k, temperature_spread=temperature_spread,
-                             batch_size=batch_size, device=device, dtype=dtype)
+                             volatility_spread=volatility_spread, batch_size=batch_size, device=device, dtype=dtype)
         self.progress = progress
 
     def describe(self) -> dict:
         return {"model": self.pair.model_id, "tokenizer": self.pair.tokenizer_id,
                 **{k: self.settings[k] for k in ("temperature", "top_p", "top_k")},
-                **({"temperature_spread": s} if (s := self.settings["temperature_spread"]) else {})}
+                **{k: self.settings[k] for k in ("temperature_spread", "volatility_spread") if self.settings[k]}}
 
     def __call__(self, windows: Windows, lookback: int, samples: int, seed: int) -> np.ndarray:
         horizon = windows.length - lookback

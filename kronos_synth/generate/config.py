@@ -39,6 +39,7 @@ class GenerationConfig:
     top_p: float = 0.95
     top_k: int = 0  # 0 = off
     temperature_spread: float = 0.0  # σ of each path's log-temperature (generate/sampler.py path_temperatures)
+    volatility_spread: float = 0.0  # σ of each path's log volatility scale (generate/sampler.py path_volatility_scales)
     seed: int = 0
     split: str = "train"  # where contexts come from: train, test or all of the data
     test_fraction: float = 0.2
@@ -72,6 +73,8 @@ class GenerationConfig:
         if not 0 < self.test_fraction < 1:
             raise _error("test_fraction", f"must be between 0 and 1, got {self.test_fraction}")
         self.sampling  # noqa: B018 — validates temperature, top_k, top_p
+        if not 0 <= self.volatility_spread <= 2:
+            raise _error("volatility_spread", f"must be in [0, 2], got {self.volatility_spread}")
         if self.scenario is not None:
             if self.scenario not in SCENARIOS:
                 raise _error("scenario", f"must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}")
@@ -125,6 +128,8 @@ class GenerationConfig:
         # Scenario settings are recorded only when used, so plain runs keep the keys (and run keys) they had.
         if self.temperature_spread == 0:
             out.pop("temperature_spread")
+        if self.volatility_spread == 0:
+            out.pop("volatility_spread")
         if self.condition is None:
             out.pop("condition"), out.pop("max_tries")
         if self.scenario is None:

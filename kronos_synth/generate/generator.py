@@ -29,11 +29,17 @@ from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.generate.contexts import ContextPool, build_context_pool
 from kronos_synth.generate.device import resolve_device, resolve_dtype
 from kronos_synth.generate.rng import counter_permutation
-from kronos_synth.generate.sampler import MAX_GROUP, decode_horizon, encode_contexts, sample_tokens
+from kronos_synth.generate.sampler import (
+    MAX_GROUP,
+    decode_horizon,
+    encode_contexts,
+    path_volatility_scales,
+    sample_tokens,
+)
 from kronos_synth.generate.summary import GenerationSummary, PartStats, summarize_run
 from kronos_synth.model import check_compatible, native, time_features
 from kronos_synth.model.pretrained import ModelPair
-from kronos_synth.model.representation import get_representation
+from kronos_synth.model.representation import Geometry, bars_from_geometry, get_representation
 from kronos_synth.progress import show_progress
 
 
@@ -68,6 +74,9 @@ class Generator:
         if next(model.parameters()).dtype != self.dtype or next(model.parameters()).device != self.device:
             self.model = copy.deepcopy(model).to(device=self.device, dtype=self.dtype).eval()
         self.norm = get_representation(pair.sidecar or None)
+        if config.volatility_spread and not isinstance(self.norm, Geometry):
+            raise InputError(f"volatility_spread needs a model of the geometry representation; {pair.model_id} uses "
+                             f"{self.norm.name!r} — use temperature_spread instead", param="volatility_spread")
         self._buffers: dict = {}  # the K/V caches' storage, reused batch after batch (sample_tokens)
         self.conditioned: ConditionedWindows | None = None
         if pool is None and config.condition is not None:
@@ -153,13 +162,27 @@ class Generator:
                                **self._sampling_options(ids))
         z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
                            self.max_context, share_context=self.samples_per_context > 1)
-        bars = self.norm.inverse(z.float().cpu().numpy(), stats).astype(np.float64)
+        bars = self.decode_bars(z.float().cpu().numpy(), stats, self._path_ids(ids))
         check = bar_validity(bars)
         violations = {**check.counts, "invalid_bars": check.invalid_bars}
         if self.repair:
             bars = repair_bars(bars)
         return {"bars": bars, "violations": violations, "context_index": ci, "context": ctx,
                 "future": self.pool.future[ci]}
+
+    def _path_ids(self, ids: np.ndarray) -> np.ndarray:
+        """The ids whose draws set each row's path-level factors (a panel overrides: one per panel)."""
+        return ids
+
+    def decode_bars(self, z: np.ndarray, stats: Any, path_ids: np.ndarray) -> np.ndarray:
+        """Model-space outputs (B, H, 6) → bars; with `volatility_spread` each path's price moves (gap, body,
+        wicks) are multiplied by its scale (`path_volatility_scales`): its shape at another volatility level."""
+        scale = path_volatility_scales(self.config.volatility_spread, self.seed, path_ids)
+        if scale is None:
+            return self.norm.inverse(z, stats).astype(np.float64)
+        f = self.norm.features(z, stats)
+        f[..., :4] *= scale[:, None, None]
+        return bars_from_geometry(f, stats.last_close)
 
     def conditioned_batch(self, sequence_ids: np.ndarray) -> dict[str, Any]:
         """`generate_batch` held to the run's condition, by rejection: try r = 0, 1, … of sequence i (id

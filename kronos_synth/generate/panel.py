@@ -166,6 +166,9 @@ class PanelGenerator(Generator):
                 "token_scores": self.token_scores,
                 "path_ids": ids - ids % self.n_assets}  # one path temperature per panel: a common volatility factor
 
+    def _path_ids(self, ids: np.ndarray) -> np.ndarray:
+        return ids - ids % self.n_assets  # one volatility scale per panel: a common factor
+
     def batch_frame(self, sequence_ids: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame, info = super().batch_frame(sequence_ids)
         frame["panel_id"] = frame["sequence_id"].to_numpy() // self.n_assets

@@ -102,6 +102,7 @@ def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: Sampling
 
 
 PATH_STEP, PATH_STREAM = 0xFFFE, 4  # the counter of each path's temperature draw (panels use streams 0-3)
+SCALE_STREAM = 5  # the counter stream of each path's volatility scale (path_volatility_scales)
 
 
 def path_temperatures(cfg: SamplingConfig, seed: int, path_ids: np.ndarray) -> np.ndarray | None:
@@ -121,6 +122,18 @@ def path_temperatures(cfg: SamplingConfig, seed: int, path_ids: np.ndarray) -> n
     z = ndtri(counter_uniform(seed, path_ids, PATH_STEP, PATH_STREAM) + 2.0 ** -54)
     s = cfg.temperature_spread
     return cfg.temperature * np.exp(s * z - s * s / 2)
+
+
+def path_volatility_scales(spread: float, seed: int, path_ids: np.ndarray) -> np.ndarray | None:
+    """Each path's volatility scale exp(σz − σ²) with z ~ N(0, 1) drawn from the path's id (E[scale²] = 1: the
+    pooled return variance is kept), or None when σ = `spread` is 0. The generator multiplies the path's
+    price moves (gaps, bodies, wicks) by it: the same shape at another volatility level."""
+    if spread == 0:
+        return None
+    from scipy.special import ndtri
+
+    z = ndtri(counter_uniform(seed, path_ids, PATH_STEP, SCALE_STREAM) + 2.0 ** -54)
+    return np.exp(spread * z - spread * spread)
 
 
 def descending_order(x: torch.Tensor) -> torch.Tensor:

@@ -360,20 +360,22 @@ class SpreadChoice:
     spread: float
     rows: list[dict]
     n_contexts: int
+    label: str = "temperature spread"
 
     def line(self) -> str:
         scores = ", ".join(f"{r['spread']:g}: {r['vol_crps']:.5f}" for r in self.rows)
-        return (f"temperature spread {self.spread:g}: lowest realised-volatility CRPS on {self.n_contexts} validation "
+        return (f"{self.label} {self.spread:g}: lowest realised-volatility CRPS on {self.n_contexts} validation "
                 f"contexts ({scores})")
 
 
-def choose_temperature_spread(klines: pd.DataFrame, forecaster_at: Callable[[float], Forecaster], *, freq: str,
-                              lookback: int | None = None, horizon: int | None = None,
-                              grid: Sequence[float] = SPREAD_GRID, n_contexts: int = 100, samples: int = 50,
-                              seed: int = 0, test_fraction: float = 0.2) -> SpreadChoice:
-    """The per-path temperature spread (`generate/sampler.py` path_temperatures) whose sampled continuations of
-    VALIDATION contexts (the tail of the train period; the test period is never looked at) score the lowest
-    CRPS of the horizon's realised volatility — a proper score of exactly what the spread changes.
+def choose_spread(klines: pd.DataFrame, forecaster_at: Callable[[float], Forecaster], *, freq: str,
+                  lookback: int | None = None, horizon: int | None = None, grid: Sequence[float] = SPREAD_GRID,
+                  n_contexts: int = 100, samples: int = 50, seed: int = 0, test_fraction: float = 0.2,
+                  label: str = "temperature spread") -> SpreadChoice:
+    """The per-path spread (the temperature's, `generate/sampler.py` path_temperatures, or the volatility
+    scale's, path_volatility_scales) whose sampled continuations of VALIDATION contexts (the tail of the train
+    period; the test period is never looked at) score the lowest CRPS of the horizon's realised volatility — a
+    proper score of exactly what the spread changes.
 
     `forecaster_at(spread)` → a forecaster sampling at that spread (e.g. a `KronosForecaster`). Every candidate
     draws with the same seed, so the candidates differ by their spread, not by their random numbers."""
@@ -391,4 +393,4 @@ def choose_temperature_spread(klines: pd.DataFrame, forecaster_at: Callable[[flo
                      "return_coverage_90": ret.coverage_90})
         n = vol.n_contexts
     best = min(rows, key=lambda r: (r["vol_crps"], r["spread"]))
-    return SpreadChoice(best["spread"], rows, n)
+    return SpreadChoice(best["spread"], rows, n, label)
