@@ -47,15 +47,15 @@ def test_quick_sp500_protocol_reports_every_row_and_resumes(tmp_path):
     # the Kronos model was fine-tuned from the embedded default on this market's train period
     assert rep["training"]["predictor"]["steps_done"] == 3 and "assets/default" in rep["training"]["predictor"]["init"]
     assert rep["training"]["generate"]["sequences"] == 96
-    # the per-path temperature spread was chosen on validation contexts and is the one generation used
-    spread = rep["training"]["spread"]
+    # the per-path volatility spread was chosen on validation contexts and is the one generation used
+    spread = rep["training"]["spread"]["volatility"]
     assert [r["spread"] for r in spread["validation"]] == [0.0, 0.15, 0.3, 0.45, 0.6]
     best = min(spread["validation"], key=lambda r: (r["vol_crps"], r["spread"]))["spread"]
     assert spread["spread"] == best
+    assert "Per-path volatility scale spread (chosen on" in (out / "report.md").read_text()
     from kronos_synth.data.synthetic import read_synthetic
 
-    assert read_synthetic(out / "work" / "kronos").metadata.get("temperature_spread", 0.0) == best
-    assert "Per-path temperature spread (chosen on" in (out / "report.md").read_text()
+    assert read_synthetic(out / "work" / "kronos").metadata.get("volatility_spread", 0.0) == best
     # the sweep covers the whole grid, records a best setting and draws the trade-off plot
     assert len(rep["sweep"]["settings"]) == 12 and rep["sweep"]["best"] is not None
     assert (out / "sweep_tradeoff.png").is_file() and (out / "diversity_tsne.png").is_file()
@@ -199,18 +199,20 @@ def test_pool_workers_stop_when_the_runner_is_killed(tmp_path):
 
 def test_auto_spread_is_chosen_by_a_stage_before_anything_samples():
     auto = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
-                                                  overrides={"kronos": {"temperature_spread": "auto"}}))}
+                                                  overrides={"kronos": {"temperature_spread": "auto",
+                                                                        "volatility_spread": 0.0}}))}
     assert auto["spread"].deps == ("predictor",)
     assert auto["generate"].deps == ("spread",) and auto["forecast-calibration"].deps == ("spread",)
     fixed = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
-                                                   overrides={"kronos": {"temperature_spread": 0.3}}))}
+                                                   overrides={"kronos": {"volatility_spread": 0.3}}))}
     plain = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
-                                                   overrides={"kronos": {"temperature_spread": 0.0}}))}
+                                                   overrides={"kronos": {"volatility_spread": 0.0}}))}
     assert "spread" not in fixed and fixed["generate"].deps == ("predictor",)
     assert fixed["generate"].key != plain["generate"].key and fixed["predictor"].key == plain["predictor"].key
-    for bad in ("wide", -0.1, True):
-        with pytest.raises(ProtocolError, match="temperature_spread"):
-            load_protocol("goog-daily", overrides={"kronos": {"temperature_spread": bad}})
+    for key in ("temperature_spread", "volatility_spread"):
+        for bad in ("wide", -0.1, True):
+            with pytest.raises(ProtocolError, match=key):
+                load_protocol("goog-daily", overrides={"kronos": {key: bad}})
 
 
 def test_zero_shot_plan_has_no_training_stage_and_uses_the_embedded_model():
