@@ -646,7 +646,9 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
 @click.option("--top-p", type=float, default=_gen_default("top_p"), show_default=True)
 @click.option("--top-k", type=int, default=_gen_default("top_k"), show_default=True, help="0 = off.")
 @click.option("--temperature-spread", type=float, default=_gen_default("temperature_spread"), show_default=True,
-              help=SPREAD_HELP)
+              help="σ of each path's log-temperature (docs/models.md, \"Path-to-path volatility\").")
+@click.option("--volatility-spread", type=float, default=_gen_default("volatility_spread"), show_default=True,
+              help="σ of each path's log volatility scale (geometry models; same section).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of each symbol's history that is the test period.")
@@ -658,8 +660,8 @@ def evaluate_roundtrip_cmd(model: str | None, real: tuple[str, ...], freq: str |
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 def evaluate_calibration_cmd(real: str, freq: str, model: str | None, tokenizer: str | None, lookback: int | None,
                              horizon: int | None, horizons: str | None, contexts: int, samples: int, generators: str,
-                             temperature: float, top_p: float, top_k: int, temperature_spread: float, seed: int,
-                             test_fraction: float, batch_size: int, device: str, dtype: str, out: str, progress: bool | None) -> None:
+                             temperature: float, top_p: float, top_k: int, temperature_spread: float,
+                             volatility_spread: float, seed: int, test_fraction: float, batch_size: int, device: str, dtype: str, out: str, progress: bool | None) -> None:
     """Calibration of conditional paths: CRPS, PIT and interval coverage of sampled continuations.
 
     Takes real test-period contexts, draws --samples continuations of each from Kronos and from two
@@ -695,7 +697,7 @@ def evaluate_calibration_cmd(real: str, freq: str, model: str | None, tokenizer:
 
         forecasters["kronos"] = KronosForecaster(
             load_model_pair(model, tokenizer), freq=freq, temperature=temperature, top_p=top_p, top_k=top_k,
-            temperature_spread=temperature_spread, batch_size=batch_size, device=device, dtype=dtype, progress=progress)
+            temperature_spread=temperature_spread, volatility_spread=volatility_spread, batch_size=batch_size, device=device, dtype=dtype, progress=progress)
     result = evaluate_calibration(frame, forecasters, freq=freq, lookback=lookback, horizon=horizon,
                                   n_contexts=contexts, samples=samples, horizons=hs, seed=seed,
                                   test_fraction=test_fraction, references=[g for g in names if g != "kronos"],
