@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,11 @@ def measure(results: Path, data_dir: str | None) -> dict:
     stages = json.loads((results / "stages.json").read_text())
     proto = load_protocol(stages["protocol"], overrides={"kronos": {"init": "zero-shot"}}
                           if "zero-shot" in str(results) else None)
-    source, _ = resolve_data(proto, data_dir)
+    resolved = resolve_data(proto, data_dir)
+    if resolved is None:
+        print(f"{proto['name']}: no {proto['data']} files in {data_dir} — pass --data-dir FOLDER", file=sys.stderr)
+        raise SystemExit(2)
+    source, _ = resolved
     frame = clean_klines(klines_for(proto["freq"], source)[0], proto["freq"]).frame
     lookback, horizon = protocol_lookback(proto), int(proto["window"])
     train, test = split_by_time(frame, test_fraction=0.2, gap=lookback + horizon)
