@@ -202,3 +202,15 @@ def test_t_copula_keeps_uniform_marginals_and_adds_joint_tails(pair, two_indices
         assert np.histogram(u[:, 1], bins=10, range=(0, 1))[0].min() > 1700  # ≈ 2000 per tenth: uniform
     joint = [np.mean((u[:, 0] < 0.02) & (u[:, 1] < 0.02)) / 0.02 for u in (ug, ut)]
     assert joint[1] > joint[0] + 0.05  # both in their 2 % lower tail together: more often under the t copula
+
+
+def test_a_panel_shares_one_volatility_scale(two_indices, tmp_path):
+    """volatility_spread in a panel: both assets' returns times the panel's one scale, tokens unchanged."""
+    from kronos_synth.generate.sampler import path_volatility_scales
+
+    default = load_model_pair(None)  # the scale needs a geometry model (the tiny one is `levels`)
+    _, plain = _panels(default, two_indices, tmp_path / "a")
+    _, scaled = _panels(default, two_indices, tmp_path / "b", volatility_spread=0.4)
+    r0, r1 = (np.diff(np.log(ds.to_panels()[0][..., 3]), axis=-1) for ds in (plain, scaled))  # (12, 2, H − 1)
+    scale = path_volatility_scales(0.4, 2, np.arange(12) * 2)  # one draw per panel: its first sequence id
+    np.testing.assert_allclose(r1, r0 * scale[:, None, None], rtol=1e-6, atol=1e-12)

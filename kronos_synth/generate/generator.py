@@ -159,7 +159,7 @@ class Generator:
         stamps = torch.from_numpy(stamps).to(self.device)
         g1, g2 = sample_tokens(self.model, s1, s2, stamps, self.horizon, self.sampling, seed=self.seed,
                                sequence_ids=ids, max_context=self.max_context, buffers=self._buffers,
-                               **self._sampling_options(ids))
+                               path_ids=self._path_ids(ids), **self._sampling_options(ids))
         z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
                            self.max_context, share_context=self.samples_per_context > 1)
         bars = self.decode_bars(z.float().cpu().numpy(), stats, self._path_ids(ids))

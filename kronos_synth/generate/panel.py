@@ -163,11 +163,10 @@ class PanelGenerator(Generator):
         # share one copy of its context's K/V.
         return {"samples_per_context": min(self.samples_per_context * self.n_assets, MAX_GROUP),
                 "uniforms": lambda step, stream: self.coupled_uniforms(ids, step, stream),
-                "token_scores": self.token_scores,
-                "path_ids": ids - ids % self.n_assets}  # one path temperature per panel: a common volatility factor
+                "token_scores": self.token_scores}
 
     def _path_ids(self, ids: np.ndarray) -> np.ndarray:
-        return ids - ids % self.n_assets  # one volatility scale per panel: a common factor
+        return ids - ids % self.n_assets  # one temperature / volatility scale per panel: a common factor
 
     def batch_frame(self, sequence_ids: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame, info = super().batch_frame(sequence_ids)

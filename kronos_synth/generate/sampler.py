@@ -117,11 +117,8 @@ def path_temperatures(cfg: SamplingConfig, seed: int, path_ids: np.ndarray) -> n
     """
     if cfg.temperature_spread == 0:
         return None
-    from scipy.special import ndtri
-
-    z = ndtri(counter_uniform(seed, path_ids, PATH_STEP, PATH_STREAM) + 2.0 ** -54)
     s = cfg.temperature_spread
-    return cfg.temperature * np.exp(s * z - s * s / 2)
+    return cfg.temperature * np.exp(s * path_normals(seed, path_ids, PATH_STREAM) - s * s / 2)
 
 
 def path_volatility_scales(spread: float, seed: int, path_ids: np.ndarray) -> np.ndarray | None:
@@ -130,10 +127,14 @@ def path_volatility_scales(spread: float, seed: int, path_ids: np.ndarray) -> np
     price moves (gaps, bodies, wicks) by it: the same shape at another volatility level."""
     if spread == 0:
         return None
+    return np.exp(spread * path_normals(seed, path_ids, SCALE_STREAM) - spread * spread)
+
+
+def path_normals(seed: int, path_ids: np.ndarray, stream: int) -> np.ndarray:
+    """One standard normal per path id from its counter (step PATH_STEP, `stream`)."""
     from scipy.special import ndtri
 
-    z = ndtri(counter_uniform(seed, path_ids, PATH_STEP, SCALE_STREAM) + 2.0 ** -54)
-    return np.exp(spread * z - spread * spread)
+    return ndtri(counter_uniform(seed, path_ids, PATH_STEP, stream) + 2.0 ** -54)  # draws are k / 2^53: off 0
 
 
 def descending_order(x: torch.Tensor) -> torch.Tensor:
