@@ -60,14 +60,15 @@ def main() -> None:
         if source is None:
             raise SystemExit(f"{proto['name']}: pass --data-dir with its {proto['data']} files")
         td = prepare_training_data([source[0]], freq=proto["freq"], lookback=lb, horizon=window,
-                                   test_fraction=0.2, representation=rep.to_dict(), max_val_windows=512)
+                                   test_fraction=0.2, representation=rep.to_dict(), max_val_windows=512,
+                                   validation="train-tail")
         t0 = time.perf_counter()
         start = dict(config="small", overrides={"s1_bits": args.bits, "s2_bits": args.bits}) if args.from_scratch \
             else dict(init=str(base))
         lr = args.lr or (1e-3 if args.from_scratch else 5e-5)
         train_tokenizer(td, out, TokenizerTrainingConfig(freq=proto["freq"], steps=args.steps, batch_size=64, lr=lr,
                                                          seed=0, eval_every=args.steps, patience=4,
-                                                         tail_weight=args.tail_weight, **start), progress=False)
+                                                         tail_weight=args.tail_weight, validation="train-tail", **start), progress=False)
         how = f"from scratch ({args.bits}+{args.bits} bits)" if args.from_scratch else "more"
         print(f"{how}: {args.steps} steps, lr {lr:g}, tail weight {args.tail_weight:g} "
               f"({time.perf_counter() - t0:.0f} s): "

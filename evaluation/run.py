@@ -89,6 +89,8 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     if k["init"] in ("embedded", "zero-shot"):  # a retrained embedded model invalidates what was made from it
         kronos_train["init_sha256"] = embedded_sha256()
     zero_shot = k["init"] == "zero-shot"  # the embedded default as it is: no training stages
+    if not zero_shot:  # checkpoints chosen on the train period's tail (before: on the test period)
+        kronos_train["validation"] = st.VALIDATION
     # only when set, so the keys of protocols without them (and their finished stages) stay as they were
     if k.get("train_data"):
         kronos_train.update(train_data=k["train_data"], train_files_sha256=train_files_sha256 or {})

@@ -22,6 +22,8 @@ import numpy as np
 from evaluation.protocol import stage_seed
 
 #: the per-generator evaluate stages; the peer metrics run in their own stage (`peers_stage`) over every generator
+#: where the protocols' Kronos training validates: the train period's tail, never the test period it is scored on
+VALIDATION = "train-tail"
 EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
 
 
@@ -149,8 +151,10 @@ def representation_spec(k: dict) -> str | dict:
 
 
 def training_data(ctx: StageContext):
-    """Train-period windows for Kronos (lookback + window + 1 bars), split at the protocol's test fraction;
-    validation windows (test period, `kronos.val_windows` evenly spaced) drive early stopping.
+    """Train-period windows for Kronos (lookback + window + 1 bars); the test period is never read. Validation
+    windows (`kronos.val_windows` evenly spaced) come from the train period's tail, split once more at the test
+    fraction ("train-tail", as the spread stage's validation contexts): they choose the saved checkpoint, so
+    they must not be the windows the evaluation scores.
 
     `kronos.train_data` (`ctx.train_source`) replaces the protocol's data for training only, e.g. 5-minute
     files for a 15-minute protocol; `kronos.phase_offsets` then adds their bars at every bin offset."""
@@ -161,7 +165,8 @@ def training_data(ctx: StageContext):
     td = prepare_training_data([ctx.train_source or ctx.source], freq=proto["freq"],
                                lookback=lookback(proto), horizon=int(proto["window"]),
                                test_fraction=float(proto["test_fraction"]), representation=representation_spec(k),
-                               max_val_windows=int(k["val_windows"]), phase_offsets=bool(k.get("phase_offsets")))
+                               max_val_windows=int(k["val_windows"]), phase_offsets=bool(k.get("phase_offsets")),
+                               validation=VALIDATION)
     if ctx.train_source:
         _check_train_period(ctx, td)
     return td
@@ -219,7 +224,8 @@ def tokenizer_stage(ctx: StageContext) -> dict:
         freq=proto["freq"], init=init, config=None if init else "small", steps=int(k["tokenizer_steps"]),
         batch_size=int(k["tokenizer_batch_size"]), lr=float(k["tokenizer_lr"]),
         seed=stage_seed(proto["seed"], "tokenizer"), eval_every=int(k["eval_every"]), patience=int(k["patience"]),
-        representation=representation_spec(k), tail_weight=float(k.get("tokenizer_tail_weight", 0.0)))
+        representation=representation_spec(k), tail_weight=float(k.get("tokenizer_tail_weight", 0.0)),
+        validation=VALIDATION)
     res = train_tokenizer(td, work_dir(ctx, "tokenizer"), config, progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", representation=representation_spec(k),
@@ -243,7 +249,7 @@ def predictor_stage(ctx: StageContext) -> dict:
         seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]), patience=int(k["patience"]),
         # absent key: the reference loss, as the runs made before the key existed
         teacher_forcing=bool(k.get("predictor_teacher_forcing", False)),
-        s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)))
+        s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)), validation=VALIDATION)
     res = train_predictor(td, predictor, config, tokenizer=tokenizer, progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", **_training_data_summary(ctx, td))

@@ -948,6 +948,10 @@ def _train_options(command: str):
                      help="Resample sources finer than an intraday --freq at "
                      "every bin offset (5m → 15m bars starting at :00, :05, :10): more train windows from the "
                      "same market and period; validation stays on offset 0."),
+        click.option("--validation", type=click.Choice(["held-out", "train-tail"]), default=d("validation"),
+                     show_default=True, help="Validation windows: held-out = each symbol's test period (last "
+                     "20 %); train-tail = the tail of the train period, so the test period that `evaluate` "
+                     "scores stays unseen (checkpoints are chosen on validation)."),
         click.option("--lookback", type=int, default=d("lookback"),
                      help="Context bars (default: frequency preset)."),
         click.option("--horizon", type=int, default=d("horizon"), help="Predicted bars (default: frequency preset)."),
@@ -1019,8 +1023,8 @@ def train_tokenizer_cmd(data, out, progress, d_model, n_heads, ff_dim, n_enc_lay
                         s2_bits, **settings) -> None:
     """Train a BSQ tokenizer (coarse + fine reconstruction + BSQ loss) on the train periods of --data.
 
-    Validation uses each symbol's test period (last 20 %). Rerunning the same command continues
-    from OUT/checkpoint-last.
+    Validation uses each symbol's test period (last 20 %), or with --validation train-tail the train
+    period's own tail. Rerunning the same command continues from OUT/checkpoint-last.
 
     \b
     Examples:

@@ -78,6 +78,7 @@ BAD = [
     (TokenizerTrainingConfig, dict(representation="candles"), "representation"),
     (TokenizerTrainingConfig, dict(init="x", config="tiny"), ("init", "config")),
     (TokenizerTrainingConfig, dict(init="x", overrides={"d_model": 8}), ("init", "d_model")),
+    (PredictorTrainingConfig, dict(validation="test"), "validation"),
     (PredictorTrainingConfig, dict(s2_lr_scale=0), "s2_lr_scale"),
     (PredictorTrainingConfig, dict(regime_lr_scale=-1.0), "regime_lr_scale"),
     (PredictorTrainingConfig, dict(batch_size=-2), "batch_size"),

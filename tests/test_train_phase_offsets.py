@@ -149,6 +149,7 @@ def test_protocol_trains_on_train_data_at_every_offset(tmp_path):
     ctx = st.StageContext(proto=proto, out=str(tmp_path / "out"), source=source, train_source=train_source)
     td = st.training_data(ctx)
     assert td.phase_offsets and [p["offset"] for p in td.sources[0].phases] == ["0min", "5min", "10min"]
+    assert td.validation == "train-tail"  # the protocol's checkpoints are never chosen on its test period
     assert 2.9 <= len(td.train) / td.sources[0].phases[0]["train_windows"] <= 3.0
     summary = st._training_data_summary(ctx, td)["training_data"]
     assert summary["phase_offsets"] and summary["train_windows"] == len(td.train)
@@ -157,8 +158,9 @@ def test_protocol_trains_on_train_data_at_every_offset(tmp_path):
 
 
 def test_train_data_that_reaches_the_evaluation_test_period_is_refused(tmp_path):
-    # the 15-minute files stop after 3 days: the 4 days of 5-minute bars train into their test period
-    proto, folder, source = _folder_protocol(tmp_path, five_minute_bars(4, seed=2), fifteen_days=3)
+    # the 15-minute files stop after 3 days: the 6 days of 5-minute bars (their first ~3.2 days train, the
+    # train period's tail validates) train into the 15-minute files' test period (from day ~2.4)
+    proto, folder, source = _folder_protocol(tmp_path, five_minute_bars(6, seed=2), fifteen_days=3)
     ctx = st.StageContext(proto=proto, out=str(tmp_path / "out"), source=source,
                           train_source=resolve_train_data(proto, str(folder))[0])
     with pytest.raises(ProtocolError, match="inside the evaluation's test period"):

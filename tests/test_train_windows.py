@@ -57,3 +57,20 @@ def test_geometry_windows_are_the_model_layer_transform_of_the_raw_bars():
     future = raw.copy()
     future[:, 40:, :4] *= 3.0  # what happens after the lookback never changes the lookback's features
     np.testing.assert_array_equal(rep.encode(future, 40)[:, :40], x[:, :40])
+
+
+def test_train_tail_validation_never_reads_the_test_period():
+    held = prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, max_val_windows=10_000)
+    tail = prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, max_val_windows=10_000,
+                                 validation="train-tail")
+    h, t = held.sources[0].symbols[0], tail.sources[0].symbols[0]
+    # the held-out split's train part, split once more: its head trains, its tail validates
+    n_train, n_val = len(tail.train.rows), len(tail.val.rows)
+    assert n_train + 50 + n_val == h["train_rows"] == len(held.train.rows)  # a gap of one window between
+    np.testing.assert_array_equal(tail.train.rows, held.train.rows[:n_train])
+    np.testing.assert_array_equal(tail.val.rows, held.train.rows[-n_val:])
+    assert t["train_last"] < t["val_first"] and t["val_last"] == h["train_last"] < h["test_first"]
+    assert "test_first" not in t and tail.describe()["validation"] == "train-tail"
+    assert "validation" not in held.describe()  # the default keeps the fingerprints of earlier runs
+    with pytest.raises(InputError, match="validation must be one of held-out, train-tail"):
+        prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, validation="test")

@@ -23,6 +23,7 @@ from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import get_preset
 from kronos_synth.model.representation import Representation, get_representation
 from kronos_synth.train.loop import LoopConfig
+from kronos_synth.train.windows import VALIDATION_PERIODS
 
 #: parameters that only the predictor's s2 head uses (its dependency layer and projection): `s2_lr_scale`
 S2_HEAD = ("dep_layer.", "head.proj_s2.")
@@ -58,6 +59,8 @@ class TrainingConfig:
     lookback: int | None = None  # context bars; None: the frequency preset's
     horizon: int | None = None  # predicted bars; None: the frequency preset's
     phase_offsets: bool = False  # finer sources give train windows at every bin offset (prepare_training_data)
+    #: validation windows from the "held-out" test period, or the "train-tail" (the test period stays unread)
+    validation: str = "held-out"
     # starting point: a checkpoint to fine-tune, or a model size to train from scratch
     init: str | None = None  # hub id or folder
     config: str | None = None  # size: preset, released name, JSON object or .json file (train.configs); None: small
@@ -83,6 +86,9 @@ class TrainingConfig:
             if value is not None and (not _is_whole(value) or value < 1):
                 raise InputError(f"{name} must be positive (or unset for the frequency preset's), got {value!r}",
                                  param=name)
+        if self.validation not in VALIDATION_PERIODS:
+            raise InputError(f"validation must be one of {', '.join(VALIDATION_PERIODS)}, got {self.validation!r}",
+                             param="validation")
         if self.init is not None and (self.config is not None or self.overrides):
             given = ["config"] * (self.config is not None) + list(self.overrides)
             raise InputError(f"init fine-tunes an existing {self.model_name}: size options ({', '.join(given)}) "

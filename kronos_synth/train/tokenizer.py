@@ -164,7 +164,10 @@ def train_tokenizer(
         check_same_representation(init, init_rep, rep)
     td = data if isinstance(data, TrainingData) else prepare_training_data(
         data, freq=cfg.freq, lookback=cfg.lookback, horizon=cfg.horizon, representation=rep,
-        phase_offsets=cfg.phase_offsets, log=log)
+        phase_offsets=cfg.phase_offsets, validation=cfg.validation, log=log)
+    if td.validation != cfg.validation:
+        raise InputError(f"validation: the training data was prepared with validation={td.validation!r}, the "
+                         f"config asks for {cfg.validation!r}", param="validation")
     if cfg.phase_offsets and not td.phase_offsets:
         raise InputError("phase_offsets: the training data was prepared without them — pass "
                          "prepare_training_data(..., phase_offsets=True)")

@@ -7,6 +7,10 @@ it belongs to neither part). Train windows are every window of lookback + horizo
 the train period; validation windows come from the test period. Windows are gathered and
 normalised per batch (on their lookback part only), so memory stays at one copy of the bars.
 
+`validation="train-tail"`: the test period is never read; the train period is split once more the same
+way and validation windows come from its tail (as `calibration_windows(period="validation")`). Use it
+when the test period is what `evaluate` will score: choosing checkpoints on it would leak the test set.
+
 `phase_offsets`: a source with bars finer than an intraday `freq` is resampled once per bin origin
 offset (5-minute bars → 15-minute bars at :00, :05 and :10), each offset a sequence of its own for
 windowing. Offset 0 is split as above; every other offset keeps only its bars that end by the end of
@@ -111,6 +115,10 @@ class SourceRecord:
         return out
 
 
+#: where validation windows come from (`prepare_training_data`)
+VALIDATION_PERIODS = ("held-out", "train-tail")
+
+
 @dataclass
 class TrainingData:
     train: WindowSet
@@ -122,6 +130,7 @@ class TrainingData:
     test_fraction: float
     representation: str
     phase_offsets: bool = False
+    validation: str = "held-out"
 
     @property
     def window(self) -> int:
@@ -138,6 +147,8 @@ class TrainingData:
                "representation_config": self.train.representation.to_dict(),
                "train_windows": len(self.train), "val_windows": len(self.val),
                "sources": [s.to_dict() for s in self.sources]}
+        if self.validation != "held-out":
+            out["validation"] = self.validation
         if self.phase_offsets:
             out["phase_offsets"] = True
         return out
@@ -192,12 +203,18 @@ def prepare_training_data(
     train_stride: int = 1,
     max_val_windows: int = 512,
     phase_offsets: bool = False,
+    validation: str = "held-out",
     log: Callable[[str], None] = lambda line: None,
 ) -> TrainingData:
     """Load, clean and time-split every source; index train and validation windows.
 
     `representation`: a name, a sidecar / `to_dict()` dict or a `Representation`. `phase_offsets`:
-    sources finer than an intraday `freq` add train windows at every bin origin offset (module doc)."""
+    sources finer than an intraday `freq` add train windows at every bin origin offset (module doc).
+    `validation`: "held-out" (the test period validates) or "train-tail" (the test period is left out and
+    the train period's own tail validates; module doc)."""
+    if validation not in VALIDATION_PERIODS:
+        raise InputError(f"validation must be one of {', '.join(VALIDATION_PERIODS)}, got {validation!r}",
+                         param="validation")
     if not data:
         raise InputError("no training data: give data, one or more files, globs or embedded dataset names",
                          param="data")
@@ -222,14 +239,17 @@ def prepare_training_data(
         clean = clean_klines(frames.pop(pd.Timedelta(0)), preset.name, min_segment_bars=length).frame
         try:
             train, test = split_by_time(clean, test_fraction=test_fraction, gap=lookback + horizon)
+            if validation == "train-tail":  # the test period stays unread; validate on the train period's tail
+                train, test = split_by_time(train, test_fraction=test_fraction, gap=lookback + horizon)
         except InputError as e:
             raise InputError(f"{src}: {e}") from e
         record = SourceRecord(src, label, _source_files(src))
         for sym in pd.unique(clean[SYMBOL].astype(str)):
             tr0, tr1, ntr = _period(train, sym)
             te0, te1, nte = _period(test, sym)
+            held = "test" if validation == "held-out" else "val"  # train-tail: the validating part is no test
             record.symbols.append({"symbol": sym, "train_first": tr0, "train_last": tr1, "train_rows": ntr,
-                                   "test_first": te0, "test_last": te1, "test_rows": nte})
+                                   f"{held}_first": te0, f"{held}_last": te1, f"{held}_rows": nte})
         # each phase is a sequence of its own: windows are indexed per part and never cross parts
         phase_parts = [("train", train, train_stride, pd.Timedelta(0)), ("val", test, 1, None)]
         for off, frame in frames.items():
@@ -269,11 +289,12 @@ def prepare_training_data(
                          "in any clean segment — pass more data or a smaller lookback or horizon",
                          param=("lookback", "horizon"))
     if len(val_set) == 0:
-        raise InputError(f"{what}: the test period ({test_fraction:.0%} of each symbol) holds no window of "
+        part = "test period" if validation == "held-out" else "train period's tail"
+        raise InputError(f"{what}: the {part} ({test_fraction:.0%} of each symbol) holds no window of "
                          f"{length} bars for validation — pass more data or a smaller lookback or horizon",
                          param=("lookback", "horizon"))
     if len(val_set) > max_val_windows:  # evenly spaced, deterministic: validation cost stays bounded
         keep = np.unique(np.linspace(0, len(val_set) - 1, max_val_windows).round().astype(np.int64))
         val_set.keep(keep)
     return TrainingData(train_set, val_set, records, preset.name, lookback, horizon, test_fraction, rep.name,
-                        phase_offsets=bool(phase_offsets))
+                        phase_offsets=bool(phase_offsets), validation=validation)
