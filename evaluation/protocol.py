@@ -48,7 +48,12 @@ DEFAULTS: dict[str, Any] = {
                "batch_size": GenerationConfig.default("batch_size"),
                # training only: "" = train on `data`; else another glob / dataset (e.g. finer bars), and
                # phase_offsets resamples finer bars at every bin offset (kronos_synth.train.windows)
-               "train_data": "", "phase_offsets": False},
+               "train_data": "", "phase_offsets": False,
+               # init = "embedded": keep the fine-tune only where it beats the embedded default on validation
+               # (the train period's tail; evaluation.stages.select_stage); "" keeps it always
+               "select": "validation"},
+    # the select stage: continuations per candidate and classifier repeats
+    "selection": {"n": 2000, "repeats": 10},
     # per baseline: options over its CPU-sized defaults (the fields of its `Options` dataclass, e.g.
     # kronos_synth.baselines.timegan.TimeGANOptions); `steps` is fit_baseline's training budget
     "baselines": {"n": 2000, **{name: {} for name in BASELINES}},
@@ -70,6 +75,7 @@ QUICK: dict[str, Any] = {
                   "timevae": {"steps": 2}, "diffusion-ts": {"steps": 5, "sampling_steps": 5}},
     "evaluation": {"n": 96, "repeats": 1, "epochs": 2, "n_test_tstr": 96, "max_plot": 96},
     "sweep": {"n": 32, "epochs": 2},
+    "selection": {"n": 96, "repeats": 1},
     "forecast_calibration": {"contexts": 6, "samples": 6, "val_contexts": 4, "temperatures": [1.0, 1.25]},
 }
 
@@ -136,6 +142,8 @@ def load_protocol(name_or_path: str, *, quick: bool = False, overrides: dict | N
         raise ProtocolError(f"{path}: kronos.init must be 'embedded', 'scratch' or 'zero-shot', "
                             f"got {proto['kronos']['init']!r}")
     check_baseline_options(proto, path)
+    if proto["kronos"]["select"] not in ("validation", ""):
+        raise ProtocolError(f"{path}: kronos.select must be 'validation' or '', got {proto['kronos']['select']!r}")
     for key in ("temperature_spread", "volatility_spread"):
         spread = proto["kronos"][key]
         if spread != "auto" and (isinstance(spread, bool | str) or not 0 <= spread <= 2):

@@ -100,7 +100,8 @@ def collect(proto: dict, folder: Path, log: dict, names: list[str] | None = None
         "protocol": {k: v for k, v in proto.items() if k != "file"}, "protocol_file": Path(proto["file"]).name,
         "data": result("data"), "headline": headline, "generators": generators,
         "calibration": {**(calibration or {}), "peers": peers.get("calibration") or {}} if calibration or peers else None,
-        "training": {n: result(n) for n in ("tokenizer", "predictor", "spread", "generate", "roundtrip") if result(n)},
+        "training": {n: result(n) for n in ("tokenizer", "predictor", "select", "spread", "generate", "roundtrip")
+                     if result(n)},
         "baselines": {b: result(f"baseline:{b}") for b in BASELINES if result(f"baseline:{b}")},
         "sweep": {"settings": sweep, "best": best, "criterion": SWEEP_CRITERION} if sweep else None,
         "forecast_calibration": result("forecast-calibration"),
@@ -373,6 +374,13 @@ def render(rep: dict, plots: dict) -> str:
                          num(t["best_val_loss"]), t["best_step"]])
     if rows:
         lines += table(["model", "init", "steps", "first val loss", "best val loss", "best step"], rows)
+    if "select" in tr:
+        v = tr["select"]["validation"]
+        lines += [f"Model kept: **{tr['select']['model']}** (the fine-tune against its starting point on the validation "
+                  "period, the tail of the train period; discriminative error of continuations of contexts before it):", ""]
+        lines += table(["model", "validation disc. error", "validation windows"],
+                       [[name, f"{num(r['discriminative_error'])} ± {num(r['half_width'])}", r["n_validation_windows"]]
+                        for name, r in v.items()])
     if "spread" in tr:
         sp = tr["spread"]
         for label, c in (("temperature", sp), ("volatility scale", sp.get("volatility"))):

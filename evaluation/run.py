@@ -108,6 +108,13 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
         out.append(Stage("predictor", st.predictor_stage, {x: k[x] for x in k if x.startswith("predictor_")},
                          ("tokenizer",), outputs=("work/predictor",), serial=True))
     model_dep = ("data",) if zero_shot else ("predictor",)
+    if (KRONOS in gens or sw.get("enabled")) and st.selects(proto):
+        settings = {"selection": proto["selection"], **{x: k[x] for x in ("temperature", "top_p", "batch_size")},
+                    "spreads": {x: 0.0 if k[x] == "auto" else k[x] for x in SPREADS}}
+        out.append(Stage("select", st.select_stage, settings, ("predictor",), outputs=("work/select",
+                                                                                         "work/selected.json"),
+                         serial=True))
+        model_dep = ("select",)
     auto_spread = KRONOS in gens and any(k.get(x) == "auto" for x in SPREADS)
     if auto_spread:
         settings = {x: k[x] for x in ("temperature", "top_p", "batch_size")}
@@ -158,7 +165,7 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
                 out.append(Stage(f"sweep:{label}", st.sweep_stage,
                                  {"sweep": {x: sw[x] for x in ("n", "repeats", "epochs")}, "evaluation": ev,
                                   "batch_size": k["batch_size"]},
-                                 ("predictor",), {"temperature": float(t), "top_p": float(p)},
+                                 model_dep, {"temperature": float(t), "top_p": float(p)},
                                  (f"work/sweep/{label}",)))
     return assign_keys(out, base)
 

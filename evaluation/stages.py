@@ -102,13 +102,31 @@ def _json_file(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(json_safe(obj), indent=2, sort_keys=True, default=str) + "\n")
 
 
-def model_dirs(ctx: StageContext) -> tuple[str, str]:
+def trained_dirs(ctx: StageContext) -> tuple[str, str]:
     """(predictor, tokenizer) folders: the protocol's trained ones, or the embedded default as it is (zero-shot)."""
     if ctx.proto["kronos"]["init"] == "zero-shot":
-        from kronos_synth.model.pretrained import default_model_dir
-
-        return str(default_model_dir() / "model"), str(default_model_dir() / "tokenizer")
+        return _embedded_dirs()
     return str(work_dir(ctx, "predictor")), str(work_dir(ctx, "tokenizer"))
+
+
+def _embedded_dirs() -> tuple[str, str]:
+    from kronos_synth.model.pretrained import default_model_dir
+
+    return str(default_model_dir() / "model"), str(default_model_dir() / "tokenizer")
+
+
+def selects(proto: dict) -> bool:
+    """A fine-tune of the embedded default meets its starting point on validation (`select_stage`)."""
+    return proto["kronos"]["init"] == "embedded" and proto["kronos"].get("select") == "validation"
+
+
+def model_dirs(ctx: StageContext) -> tuple[str, str]:
+    """The (predictor, tokenizer) that samples: `trained_dirs`, or the embedded default where the select stage
+    found it better on validation than its fine-tune."""
+    chosen = work_dir(ctx, "selected.json")
+    if selects(ctx.proto) and chosen.is_file() and json.loads(chosen.read_text())["model"] == "embedded":
+        return _embedded_dirs()
+    return trained_dirs(ctx)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,17 +275,18 @@ def predictor_stage(ctx: StageContext) -> dict:
 
 
 def _generate(ctx: StageContext, out: Path, *, n: int, temperature: float, top_p: float, seed: int,
-              temperature_spread: float = 0.0, volatility_spread: float = 0.0) -> dict:
+              temperature_spread: float = 0.0, volatility_spread: float = 0.0, data: str | None = None,
+              dirs: tuple[str, str] | None = None) -> dict:
     from kronos_synth.generate.api import generate_dataset
     from kronos_synth.generate.config import GenerationConfig
 
     proto = ctx.proto
-    predictor, tokenizer = model_dirs(ctx)
+    predictor, tokenizer = dirs or model_dirs(ctx)
     config = GenerationConfig(freq=proto["freq"], lookback=lookback(proto), horizon=int(proto["window"]),
                               temperature=float(temperature), top_p=float(top_p), seed=seed, split="train",
                               temperature_spread=float(temperature_spread), volatility_spread=float(volatility_spread),
                               batch_size=int(proto["kronos"]["batch_size"]), device="cpu")
-    summary = generate_dataset(config, n=int(n), out=str(out), data=ctx.source, model=predictor,
+    summary = generate_dataset(config, n=int(n), out=str(out), data=data or ctx.source, model=predictor,
                                tokenizer=tokenizer, progress=False)
     return summary.to_dict()
 
@@ -278,6 +297,47 @@ def generate_stage(ctx: StageContext) -> dict:
     k = proto["kronos"]
     return _generate(ctx, work_dir(ctx, "kronos"), n=k["n"], temperature=k["temperature"], top_p=k["top_p"],
                      seed=stage_seed(proto["seed"], "generate"), **path_spreads(ctx))
+
+
+def select_stage(ctx: StageContext) -> dict:
+    """Keep the fine-tune only where it beats its starting point on VALIDATION: the fine-tuned pair and the
+    embedded default each sample `selection.n` continuations of contexts from the train period's head, scored
+    by the discriminative error against the real windows of its tail (the part the training validated on;
+    the test period is never read). Spreads set to "auto" sample at 0 here (they are chosen afterwards for
+    the kept model). Ties keep the fine-tune."""
+    from kronos_synth.data.cleaning import clean_klines
+    from kronos_synth.data.splits import split_by_time
+    from kronos_synth.data.synthetic import read_synthetic
+    from kronos_synth.metrics.evaluate import evaluate_all
+
+    proto, k, sel = ctx.proto, ctx.proto["kronos"], ctx.proto["selection"]
+    tf = float(proto["test_fraction"])
+    clean = clean_klines(real_frame(ctx), eval_preset(proto)).frame
+    train = split_by_time(clean, test_fraction=tf, gap=lookback(proto) + int(proto["window"]))[0]
+    folder = work_dir(ctx, "select")
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "train_period.parquet"  # its own last test_fraction is the validation period
+    train.to_parquet(data, index=False)
+    spreads = {x: 0.0 if k[x] == "auto" else float(k[x]) for x in ("temperature_spread", "volatility_spread")}
+    kw = _eval_kwargs(proto)
+    kw.update(n=int(sel["n"]), repeats=int(sel["repeats"]), tsne=False)
+    rows = {}
+    for name, dirs in (("fine-tuned", trained_dirs(ctx)), ("embedded", _embedded_dirs())):
+        out = folder / name
+        gen = _generate(ctx, out, n=int(sel["n"]), temperature=k["temperature"], top_p=k["top_p"],
+                        seed=stage_seed(proto["seed"], "select"), data=str(data), dirs=dirs, **spreads)
+        res = evaluate_all(train, read_synthetic(out), metrics=("discriminative",), calibration=False, **kw)
+        e = res.discriminative["synthetic"].error
+        rows[name] = {"discriminative_error": e.mean, "half_width": e.half_width,
+                      "n_validation_windows": res.data["n_real_test_used"], "generation_wall_time_s": gen["wall_time_s"]}
+    model = "embedded" if rows["embedded"]["discriminative_error"] > rows["fine-tuned"]["discriminative_error"] \
+        else "fine-tuned"
+    out = {"model": model, "validation": rows,
+           "line": f"kept the {model} model: validation discriminative error fine-tuned "
+                   f"{rows['fine-tuned']['discriminative_error']:.3f}, embedded default "
+                   f"{rows['embedded']['discriminative_error']:.3f}"}
+    _json_file(work_dir(ctx, "selected.json"), out)
+    return out
 
 
 def path_spreads(ctx: StageContext) -> dict[str, float]:
@@ -348,7 +408,7 @@ def roundtrip_stage(ctx: StageContext) -> dict:
     cleaned = clean_klines(real_frame(ctx), eval_preset(proto)).frame
     # the periods `split_real` (hence every evaluation) uses: gap of one window before the test period
     train, test = split_by_time(cleaned, test_fraction=float(proto["test_fraction"]), gap=window)
-    bundle = load_tokenizer(model_dirs(ctx)[1])  # the trained tokenizer folder and its representation
+    bundle = load_tokenizer(trained_dirs(ctx)[1])  # the trained tokenizer folder and its representation
     tok, rep = bundle.tokenizer, bundle.representation
     n = int(proto["evaluation"]["n"])
     out: dict[str, Any] = {"lookback": lb, "representation": rep.name}

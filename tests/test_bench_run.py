@@ -88,7 +88,7 @@ def test_stage_keys_follow_their_dependencies():
     b = {s.name: s.key for s in plan(load_protocol("goog-daily", quick=True,
                                                    overrides={"kronos": {"predictor_steps": 7}}))}
     changed = {n for n in a if a[n] != b[n]}
-    assert changed == {"predictor", "spread", "generate", "evaluate:kronos", "forecast-calibration", "peers",
+    assert changed == {"predictor", "select", "spread", "generate", "evaluate:kronos", "forecast-calibration", "peers",
                        *(n for n in a if n.startswith("sweep:"))}
     assert settings_key({"a": 1, "b": [1, 2]}) == settings_key({"b": [1, 2], "a": 1})
 
@@ -201,14 +201,19 @@ def test_auto_spread_is_chosen_by_a_stage_before_anything_samples():
     auto = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
                                                   overrides={"kronos": {"temperature_spread": "auto",
                                                                         "volatility_spread": 0.0}}))}
-    assert auto["spread"].deps == ("predictor",)
+    assert auto["spread"].deps == ("select",) and auto["select"].deps == ("predictor",)
     assert auto["generate"].deps == ("spread",) and auto["forecast-calibration"].deps == ("spread",)
     fixed = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
                                                    overrides={"kronos": {"volatility_spread": 0.3}}))}
     plain = {s.name: s for s in plan(load_protocol("goog-daily", quick=True,
                                                    overrides={"kronos": {"volatility_spread": 0.0}}))}
-    assert "spread" not in fixed and fixed["generate"].deps == ("predictor",)
+    assert "spread" not in fixed and fixed["generate"].deps == ("select",)
     assert fixed["generate"].key != plain["generate"].key and fixed["predictor"].key == plain["predictor"].key
+    assert fixed["select"].key != plain["select"].key  # a fixed spread samples the candidates too
+    unselected = {s.name: s for s in plan(load_protocol("goog-daily", quick=True, overrides={"kronos": {"select": ""}}))}
+    assert "select" not in unselected and unselected["spread"].deps == ("predictor",)
+    with pytest.raises(ProtocolError, match="kronos.select"):
+        load_protocol("goog-daily", overrides={"kronos": {"select": "test"}})
     for key in ("temperature_spread", "volatility_spread"):
         for bad in ("wide", -0.1, True):
             with pytest.raises(ProtocolError, match=key):
@@ -289,3 +294,18 @@ def test_finished_stage_whose_outputs_are_gone_is_redone_when_a_pending_stage_ne
     summary = execute(stages, ctx, log, jobs=1, threads=1, echo=lambda line: None)
     assert summary["ran"] == ["make", "use", "survey"]  # "other" is not redone: "survey" tolerates its absence
     assert (tmp_path / "a.txt").is_file() and not (tmp_path / "b.txt").exists()
+
+
+def test_the_select_stage_decides_which_model_samples(tmp_path):
+    from evaluation import stages as st
+
+    proto = load_protocol("goog-daily", quick=True)
+    ctx = st.StageContext(proto=proto, out=str(tmp_path), source="goog-daily")
+    trained = (str(tmp_path / "work" / "predictor"), str(tmp_path / "work" / "tokenizer"))
+    assert st.model_dirs(ctx) == trained == st.trained_dirs(ctx)  # nothing selected yet
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "selected.json").write_text('{"model": "embedded"}')
+    embedded = st.model_dirs(ctx)
+    assert embedded != trained and embedded[0].endswith("model") and st.trained_dirs(ctx) == trained
+    off = {**proto, "kronos": {**proto["kronos"], "select": ""}}  # selection off: a stale file is ignored
+    assert st.model_dirs(st.StageContext(proto=off, out=str(tmp_path), source="goog-daily")) == trained
