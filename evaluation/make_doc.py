@@ -246,6 +246,16 @@ def _settings(res: dict[str, dict]) -> list[str]:
             ("seed", lambda q: q["seed"])]
     protos = {p: res[p]["protocol"] if p in res else _protocol(p) for p in PROTOCOLS}
     rows = [[label, *[str(f(q)) for q in protos.values()]] for label, f in keys]
+
+    def kept(p: str) -> str:  # the select stage's choice (runs before it kept the fine-tune unasked)
+        sel = res.get(p, {}).get("training", {}).get("select")
+        if not sel:
+            return "fine-tuned (no selection)"
+        v = sel["validation"]
+        return (f"{sel['model']} ({num(v['fine-tuned']['discriminative_error'])} / "
+                f"{num(v['embedded']['discriminative_error'])})")
+
+    rows.append(["Kronos model kept on validation (disc. error fine-tuned / default)", *[kept(p) for p in protos]])
     return table(["setting", *protos], rows)
 
 
