@@ -23,6 +23,7 @@ from evaluation.protocol import stage_seed
 
 #: the per-generator evaluate stages; the peer metrics run in their own stage (`peers_stage`) over every generator
 #: where the protocols' Kronos training validates: the train period's tail, never the test period it is scored on
+#: (a protocol without a test period, stocks-timegan, sets `training_validation = "held-out"`)
 VALIDATION = "train-tail"
 EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
 
@@ -184,7 +185,7 @@ def training_data(ctx: StageContext):
                                lookback=lookback(proto), horizon=int(proto["window"]),
                                test_fraction=float(proto["test_fraction"]), representation=representation_spec(k),
                                max_val_windows=int(k["val_windows"]), phase_offsets=bool(k.get("phase_offsets")),
-                               validation=VALIDATION)
+                               validation=ctx.proto.get("training_validation", VALIDATION))
     if ctx.train_source:
         _check_train_period(ctx, td)
     return td
@@ -243,7 +244,7 @@ def tokenizer_stage(ctx: StageContext) -> dict:
         batch_size=int(k["tokenizer_batch_size"]), lr=float(k["tokenizer_lr"]),
         seed=stage_seed(proto["seed"], "tokenizer"), eval_every=int(k["eval_every"]), patience=int(k["patience"]),
         representation=representation_spec(k), tail_weight=float(k.get("tokenizer_tail_weight", 0.0)),
-        validation=VALIDATION)
+        validation=ctx.proto.get("training_validation", VALIDATION))
     res = train_tokenizer(td, work_dir(ctx, "tokenizer"), config, progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", representation=representation_spec(k),
@@ -267,7 +268,7 @@ def predictor_stage(ctx: StageContext) -> dict:
         seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]), patience=int(k["patience"]),
         # absent key: the reference loss, as the runs made before the key existed
         teacher_forcing=bool(k.get("predictor_teacher_forcing", False)),
-        s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)), validation=VALIDATION)
+        s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)), validation=ctx.proto.get("training_validation", VALIDATION))
     res = train_predictor(td, predictor, config, tokenizer=tokenizer, progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", **_training_data_summary(ctx, td))

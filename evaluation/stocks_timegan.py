@@ -114,7 +114,9 @@ def data_stage(ctx: st.StageContext) -> dict:
 
 def _kline_ctx(ctx: st.StageContext) -> st.StageContext:
     """The stage context whose data are the K-lines the data stage wrote (Kronos trains on those)."""
-    proto = {**ctx.proto, "test_fraction": float(ctx.proto["stocks"]["kronos_val_fraction"])}
+    # the published setting has no test period: the held-out fraction is validation only
+    proto = {**ctx.proto, "test_fraction": float(ctx.proto["stocks"]["kronos_val_fraction"]),
+             "training_validation": "held-out"}
     return st.StageContext(proto=proto, out=ctx.out, source=str(st.work_dir(ctx, "stocks.csv")),
                            files=[str(st.work_dir(ctx, "stocks.csv"))])
 

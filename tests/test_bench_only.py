@@ -15,7 +15,7 @@ def test_only_runs_the_stage_and_its_dependencies(tmp_path):
     run_protocol("sp500-daily", quick=True, out=str(out), jobs=1, threads=1, echo=log.append,
                  only=["forecast-calibration"])
     state = json.loads((out / "stages.json").read_text())
-    assert set(state["stages"]) == {"data", "tokenizer", "predictor", "spread", "forecast-calibration"}
+    assert set(state["stages"]) == {"data", "tokenizer", "predictor", "select", "spread", "forecast-calibration"}
     rep = json.loads((out / "report.json").read_text())
     fc = rep["forecast_calibration"]
     assert fc["calibrated_temperature"] in (1.0, 1.25) and [v["temperature"] for v in fc["validation"]] == [1.0, 1.25]
