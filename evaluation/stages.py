@@ -21,10 +21,10 @@ import numpy as np
 
 from evaluation.protocol import stage_seed
 
-#: the per-generator evaluate stages; the peer metrics run in their own stage (`peers_stage`) over every generator
 #: where the protocols' Kronos training validates: the train period's tail, never the test period it is scored on
 #: (a protocol without a test period, stocks-timegan, sets `training_validation = "held-out"`)
 VALIDATION = "train-tail"
+#: the per-generator evaluate stages; the peer metrics run in their own stage (`peers_stage`) over every generator
 EVAL_METRICS = ("discriminative", "tstr", "diversity", "validity", "stylized")
 
 
@@ -268,7 +268,8 @@ def predictor_stage(ctx: StageContext) -> dict:
         seed=stage_seed(proto["seed"], "predictor"), eval_every=int(k["eval_every"]), patience=int(k["patience"]),
         # absent key: the reference loss, as the runs made before the key existed
         teacher_forcing=bool(k.get("predictor_teacher_forcing", False)),
-        s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)), validation=ctx.proto.get("training_validation", VALIDATION))
+        s2_lr_scale=float(k.get("predictor_s2_lr_scale", 1.0)),
+        validation=ctx.proto.get("training_validation", VALIDATION))
     res = train_predictor(td, predictor, config, tokenizer=tokenizer, progress=False)
     out = _loop_summary(res)
     out.update(init=init or "scratch (small config)", **_training_data_summary(ctx, td))

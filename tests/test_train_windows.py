@@ -74,3 +74,13 @@ def test_train_tail_validation_never_reads_the_test_period():
     assert "validation" not in held.describe()  # the default keeps the fingerprints of earlier runs
     with pytest.raises(InputError, match="validation must be one of held-out, train-tail"):
         prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, validation="test")
+
+
+def test_prepared_data_must_match_the_configs_validation(tmp_path):
+    from kronos_synth.train import TokenizerTrainingConfig, train_tokenizer
+
+    held = prepare_training_data(["goog-daily"], freq="daily", lookback=40, horizon=10, max_val_windows=8)
+    config = TokenizerTrainingConfig(freq="daily", steps=1, validation="train-tail")
+    with pytest.raises(InputError, match="prepared with validation='held-out'") as e:
+        train_tokenizer(held, tmp_path / "tok", config, progress=False)
+    assert e.value.param == "validation" and not (tmp_path / "tok").exists()  # refused before any folder

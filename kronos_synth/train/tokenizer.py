@@ -165,12 +165,7 @@ def train_tokenizer(
     td = data if isinstance(data, TrainingData) else prepare_training_data(
         data, freq=cfg.freq, lookback=cfg.lookback, horizon=cfg.horizon, representation=rep,
         phase_offsets=cfg.phase_offsets, validation=cfg.validation, log=log)
-    if td.validation != cfg.validation:
-        raise InputError(f"validation: the training data was prepared with validation={td.validation!r}, the "
-                         f"config asks for {cfg.validation!r}", param="validation")
-    if cfg.phase_offsets and not td.phase_offsets:
-        raise InputError("phase_offsets: the training data was prepared without them — pass "
-                         "prepare_training_data(..., phase_offsets=True)")
+    td.check_prepared_for(cfg)
     torch.manual_seed(cfg.seed)  # initial weights
     if init is not None:
         tok = KronosTokenizer.from_pretrained(init).train()

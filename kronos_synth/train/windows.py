@@ -137,6 +137,15 @@ class TrainingData:
         """Bars per training window: lookback + horizon + 1 (inputs [:-1], targets [1:])."""
         return self.lookback + self.horizon + 1
 
+    def check_prepared_for(self, cfg) -> None:
+        """Data prepared beforehand must match what the training config asks for (`validation`, `phase_offsets`)."""
+        if self.validation != cfg.validation:
+            raise InputError(f"validation: the training data was prepared with validation={self.validation!r}, "
+                             f"the config asks for {cfg.validation!r}", param="validation")
+        if cfg.phase_offsets and not self.phase_offsets:
+            raise InputError("phase_offsets: the training data was prepared without them — pass "
+                             "prepare_training_data(..., phase_offsets=True)")
+
     def sidecar_window(self) -> dict:
         """What a checkpoint's kronos_synth.json records of the data's bar size and window."""
         return {"freq": self.freq, "lookback": self.lookback, "horizon": self.horizon}
