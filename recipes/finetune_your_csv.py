@@ -5,7 +5,8 @@ Stands in for "your CSV" with an embedded market the default model never saw: EU
 timestamps, open, high, low, close[, volume, amount][, symbol]).
 
 1. check the file (what `kronos-synth datasets check` prints);
-2. fine-tune the embedded default predictor on the file's TRAIN period (its tokenizer stays frozen);
+2. fine-tune the embedded default predictor on the file's TRAIN period (its tokenizer stays frozen),
+   choosing the checkpoint on the train period's own tail, so the test period stays unseen;
 3. generate the same number of sequences with the base and the fine-tuned model (same seed);
 4. evaluate both against the file's TEST period: discriminative score, validity, seam, drift and
    stylized facts, side by side.
@@ -18,7 +19,7 @@ The CLI equivalent of steps 2-4:
 
     kronos-synth train model --init kronos_synth/assets/default/model \\
         --tokenizer kronos_synth/assets/default/tokenizer --data my_market.csv --freq 1h \\
-        --lookback 96 --horizon 35 --steps 120 --lr 1e-4 --out runs/finetune/model
+        --lookback 96 --horizon 35 --steps 120 --lr 1e-4 --validation train-tail --out runs/finetune/model
     kronos-synth generate --n 400 --freq 1h --data my_market.csv --model runs/finetune/model \\
         --lookback 96 --horizon 35 --out runs/finetune/synth-finetuned
     kronos-synth evaluate all --real my_market.csv --synthetic runs/finetune/synth-finetuned \\
@@ -100,11 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
     for r in reports:
         print("  " + r.summary().replace("\n", "\n  "))
 
-    # 2. Fine-tune the embedded predictor on the train period (validation = the test period).
+    # 2. Fine-tune the embedded predictor on the train period. Validation (early stopping, the checkpoint kept)
+    #    is the train period's tail: step 4 scores the test period, which must not have chosen the model.
     base = default_model_dir()
     win = dict(freq=args.freq, lookback=args.lookback, horizon=args.horizon)
     config = PredictorTrainingConfig(init=str(base / "model"), steps=args.steps, lr=args.lr, seed=args.seed,
-                                     eval_every=args.eval_every or max(1, args.steps // 3), patience=0, **win)
+                                     eval_every=args.eval_every or max(1, args.steps // 3), patience=0,
+                                     validation="train-tail", **win)
     tuned = train_predictor([csv], work / "model", config, tokenizer=str(base / "tokenizer"), progress=False, log=log)
     hist = tuned.result.history
     print(f"fine-tuning: validation loss {hist[0]['val_loss']:.4f} (base model) → "
