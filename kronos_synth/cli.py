@@ -329,8 +329,9 @@ def _gen_default(name: str):
 @click.option("--volatility-spread", type=SpreadParam(), default=_gen_default("volatility_spread"),
               show_default=True, help=VOL_SPREAD_HELP)
 @click.option("--seed", type=int, default=_gen_default("seed"), show_default=True)
-@click.option("--split", type=click.Choice(["train", "test", "all"]), default=_gen_default("split"),
-              show_default=True, help="Period the real contexts come from.")
+@click.option("--split", type=click.Choice(["train", "test", "all", "train-head"]), default=_gen_default("split"),
+              show_default=True, help="Period the real contexts come from. train-head: the train period before "
+              "its last --test-fraction, to score against `evaluate --period validation`.")
 @click.option("--contexts-per-symbol", type=int, default=_gen_default("contexts_per_symbol"),
               help="Evenly spaced contexts per symbol (default: every window).")
 @click.option("--samples-per-context", type=int, default=_gen_default("samples_per_context"), show_default=True)
@@ -468,11 +469,15 @@ def _evaluate_command(name: str):
                   help="TimeGAN protocol iterations [default: 2000 discriminator, 5000 predictor].")
     @click.option("--test-fraction", type=float, default=0.2, show_default=True,
                   help="Share of each symbol's history that is the test period.")
+    @click.option("--period", type=click.Choice(["test", "validation"]), default="test", show_default=True,
+                  help="Real windows to score against: the test period, or the validation period (the train "
+                  "period's last --test-fraction; pair with `generate --split train-head` to compare models, e.g. "
+                  "a fine-tune and its starting point, without reading the test period).")
     @click.option("--no-tsne", is_flag=True, help="Skip t-SNE (the slowest diversity step).")
     @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
     def command(real: str, synthetic: str, freq: str | None, repeats: int, n: int | None, seed: int, out: str,
-                protocol: str, epochs: int | None, iterations: int | None, test_fraction: float, no_tsne: bool,
-                progress: bool | None) -> None:
+                protocol: str, epochs: int | None, iterations: int | None, test_fraction: float, period: str,
+                no_tsne: bool, progress: bool | None) -> None:
         from kronos_synth.data.sources import load_klines
         from kronos_synth.data.synthetic import read_synthetic
         from kronos_synth.metrics.evaluate import METRICS, evaluate_all, summary_lines
@@ -481,7 +486,7 @@ def _evaluate_command(name: str):
         result = evaluate_all(
             load_klines(real), read_synthetic(synthetic), freq=freq,
             metrics=METRICS if name == "all" else (name,), repeats=repeats, n=n, seed=seed, protocol=protocol,
-            epochs=epochs, iterations=iterations, test_fraction=test_fraction, tsne=not no_tsne,
+            epochs=epochs, iterations=iterations, test_fraction=test_fraction, tsne=not no_tsne, period=period,
             progress=show_progress(progress), sources={"real": real, "synthetic": synthetic})
         files = write_report(result, out, real_source=real, synthetic_source=synthetic)
         for line in summary_lines(result):

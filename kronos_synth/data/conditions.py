@@ -24,7 +24,7 @@ import pandas as pd
 
 from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
-from kronos_synth.data.splits import Windows, extract_windows, split_by_time
+from kronos_synth.data.splits import Windows, extract_windows, split_part
 
 #: statistics of the continuation (checked on every generated path) and of the context (chosen contexts)
 PATH_STATS = ("volatility", "return", "drawdown")
@@ -192,9 +192,7 @@ def conditioned_windows(klines: pd.DataFrame, freq: str, lookback: int, horizon:
 
     Raises InputError when no real window meets it (nothing to learn the scenario from)."""
     frame = clean_klines(klines, freq).frame
-    if split != "all":
-        train, test = split_by_time(frame, test_fraction=test_fraction, gap=lookback + horizon)
-        frame = train if split == "train" else test
+    frame = split_part(frame, split, test_fraction=test_fraction, gap=lookback + horizon)
     windows = extract_windows(frame, lookback + horizon, stride=1, regime_lookback=lookback)
     if len(windows) == 0:
         raise InputError(f"{source}: no clean stretch of the {split} split holds a context and its continuation "

@@ -89,6 +89,18 @@ class Windows:
                        None if self.regime is None else self.regime[index])
 
 
+def split_part(df: pd.DataFrame, split: str, *, test_fraction: float = 0.2, gap: int) -> pd.DataFrame:
+    """The rows of one split: "train", "test", "all", or "train-head" — the train part split once more the
+    same way, before its tail (the validation period of `--validation train-tail` and
+    `evaluate --period validation`): contexts from there never see the validation or test periods."""
+    if split == "all":
+        return df
+    train, test = split_by_time(df, test_fraction=test_fraction, gap=gap)
+    if split == "train-head":
+        return split_by_time(train, test_fraction=test_fraction, gap=gap)[0]
+    return train if split == "train" else test
+
+
 def block_first(df: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     """First row of the symbol (and segment) block holding each of `rows` (row positions of `df`)."""
     first, _ = _block_bounds(df)

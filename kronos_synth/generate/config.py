@@ -16,7 +16,7 @@ from kronos_synth.data.frequency import FrequencyPreset, get_preset
 from kronos_synth.data.panels import parse_symbols
 from kronos_synth.generate.sampler import SamplingConfig
 
-SPLITS = ("train", "test", "all")
+SPLITS = ("train", "test", "all", "train-head")
 COUPLINGS = ("gaussian", "t", "none")
 T_COPULA_DF = 4  # degrees of freedom of the t copula (coupling "t")
 #: settings that decide how the run executes, not what it writes (same bytes at any value; dtype is
@@ -41,7 +41,7 @@ class GenerationConfig:
     temperature_spread: float = 0.0  # σ of each path's log-temperature (generate/sampler.py path_temperatures)
     volatility_spread: float = 0.0  # σ of each path's log volatility scale (generate/sampler.py path_volatility_scales)
     seed: int = 0
-    split: str = "train"  # where contexts come from: train, test or all of the data
+    split: str = "train"  # where contexts come from: train, test, all of the data, or train-head (data.splits.split_part)
     test_fraction: float = 0.2
     contexts_per_symbol: int | None = None  # evenly spaced contexts per symbol; None: every window
     samples_per_context: int = 1

@@ -13,7 +13,7 @@ from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import FrequencyPreset
 from kronos_synth.data.schema import SYMBOL, TIMESTAMPS
-from kronos_synth.data.splits import extract_windows, split_by_time
+from kronos_synth.data.splits import extract_windows, split_part
 
 
 @dataclass
@@ -44,9 +44,7 @@ def build_context_pool(
 ) -> ContextPool:
     """Clean the K-lines, take the split, cut every lookback window (stride 1) within clean segments."""
     frame = clean_klines(klines, preset.name).frame
-    if split != "all":
-        train, test = split_by_time(frame, test_fraction=test_fraction, gap=lookback + horizon)
-        frame = train if split == "train" else test
+    frame = split_part(frame, split, test_fraction=test_fraction, gap=lookback + horizon)
     windows = extract_windows(frame, lookback, stride=1, regime_lookback=lookback)
     if len(windows) == 0:
         longest = int(frame.groupby([SYMBOL, "segment"]).size().max()) if len(frame) else 0

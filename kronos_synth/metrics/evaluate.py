@@ -61,17 +61,29 @@ class RealSplit:
     cleaning: dict
 
 
+#: which real period the synthetic sets are scored against (`split_real`)
+PERIODS = ("test", "validation")
+
+
 def split_real(real_frame: pd.DataFrame, *, freq: FrequencyPreset, window: int,
-               test_fraction: float = 0.2) -> RealSplit:
-    """Clean, split by time per symbol with a gap of one window, and cut stride-1 windows (§1)."""
+               test_fraction: float = 0.2, period: str = "test") -> RealSplit:
+    """Clean, split by time per symbol with a gap of one window, and cut stride-1 windows (§1).
+
+    `period="validation"`: the test period is dropped first and the train period is split the same way, so
+    the windows scored are its tail (compare models chosen without ever reading the test period)."""
+    if period not in PERIODS:
+        raise EvaluationInputError(f"period must be one of {', '.join(PERIODS)}, got {period!r}", param="period")
     cleaned = clean_klines(real_frame, freq)
-    train_df, test_df = split_by_time(cleaned.frame, test_fraction=test_fraction, gap=window)
+    frame = cleaned.frame
+    if period == "validation":
+        frame = split_by_time(frame, test_fraction=test_fraction, gap=window)[0]
+    train_df, test_df = split_by_time(frame, test_fraction=test_fraction, gap=window)
     train, test = extract_windows(train_df, window), extract_windows(test_df, window)
     if len(test) < 4 or len(train) < 4:
         raise EvaluationInputError(
             f"the real data give {len(train)} train and {len(test)} test windows of {window} bars — need at least 4 "
             "each; pass a longer history or a smaller test_fraction", param="test_fraction")
-    return RealSplit(cleaned.frame, train, test, cleaned.report.to_dict())
+    return RealSplit(frame, train, test, cleaned.report.to_dict())
 
 
 @dataclass
@@ -177,7 +189,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
                  epochs: int | None = None, iterations: int | None = None, test_fraction: float = 0.2,
                  n_test_tstr: int = 3000, max_plot: int = 1000, tsne: bool = True, progress: bool = False,
                  sources: dict[str, Any] | None = None, calibration: bool = True,
-                 synthetic_time: np.ndarray | None = None) -> EvaluationResult:
+                 synthetic_time: np.ndarray | None = None, period: str = "test") -> EvaluationResult:
     """Run the selected metric groups (`METRICS`) of the protocol; see docs/protocol.md.
 
     `n` caps the sequences drawn per set (real test windows and synthetic sequences, seeded, without
@@ -188,6 +200,8 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     `synthetic_time`: (n, 2) first/last bar times of a bare array's sequences (a dataset brings its own):
     the discriminative classifier's train and test windows then come from disjoint time blocks.
     `peers` trains min(repeats, PEER_REPEATS) Context-FID encoders on the sampled real train windows.
+    `period="validation"` scores against the train period's tail instead of the test period (`split_real`);
+    pair it with sequences generated from `split="train-head"` contexts.
     """
     unknown = set(metrics) - set(METRICS)
     if unknown:
@@ -203,7 +217,7 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     if "tstr" in metrics and window < lb + k:
         raise EvaluationInputError(f"synthetic sequences have {window} bars; TSTR at {preset.name} needs "
                                    f"{lb} + {k} = {lb + k} — generate sequences of {lb + k} bars or more")
-    real = split_real(real_frame, freq=preset, window=window, test_fraction=test_fraction)
+    real = split_real(real_frame, freq=preset, window=window, test_fraction=test_fraction, period=period)
     real_has_volume, syn_has_volume = not is_volume_free(real.test.values), not is_volume_free(syn_all)
     if real_has_volume != syn_has_volume:
         which = "the synthetic data have no volume but the real data do" if real_has_volume else \
@@ -237,13 +251,15 @@ def evaluate_all(real_frame: pd.DataFrame, synthetic: SyntheticDataset | np.ndar
     settings = {
         "metrics": list(metrics), "protocol": protocol, "repeats": repeats, "seed": seed, "n_requested": n,
         "epochs": epochs if epochs is not None else 20, "iterations": iterations, "freq": preset.name,
-        "window": window, "tstr_lookback": lb, "tstr_horizon": k, "test_fraction": test_fraction,
+        "window": window, "tstr_lookback": lb, "tstr_horizon": k, "test_fraction": test_fraction, "period": period,
         "gap": window, "n_test_tstr": n_test_tstr, "max_plot": max_plot, "tsne": tsne,
         "sample_seeds": {"real": s_real, "synthetic": s_syn, "models": s_model}, "calibration": calibration,
         "peer_repeats": min(repeats, PEER_REPEATS),
         "features": list(FEATURES[:4] if volume_free else FEATURES), "volume_free": volume_free,
         "normalization": "per sequence: prices share one mean/std, log1p volume/amount z-scored, clip ±5",
-        "real_windows": "cut from the test period (stride 1), sampled without replacement; the discriminative "
+        "real_windows": ("cut from the test period" if period == "test" else "cut from the validation period (the "
+                         "train period's tail; the test period is not read)") +
+                        " (stride 1), sampled without replacement; the discriminative "
                         "classifier trains and tests on windows from disjoint time blocks",
         "preset": preset.to_dict(),
     }

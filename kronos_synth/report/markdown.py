@@ -34,8 +34,9 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 def render_markdown(result, *, title: str, plots: list[str], provenance: dict) -> str:
     s, d = result.settings, result.data
     lines = [f"# {title}", ""]
-    lines += [f"Real test windows used: {d['n_real_test_used']} of {d['n_real_test_available']} "
-              f"(test period {d['real_test_period'][0]} … {d['real_test_period'][1]}); "
+    period = "validation" if s.get("period") == "validation" else "test"  # validation: the train period's tail
+    lines += [f"Real {period} windows used: {d['n_real_test_used']} of {d['n_real_test_available']} "
+              f"({period} period {d['real_test_period'][0]} … {d['real_test_period'][1]}); "
               f"synthetic sequences used: {d['n_synthetic_used']} of {d['n_synthetic_available']}; "
               f"window {s['window']} bars at {s['freq']}. Intervals are 95 % t-intervals over "
               f"{s['repeats']} repeats (± half width).", ""]
