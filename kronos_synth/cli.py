@@ -511,9 +511,12 @@ for _name in ("discriminative", "tstr", "diversity", "validity", "stylized", "pe
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of the shared timeline that is the test period.")
+@click.option("--period", type=click.Choice(["test", "validation"]), default="test", show_default=True,
+              help="Real panels to score against: the test period, or the train period's last --test-fraction "
+              "(pair with `generate --panel … --split train-head`).")
 @click.option("--out", default="evaluation-panel", show_default=True, type=click.Path(file_okay=False))
 def evaluate_panel_cmd(real: str, synthetic: str, repeats: int, n: int | None, epochs: int, seed: int,
-                       test_fraction: float, out: str) -> None:
+                       test_fraction: float, period: str, out: str) -> None:
     """Panel metrics of a coupled multi-asset dataset: correlation-matrix error, eigenvalue spectrum,
     lower-tail dependence, volume co-movement and the cross-sectional discriminative score, with
     real-vs-real rows.
@@ -528,7 +531,7 @@ def evaluate_panel_cmd(real: str, synthetic: str, repeats: int, n: int | None, e
     from kronos_synth.report.scenarios import write_panel_report
 
     res = evaluate_panels(load_klines(real), read_synthetic(synthetic), source=real, test_fraction=test_fraction,
-                          repeats=repeats, epochs=epochs, n=n, seed=seed)
+                          repeats=repeats, epochs=epochs, n=n, seed=seed, period=period)
     files = write_panel_report(res, out, real_source=real, synthetic_source=synthetic)
     for line in res.lines():
         click.echo(line)

@@ -59,6 +59,8 @@ def test_panels_take_the_head_of_the_shared_timeline():
     head = aligned_panel(klines, ("AAA", "BBB"), "15min", split="train-head", gap=8)
     n = len(train.timestamps)
     np.testing.assert_array_equal(head.timestamps, train.timestamps[:n - round(0.2 * n) - 8])
+    val = aligned_panel(klines, ("AAA", "BBB"), "15min", split="validation", gap=8)
+    np.testing.assert_array_equal(val.timestamps, train.timestamps[n - round(0.2 * n):])
 
 
 def test_evaluate_scores_the_validation_period_from_the_cli(goog, tmp_path):

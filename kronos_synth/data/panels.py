@@ -87,8 +87,10 @@ def aligned_panel(klines: pd.DataFrame, symbols: tuple[str, ...], freq: str, *, 
                            for s, t in stamps.items())
         raise InputError(f"{source}: the symbols' time ranges do not overlap by {min_length} bars ({len(common)} "
                          f"shared timestamps; {ranges}) — choose symbols traded over the same period", param="panel")
-    for part in {"all": (), "train": ("train",), "test": ("test",), "train-head": ("train", "train")}[split]:
-        n = len(common)  # train-head: the train part cut once more the same way
+    parts = {"all": (), "train": ("train",), "test": ("test",), "train-head": ("train", "train"),
+             "validation": ("train", "test")}[split]
+    for part in parts:  # train-head / validation: the train part cut once more the same way, head / tail
+        n = len(common)
         cut = n - int(round(n * test_fraction))
         common = common[:max(0, cut - gap)] if part == "train" else common[cut:]
     linked = np.ones(max(0, len(common) - 1), dtype=bool)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import rankdata
 
+from kronos_synth.data.errors import InputError
 from kronos_synth.metrics.discriminative import DiscriminativeResult, discriminative_score
 from kronos_synth.metrics.features import is_volume_free, normalize_sequences
 from kronos_synth.metrics.stats import repeat_seeds
@@ -310,19 +311,23 @@ class PanelEvaluation:
 
 def evaluate_panels(klines, dataset, *, source: str = "data", test_fraction: float = 0.2, repeats: int = 5,
                     epochs: int = 20, n: int | None = None, seed: int = 0, threads: int | None = None,
-                    discriminative: bool = True) -> PanelEvaluation:
+                    discriminative: bool = True, period: str = "test") -> PanelEvaluation:
     """Score a panel dataset (`generate --panel`) against every real test-period panel window (stride 1) of its
-    symbols in `klines`, plus the real-vs-real calibration rows (`panel_calibration_rows`)."""
+    symbols in `klines`, plus the real-vs-real calibration rows (`panel_calibration_rows`). `period="validation"`:
+    the panel windows of the train period's tail instead (pair with `split="train-head"` contexts)."""
+    if period not in ("test", "validation"):
+        raise InputError(f"period must be one of test, validation, got {period!r}", param="period")
     from kronos_synth.data.panels import panel_windows
 
     synthetic, symbols = dataset.to_panels()
     meta = dataset.metadata
     horizon, lookback = synthetic.shape[2], int(meta.get("lookback", 0))
-    test = panel_windows(klines, symbols, str(meta["freq"]), horizon, split="test", test_fraction=test_fraction,
+    test = panel_windows(klines, symbols, str(meta["freq"]), horizon, split=period, test_fraction=test_fraction,
                          gap=lookback + horizon, source=source)
     real_time = test.timestamps[:, [0, -1]].astype("int64")
     kw = dict(repeats=repeats, epochs=epochs, n=n, threads=threads, discriminative=discriminative)
     comparison = compare_panels(test.values, synthetic, seed=seed, real_time=real_time, **kw)
     calibration = panel_calibration_rows(test.values, seed=seed, real_time=real_time, **kw)
     return PanelEvaluation(tuple(symbols), comparison, calibration,
-                           {"n_real_panels": len(test), "test_fraction": test_fraction, "seed": seed, **kw})
+                           {"n_real_panels": len(test), "test_fraction": test_fraction, "period": period, "seed": seed,
+                            **kw})

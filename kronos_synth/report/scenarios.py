@@ -22,7 +22,8 @@ def _write(out: str, title: str, intro: list[str], lines: list[str], doc: dict[s
 def write_panel_report(evaluation: Any, out: str, *, real_source: str, synthetic_source: str) -> ReportFiles:
     """`evaluation`: a `metrics.panel.PanelEvaluation`."""
     intro = [f"Panels of {', '.join(evaluation.symbols)} from `{synthetic_source}` against the "
-             f"{evaluation.settings['n_real_panels']} real test-period panels of `{real_source}` (stride 1). "
+             f"{evaluation.settings['n_real_panels']} real {evaluation.settings.get('period', 'test')}-period panels of "
+             f"`{real_source}` (stride 1). "
              "Calibration rows: real first half vs second half (the noise floor) and shuffled assets "
              "(marginals kept, co-movement gone; the discriminative score must catch it)."]
     return _write(out, "Panel evaluation", intro, evaluation.lines(),
