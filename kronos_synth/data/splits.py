@@ -89,6 +89,11 @@ class Windows:
                        None if self.regime is None else self.regime[index])
 
 
+#: which real period a synthetic set is scored against: the test period, or the validation period (the train
+#: period's last test_fraction; the test period is not read)
+PERIODS = ("test", "validation")
+
+
 def split_part(df: pd.DataFrame, split: str, *, test_fraction: float = 0.2, gap: int) -> pd.DataFrame:
     """The rows of one split: "train", "test", "all", or "train-head" — the train part split once more the
     same way, before its tail (the validation period of `--validation train-tail` and

@@ -18,7 +18,7 @@ from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import FrequencyPreset, get_preset, infer_frequency
 from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
-from kronos_synth.data.splits import Windows, extract_windows, split_by_time
+from kronos_synth.data.splits import PERIODS, Windows, extract_windows, split_by_time
 from kronos_synth.data.synthetic import SyntheticDataset, read_part_metadata
 from kronos_synth.metrics.calibration import discriminative_table, forecast_table, peer_table
 from kronos_synth.metrics.discriminative import PredictiveResult, predictive_score
@@ -59,10 +59,6 @@ class RealSplit:
     train: Windows
     test: Windows
     cleaning: dict
-
-
-#: which real period the synthetic sets are scored against (`split_real`)
-PERIODS = ("test", "validation")
 
 
 def split_real(real_frame: pd.DataFrame, *, freq: FrequencyPreset, window: int,

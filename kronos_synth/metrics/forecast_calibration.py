@@ -25,7 +25,7 @@ from kronos_synth.data.cleaning import clean_klines
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.frequency import FrequencyPreset, get_preset
 from kronos_synth.data.schema import SYMBOL
-from kronos_synth.data.splits import Windows, extract_windows, split_by_time
+from kronos_synth.data.splits import PERIODS, Windows, extract_windows, split_by_time
 from kronos_synth.metrics.stats import repeat_seeds
 
 TARGETS = ("return", "realized_vol")
@@ -142,7 +142,6 @@ class CalibrationData:
         return self.windows.length - self.lookback
 
 
-PERIODS = ("test", "validation")
 
 
 def calibration_windows(klines: pd.DataFrame, preset: FrequencyPreset, lookback: int, horizon: int, *,

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from kronos_synth.data.errors import InputError
+from kronos_synth.data.splits import PERIODS
 from kronos_synth.metrics.discriminative import DiscriminativeResult, discriminative_score
 from kronos_synth.metrics.features import is_volume_free, normalize_sequences
 from kronos_synth.metrics.stats import repeat_seeds
@@ -315,8 +316,8 @@ def evaluate_panels(klines, dataset, *, source: str = "data", test_fraction: flo
     """Score a panel dataset (`generate --panel`) against every real test-period panel window (stride 1) of its
     symbols in `klines`, plus the real-vs-real calibration rows (`panel_calibration_rows`). `period="validation"`:
     the panel windows of the train period's tail instead (pair with `split="train-head"` contexts)."""
-    if period not in ("test", "validation"):
-        raise InputError(f"period must be one of test, validation, got {period!r}", param="period")
+    if period not in PERIODS:
+        raise InputError(f"period must be one of {', '.join(PERIODS)}, got {period!r}", param="period")
     from kronos_synth.data.panels import panel_windows
 
     synthetic, symbols = dataset.to_panels()
