@@ -25,12 +25,13 @@ from evaluation.protocol import CRYPTO_DATA_DIR, RESULTS_DIR, settings_key
 
 MARKETS = {"sp500-daily": ("daily", "sp500-daily"), "crypto-15m": ("15min", "*_15m.csv")}
 CONDITIONS = ("volatility:0.9-1", "return:0-0.1", "regime:high-vol", "stress")
+N_DEFAULT = 1000
 
 
 def _variant(args) -> list[str]:
     """The non-default settings of a run, for row and folder names."""
     return ([f"split {args.split}"] * (args.split != "test") + [f"top-p {args.top_p:g}"] * (args.top_p != 1.0)
-            + [f"model {args.model_label}"] * bool(args.model))
+            + [f"model {args.model_label}"] * bool(args.model) + [f"n {args.n}"] * (args.n != N_DEFAULT))
 
 
 def _row(market: str, freq: str, data: str, condition: str, args, work: Path) -> dict:
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(CRYPTO_DATA_DIR))
     ap.add_argument("--out", default=None)
-    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--n", type=int, default=N_DEFAULT)
     ap.add_argument("--samples", type=int, default=4, help="samples per context")
     ap.add_argument("--max-tries", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
@@ -136,7 +137,9 @@ def write_report(out: Path, rows: dict, args) -> None:
         if rep.get("stress"):
             st = {x["set"]: x for x in rep["stress"]["rows"]}
             es = (f"{st['generated']['es_1']:.3f} / {st['historical (real continuations)']['es_1']:.3f} / "
-                  f"{st['GARCH(1,1)-t']['es_1']:.3f} (ratio {rep['stress']['es1_ratio_to_historical']:.2f})")
+                  f"{st['GARCH(1,1)-t']['es_1']:.3f} (ratio {rep['stress']['es1_ratio_to_historical']:.2f}"
+                  + ("" if "es1_ratio_interval" not in rep["stress"] else
+                     ", 95 % bootstrap {:.2f}–{:.2f}".format(*rep["stress"]["es1_ratio_interval"])) + ")")
         lines.append(f"| {name} | {rep['n_real']} | {100 * s['hit_rate']:.1f} % ({s['hits']}/{s['generated']}) | "
                      f"{s['acceptance_cost']:.2f} | {disc} | {q} | {es} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -109,7 +109,11 @@ def main() -> None:
     ap.add_argument("--regime-from", default=None, metavar="FOLDER",
                     help="predictor stage: continue a trained predictor (FOLDER) with the volatility-regime input "
                          "added (data/regime.py; zero at the start), for --steps at --lr, in its own folder.")
-    ap.add_argument("--lr", type=float, default=2e-4, help="Peak learning rate of a --regime-from continuation.")
+    ap.add_argument("--continue-from", default=None, metavar="FOLDER",
+                    help="predictor stage: continue a trained predictor (FOLDER, e.g. the embedded default's "
+                         "model folder) as it is, for --steps at --lr with fresh batches (--seed), in its own folder.")
+    ap.add_argument("--lr", type=float, default=2e-4,
+                    help="Peak learning rate of a --regime-from or --continue-from continuation.")
     args = ap.parse_args()
     torch.set_num_threads(1)
     work = Path(args.work)
@@ -148,14 +152,24 @@ def main() -> None:
     if args.steps is not None and args.steps != steps:
         eval_every = max(eval_every, args.steps // 12)
         steps, folder = args.steps, work / f"predictor-{args.size}-{args.steps}"
+    if args.regime_from is not None and args.continue_from is not None:
+        ap.error("--regime-from and --continue-from exclude each other")
     if args.regime_from is not None:
         folder = work / f"predictor-{args.size}-regime-{steps}"
+    if args.continue_from is not None:
+        folder = work / f"predictor-{args.size}-continued-{steps}-seed{args.seed}"
     if args.stage == "predictor" and args.regime_from is not None:
         init = add_regime_input(Path(args.regime_from), work / f"init-regime-{args.size}")
         config = PredictorTrainingConfig(init=str(init), steps=steps, eval_every=eval_every, seed=args.seed,
                                          regime_lr_scale=REGIME_LR_SCALE, **dict(PREDICTOR, lr=args.lr))
         out = train_predictor(td, folder, config, tokenizer=str(work / "tokenizer"), log=log, command=command)
         log(f"predictor {args.size} + regime: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
+            f"{out.result.wall_time_s:.0f} s")
+    elif args.stage == "predictor" and args.continue_from is not None:
+        config = PredictorTrainingConfig(init=str(Path(args.continue_from)), steps=steps, eval_every=eval_every,
+                                         seed=args.seed, **dict(PREDICTOR, lr=args.lr))
+        out = train_predictor(td, folder, config, tokenizer=str(work / "tokenizer"), log=log, command=command)
+        log(f"predictor {args.size} continued: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
             f"{out.result.wall_time_s:.0f} s")
     elif args.stage == "predictor":
         config = PredictorTrainingConfig(config="small", overrides=overrides, steps=steps, eval_every=eval_every,

@@ -18,7 +18,7 @@ from kronos_synth.data.sources import klines_for
 from kronos_synth.data.synthetic import read_synthetic
 from kronos_synth.generate.config import GenerationConfig
 from kronos_synth.generate.generator import Generator
-from kronos_synth.metrics.scenario import scenario_report, var_es
+from kronos_synth.metrics.scenario import es_ratio_interval, scenario_report, var_es
 from kronos_synth.model.pretrained import load_model_pair
 from tests._tiny import save_tiny_model
 
@@ -132,6 +132,23 @@ def test_stress_pack_reports_var_es_against_history_and_garch(pair, sp500, tmp_p
     hist = rep.stress["rows"][1]
     assert hist["es_1"] >= hist["var_1"] > 0 and hist["es_5"] >= hist["var_5"] > 0
     assert rep.stress["es1_ratio_to_historical"] == pytest.approx(rep.stress["rows"][0]["es_1"] / hist["es_1"])
+    lo, hi = rep.stress["es1_ratio_interval"]
+    assert np.isfinite([lo, hi]).all() and lo <= hi
+
+
+def test_es_ratio_interval_covers_the_truth_and_widens_with_dependence():
+    rng = np.random.default_rng(0)
+    gen = rng.standard_t(4, 4000) * 0.02
+    hist = rng.standard_t(4, 2000) * 0.02  # same law: the ratio's interval must contain 1
+    groups = np.repeat(np.arange(1000), 4)
+    lo, hi = es_ratio_interval(gen, groups, hist, block=1, seed=1)
+    assert lo < 1 < hi and hi - lo < 0.6
+    # 200 values each repeated 10 times (like overlapping windows): ten times fewer independent tails, so a
+    # bootstrap whose blocks keep the runs gives a much wider interval than one that takes them as independent
+    runs = np.repeat(hist[:200], 10)
+    narrow = es_ratio_interval(gen, groups, runs, block=1, seed=1)
+    wide = es_ratio_interval(gen, groups, runs, block=10, seed=1)
+    assert wide[1] - wide[0] > 2 * (narrow[1] - narrow[0])
 
 
 def test_var_es_of_a_known_sample():
