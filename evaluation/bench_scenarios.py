@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from evaluation.protocol import CRYPTO_DATA_DIR, RESULTS_DIR, settings_key
+from evaluation.protocol import CRYPTO_DATA_DIR, GAPS, RESULTS_DIR, settings_key
 
 MARKETS = {"sp500-daily": ("daily", "sp500-daily"), "crypto-15m": ("15min", "*_15m.csv")}
 CONDITIONS = ("volatility:0.9-1", "return:0-0.1", "regime:high-vol", "stress")
@@ -42,7 +42,7 @@ def _row(market: str, freq: str, data: str, condition: str, args, work: Path) ->
 
     scenario = condition if condition == "stress" else None
     config = GenerationConfig(freq=freq, split=args.split, seed=args.seed, samples_per_context=args.samples,
-                              top_p=args.top_p, repair=True, batch_size=256, max_tries=args.max_tries, dtype="fp32",
+                              top_p=args.top_p, repair=True, gaps=GAPS, batch_size=256, max_tries=args.max_tries, dtype="fp32",
                               condition=None if scenario else condition, scenario=scenario)
     out = work / "-".join([market, condition.replace(":", "_"), *(v.replace(" ", "-") for v in _variant(args)),
                            args.model_sha[:8]])

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.protocol import settings_key, stage_seed
+from evaluation.protocol import GAPS, settings_key, stage_seed
 
 ASSETS_ORDER = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ADAUSDT")
 #: bumped when a panel metric is added: every row is scored again (generated sets are reused from work/)
@@ -55,7 +55,7 @@ def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, o
                            top_p=float(p["top_p"]), seed=int(proto["seed"]), split="train", panel=symbols,
                            coupling=coupling, samples_per_context=int(p["samples_per_context"]),
                            contexts_per_symbol=int(p["contexts"]), batch_size=256, dtype=p["dtype"],
-                           temperature_spread=temperature_spread, volatility_spread=volatility_spread)
+                           temperature_spread=temperature_spread, volatility_spread=volatility_spread, gaps=GAPS)
     torch.set_num_threads(int(proto["run"]["threads"]))
     gen = PanelGenerator(load_model_pair(p.get("model") or None), klines, cfg, source="crypto-panel",
                          order_by_return=order_by_return, calibrate=calibrate)

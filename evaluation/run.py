@@ -111,6 +111,7 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     if (KRONOS in gens or sw.get("enabled")) and st.selects(proto):
         settings = {"selection": proto["selection"], **{x: k[x] for x in ("temperature", "top_p", "batch_size")},
                     "spreads": {x: 0.0 if k[x] == "auto" else k[x] for x in SPREADS}}
+        settings.update(gaps_setting(k))
         out.append(Stage("select", st.select_stage, settings, ("predictor",), outputs=("work/select",
                                                                                          "work/selected.json"),
                          serial=True))
@@ -129,6 +130,7 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
     if KRONOS in gens:
         settings = {x: k[x] for x in ("n", "temperature", "top_p", "batch_size")}
         settings.update(spread_setting(k))
+        settings.update(gaps_setting(k))
         if zero_shot:
             settings["zero_shot"] = kronos_train
         out.append(Stage("generate", st.generate_stage, settings, sampled_by, outputs=("work/kronos",), serial=True))
@@ -168,6 +170,12 @@ def plan(proto: dict, files_sha256: dict[str, str] | None = None,
                                  model_dep, {"temperature": float(t), "top_p": float(p)},
                                  (f"work/sweep/{label}",)))
     return assign_keys(out, base)
+
+
+def gaps_setting(k: dict) -> dict:
+    """The generation gap convention, in a stage's settings only when it is not "model" (the runs made before
+    the setting existed keep their keys)."""
+    return {} if k.get("gaps", "model") == "model" else {"gaps": k["gaps"]}
 
 
 def assign_keys(stages: list[Stage], base: dict) -> list[Stage]:

@@ -287,7 +287,8 @@ def _generate(ctx: StageContext, out: Path, *, n: int, temperature: float, top_p
     config = GenerationConfig(freq=proto["freq"], lookback=lookback(proto), horizon=int(proto["window"]),
                               temperature=float(temperature), top_p=float(top_p), seed=seed, split="train",
                               temperature_spread=float(temperature_spread), volatility_spread=float(volatility_spread),
-                              batch_size=int(proto["kronos"]["batch_size"]), device="cpu")
+                              batch_size=int(proto["kronos"]["batch_size"]), device="cpu",
+                              gaps=proto["kronos"].get("gaps", "model"))
     summary = generate_dataset(config, n=int(n), out=str(out), data=data or ctx.source, model=predictor,
                                tokenizer=tokenizer, progress=False)
     return summary.to_dict()

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation import stages as st
-from evaluation.protocol import KRONOS, ProtocolError, stage_seed
+from evaluation.protocol import GAPS, KRONOS, ProtocolError, stage_seed
 
 FILE = "stock_data.csv"
 FILE_SHA256 = "134b8a00eb4eefa3242dd7ae85144082da80dedf75a1a656d5d08f97cd95277a"
@@ -145,7 +145,7 @@ def kronos_stage(ctx: st.StageContext) -> dict:
         config = GenerationConfig(freq=proto["freq"], lookback=st.lookback(proto), horizon=int(proto["window"]),
                                   temperature=float(k["temperature"]), top_p=float(k["top_p"]),
                                   seed=stage_seed(proto["seed"], f"generate:{i}"), split="all",
-                                  batch_size=int(k["batch_size"]), device="cpu")
+                                  batch_size=int(k["batch_size"]), device="cpu", gaps=GAPS)
         summary = generate_dataset(config, n=n, out=str(folder), data=str(st.work_dir(ctx, "stocks.csv")),
                                    model=predictor, tokenizer=tokenizer, progress=False)
         np.save(st.work_dir(ctx, "kronos", f"seed{i}.npy"), read_synthetic(folder).to_array(FEATURES))

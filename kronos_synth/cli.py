@@ -342,6 +342,9 @@ def _gen_default(name: str):
               "open and close; floor volume and amount at 0 (raw violation counts are still reported).")
 @click.option("--include-context", is_flag=True, default=_gen_default("include_context"),
               help="Also write the real context bars (steps -L..-1).")
+@click.option("--gaps", type=click.Choice(["context", "model"]), default=_gen_default("gaps"), show_default=True,
+              help="context: where a context never gaps (every open equals the previous close, as in crypto "
+              "exchange K-lines), the generated bars open at the previous close too. model: opens as sampled.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output dataset folder.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,

@@ -129,3 +129,21 @@ def test_real_datasets_clean_with_defaults(name):
     res = clean_klines(df)
     accounted(res, len(df))
     assert res.report.rows_out > 0.95 * len(df)
+
+
+def test_open_at_previous_close_only_where_the_context_never_gaps():
+    from kronos_synth.data.bar_validity import bar_validity, open_at_previous_close
+
+    close = np.array([10.0, 10.5, 10.2, 10.8])
+    gapless = np.stack([np.r_[10.0, close[:-1]], close + 0.3, np.minimum(np.r_[10.0, close[:-1]], close) - 0.3,
+                        close, np.ones(4), close], axis=-1)
+    gapped = gapless.copy()
+    gapped[2, 0] += 0.05
+    gen = np.array([[[10.9, 11.2, 10.7, 11.0, 1, 11.0], [11.05, 11.1, 10.95, 11.05, 1, 11.0]]])
+    out = open_at_previous_close(np.concatenate([gen, gen]), np.stack([gapless, gapped]))
+    np.testing.assert_array_equal(out[0, :, 0], [10.8, 11.0])  # context's last close, then the bar before
+    np.testing.assert_array_equal(out[0, :, 3], gen[0, :, 3])
+    assert out[0, 1, 2] == 10.95 and out[0, 1, 1] == 11.1  # the new open 11.0 is inside: unchanged range
+    assert out[0, 0, 2] == 10.7 and out[0, 0, 1] == 11.2
+    np.testing.assert_array_equal(out[1], gen[0])  # a context with one gap: the model's opens stay
+    assert bar_validity(out).invalid_bars == 0

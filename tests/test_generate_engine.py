@@ -299,3 +299,38 @@ def test_rerun_of_a_finished_run_says_it_is_complete(tiny_model, tmp_path):
     again = _gen(tiny_model, tmp_path / "a", sequences_per_part=10)
     assert again.generated == 0 and again.parts_skipped == 3
     assert again.line() == f"24 sequences, 240 bars already complete in {tmp_path / 'a'} (3 parts); nothing to generate"
+
+
+def test_gapless_contexts_give_bars_that_open_at_the_previous_close(tiny_model, tmp_path):
+    """Exchange K-lines whose every open is the previous close: with gaps="context" the generated bars open
+    at the previous close too, the first at the context's last close; closes are the model's, unchanged."""
+    from kronos_synth.data import load_dataset
+
+    df = load_dataset("crypto-15m")
+    df = (df.frame if hasattr(df, "frame") else df)
+    df = df[df["symbol"] == "BTCUSDT"].iloc[:400].copy()
+    df["open"] = np.r_[df["open"].iloc[0], df["close"].to_numpy()[:-1]]  # a strictly gapless market
+    df["high"] = np.maximum(df["high"], df["open"])
+    df["low"] = np.minimum(df["low"], df["open"])
+    csv = tmp_path / "btc.csv"
+    df.to_csv(csv, index=False)
+    kw = dict(freq="15min", dataset=None, data=str(csv), include_context=True, repair=True)
+    _gen(tiny_model, tmp_path / "ctx", **kw)
+    _gen(tiny_model, tmp_path / "raw", gaps="model", **kw)
+    a, b = read_synthetic(tmp_path / "ctx"), read_synthetic(tmp_path / "raw")
+    assert a.metadata["gaps"] == "context" and "gaps" not in b.metadata  # runs from before keep their keys
+    fa = a.frame.sort_values(["sequence_id", "step"])
+    fb = b.frame.sort_values(["sequence_id", "step"])
+    np.testing.assert_array_equal(fa["close"].to_numpy(), fb["close"].to_numpy())
+    o, c = fa["open"].to_numpy().reshape(24, -1), fa["close"].to_numpy().reshape(24, -1)
+    np.testing.assert_array_equal(o[:, 1:], c[:, :-1])  # context bars (steps < 0) and generated ones alike
+    assert (fb["open"].to_numpy().reshape(24, -1)[:, -10:] != c[:, -11:-1]).all()  # the model's own opens
+    h, lo = fa["high"].to_numpy(), fa["low"].to_numpy()
+    assert (h >= np.maximum(fa["open"], fa["close"])).all() and (lo <= np.minimum(fa["open"], fa["close"])).all()
+
+
+def test_contexts_with_gaps_keep_the_models_opens(tiny_model, tmp_path):
+    _gen(tiny_model, tmp_path / "ctx")
+    _gen(tiny_model, tmp_path / "raw", gaps="model")
+    a, b = read_synthetic(tmp_path / "ctx").frame, read_synthetic(tmp_path / "raw").frame
+    pd.testing.assert_frame_equal(a, b)  # GOOG daily opens gap: nothing changes

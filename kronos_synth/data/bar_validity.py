@@ -80,3 +80,26 @@ def repair_bars(bars: np.ndarray) -> np.ndarray:
     out[..., 2] = np.minimum.reduce([out[..., 2], o, c])
     out[..., 4:6] = np.maximum(out[..., 4:6], 0.0)
     return out
+
+
+def open_at_previous_close(bars: np.ndarray, context: np.ndarray, *, rtol: float = 1e-12) -> np.ndarray:
+    """Generated bars (B, H, 6) whose context (B, L, 6) never gaps — every open equals the previous close, as
+    in exchange K-lines of a market that trades around the clock — open at the previous close too: the
+    first at the context's last close, the others at their predecessor's close. Closes, volume and amount
+    are unchanged; high and low widen to cover the new open (so a valid bar stays valid). Other rows are
+    returned as they are."""
+    out = np.array(bars, dtype=np.float64, copy=True)
+    ctx = np.asarray(context, dtype=np.float64)
+    if ctx.shape[1] < 2 or out.shape[1] == 0:
+        return out
+    prev = ctx[:, :-1, 3]
+    gapless = (np.abs(ctx[:, 1:, 0] - prev) <= rtol * np.abs(prev)).all(axis=1)
+    if not gapless.any():
+        return out
+    rows = out[gapless]
+    rows[:, 0, 0] = ctx[gapless, -1, 3]
+    rows[:, 1:, 0] = rows[:, :-1, 3]
+    rows[..., 1] = np.maximum(rows[..., 1], rows[..., 0])
+    rows[..., 2] = np.minimum(rows[..., 2], rows[..., 0])
+    out[gapless] = rows
+    return out

@@ -18,6 +18,7 @@ from kronos_synth.generate.sampler import SamplingConfig
 
 SPLITS = ("train", "test", "all", "train-head")
 COUPLINGS = ("gaussian", "t", "none")
+GAPS = ("context", "model")
 T_COPULA_DF = 4  # degrees of freedom of the t copula (coupling "t")
 #: settings that decide how the run executes, not what it writes (same bytes at any value; dtype is
 #: recorded as resolved, since bf16 and fp32 give different bars)
@@ -56,6 +57,9 @@ class GenerationConfig:
     max_tries: int = 64  # conditioned runs: candidate paths per sequence at most
     panel: tuple[str, ...] | None = None  # coupled multi-asset panels of these symbols (generate/panel.py)
     coupling: str = "gaussian"  # panels: "gaussian" or "t" copula of the context's returns, or "none"
+    #: "context": where a context never gaps (every open = the previous close), the generated bars open at the
+    #: previous close too; "model": opens as the model samples them (never exactly the previous close)
+    gaps: str = "context"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freq", get_preset(self.freq).name)
@@ -94,6 +98,8 @@ class GenerationConfig:
             if self.condition is not None:
                 raise InputError("condition and panel cannot be combined yet: condition single-asset runs, or "
                                  "generate panels unconditioned", param=("condition", "panel"))
+        if self.gaps not in GAPS:
+            raise _error("gaps", f"must be one of {', '.join(GAPS)}, got {self.gaps!r}")
         if self.coupling not in COUPLINGS:
             raise _error("coupling", f"must be one of {', '.join(COUPLINGS)}, got {self.coupling!r}")
 
@@ -134,6 +140,8 @@ class GenerationConfig:
             out.pop("condition"), out.pop("max_tries")
         if self.scenario is None:
             out.pop("scenario")
+        if self.gaps == "model":  # as every run before the setting existed: their keys stay
+            out.pop("gaps")
         if self.panel is None:
             out.pop("panel"), out.pop("coupling")
         else:

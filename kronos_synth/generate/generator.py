@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kronos_synth.data.bar_validity import bar_validity, repair_bars
+from kronos_synth.data.bar_validity import bar_validity, open_at_previous_close, repair_bars
 from kronos_synth.data.conditions import ConditionedWindows, conditioned_windows, parse_condition
 from kronos_synth.data.errors import InputError
 from kronos_synth.data.regime import with_regime
@@ -163,6 +163,8 @@ class Generator:
         z = decode_horizon(self.tokenizer, torch.cat([s1, g1], 1), torch.cat([s2, g2], 1), self.horizon,
                            self.max_context, share_context=self.samples_per_context > 1)
         bars = self.decode_bars(z.float().cpu().numpy(), stats, self._path_ids(ids))
+        if self.config.gaps == "context":  # the model's gaps are never exactly 0; a gapless market's are
+            bars = open_at_previous_close(bars, ctx)
         check = bar_validity(bars)
         violations = {**check.counts, "invalid_bars": check.invalid_bars}
         if self.repair:
