@@ -87,3 +87,21 @@ def test_evaluate_all_records_the_period(goog):
     res = evaluate_all(goog, syn, freq="daily", metrics=("validity",), period="validation", calibration=False)
     assert res.settings["period"] == "validation" and "validation period" in res.settings["real_windows"]
     assert pd.Timestamp(res.data["real_test_period"][1]) < pd.Timestamp(int(test.test.spans()[:, 0].min()))
+
+
+def test_validation_reports_name_their_calibration_rows_by_period(goog, tmp_path):
+    from kronos_synth.metrics.calibration import DISJOINT_HALVES, TRAIN_PERIOD, row_label
+    from kronos_synth.metrics.evaluate import summary_lines
+    from kronos_synth.report import write_report
+
+    assert row_label(DISJOINT_HALVES) == DISJOINT_HALVES and row_label(TRAIN_PERIOD, "test") == TRAIN_PERIOD
+    syn = split_real(goog, freq=get_preset("daily"), window=35).train.values[:60]
+    res = evaluate_all(goog, syn, freq="daily", metrics=("discriminative",), period="validation", repeats=1,
+                       epochs=1, n=40, tsne=False)
+    assert set(res.discriminative) >= {TRAIN_PERIOD, DISJOINT_HALVES}  # report.json keys stay the same
+    lines = "\n".join(summary_lines(res))
+    assert "real (validation, disjoint halves)" in lines and "real (train period's head)" in lines
+    assert "(test, disjoint halves)" not in lines
+    write_report(res, str(tmp_path / "rep"), real_source="goog-daily")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| real (validation, disjoint halves) |" in md and "(test, disjoint halves)" not in md

@@ -28,6 +28,16 @@ SHUFFLED = "shuffled bars"
 ROWS = (SYNTHETIC, TRAIN_PERIOD, DISJOINT_HALVES, SHUFFLED)
 
 
+def row_label(name: str, period: str = "test") -> str:
+    """A row's name as reports show it. Scored against the validation period (the train period's tail), the
+    real "test" windows are that tail and the "train period" rows come from the train period's head; the
+    keys in report.json stay the same either way."""
+    if period != "validation":
+        return name
+    return {TRAIN_PERIOD: "real (train period's head)",
+            DISJOINT_HALVES: "real (validation, disjoint halves)"}.get(name, name)
+
+
 def block_halves(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and second half in stored (time) order: overlapping stride-1 windows barely cross over."""
     h = len(x) // 2

@@ -20,7 +20,7 @@ from kronos_synth.data.frequency import FrequencyPreset, get_preset, infer_frequ
 from kronos_synth.data.schema import FEATURES, SEGMENT, SYMBOL, TIMESTAMPS
 from kronos_synth.data.splits import PERIODS, Windows, extract_windows, split_by_time
 from kronos_synth.data.synthetic import SyntheticDataset, read_part_metadata
-from kronos_synth.metrics.calibration import discriminative_table, forecast_table, peer_table
+from kronos_synth.metrics.calibration import discriminative_table, forecast_table, peer_table, row_label
 from kronos_synth.metrics.discriminative import PredictiveResult, predictive_score
 from kronos_synth.metrics.diversity import DiversityResult, diversity
 from kronos_synth.metrics.drift import DriftResult, trend_drift
@@ -365,14 +365,15 @@ def _seam_and_drift(result: EvaluationResult, dataset: SyntheticDataset, frame: 
 def summary_lines(result: EvaluationResult) -> list[str]:
     """A few lines for the terminal: the headline number of each metric group that ran."""
     lines = []
+    period = result.settings.get("period", "test")
     if result.discriminative:
         for name, r in result.discriminative.items():
-            lines.append(f"discriminative [{r.protocol}] {name}: {r.score}")
+            lines.append(f"discriminative [{r.protocol}] {row_label(name, period)}: {r.score}")
     if result.predictive is not None:
         lines.append(f"predictive score [timegan] (MAE): {result.predictive.mae}")
     if result.tstr:
         for name, r in result.tstr.items():
-            lines.append(f"tstr {name}: price IC {r.price_ic}, return IC {r.return_ic}")
+            lines.append(f"tstr {row_label(name, period)}: price IC {r.price_ic}, return IC {r.return_ic}")
     if result.diversity is not None:
         d = result.diversity
         lines.append(f"diversity: k-NN precision {d.precision:.3f}, recall {d.recall:.3f}")
@@ -391,6 +392,6 @@ def summary_lines(result: EvaluationResult) -> list[str]:
     if result.peers:
         for name, p in result.peers.items():
             fid = "n/a" if p.context_fid is None else str(p.context_fid.score)
-            lines.append(f"peers {name}: Context-FID {fid}, correlational {p.correlational:.4f}, "
+            lines.append(f"peers {row_label(name, period)}: Context-FID {fid}, correlational {p.correlational:.4f}, "
                          f"W1/std {p.w1_scaled_mean:.3f}, signature MMD p {p.signature.p_value:.3f}")
     return lines + [f"note: {n}" for n in result.notes]

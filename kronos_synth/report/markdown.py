@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from kronos_synth.metrics.calibration import DISJOINT_HALVES, TRAIN_PERIOD, row_label
+
 
 def _n(x, digits: int = 3) -> str:
     if x is None:
@@ -43,13 +45,14 @@ def render_markdown(result, *, title: str, plots: list[str], provenance: dict) -
     if result.notes:
         lines += ["**Notes**", ""] + [f"- {n}" for n in result.notes] + [""]
 
+    period = s.get("period", "test")
     if result.discriminative:
         proto = s["protocol"]
         first = next(iter(result.discriminative.values()))
         lines += [f"## Fidelity: discriminative score ({'paper protocol' if proto == 'paper' else 'TimeGAN protocol'})",
-                  "", f"Score: {first.score_name}. Calibration rows: `real (test, disjoint halves)` must be ≈ 0.5 "
-                  "error, `shuffled bars` ≈ 0.", ""]
-        rows = [[name, str(r.score), str(r.error), str(r.accuracy_real), str(r.accuracy_synthetic),
+                  "", f"Score: {first.score_name}. Calibration rows: `{row_label(DISJOINT_HALVES, period)}` must be "
+                  "≈ 0.5 error, `shuffled bars` ≈ 0.", ""]
+        rows = [[row_label(name, period), str(r.score), str(r.error), str(r.accuracy_real), str(r.accuracy_synthetic),
                  str(r.timegan_score), r.runs[0].n_train, r.runs[0].n_test]
                 for name, r in result.discriminative.items()]
         lines += _table(["row", "score", "test error", "acc. real", "acc. synthetic", "|0.5 − acc| (TimeGAN conv.)",
@@ -62,8 +65,9 @@ def render_markdown(result, *, title: str, plots: list[str], provenance: dict) -
 
     if result.tstr:
         lines += ["## Usefulness: TSTR", "", f"Forecaster windows: lookback {s['tstr_lookback']}, horizon "
-                  f"{s['tstr_horizon']}. `real (train period)` is TRTR (same number of real train windows).", ""]
-        rows = [[name, r.train_on, str(r.price_ic), str(r.price_rank_ic), str(r.return_ic), str(r.return_rank_ic),
+                  f"{s['tstr_horizon']}. `{row_label(TRAIN_PERIOD, period)}` is TRTR (same number of real train "
+                  "windows).", ""]
+        rows = [[row_label(name, period), r.train_on, str(r.price_ic), str(r.price_rank_ic), str(r.return_ic), str(r.return_rank_ic),
                  str(r.mse), r.runs[0].n_train, r.runs[0].n_test] for name, r in result.tstr.items()]
         lines += _table(["row", "trained on", "price IC", "price RankIC", "return IC", "return RankIC",
                          "MSE (norm.)", "n train (real + syn.)", "n test (real + syn.)"], rows)
@@ -114,7 +118,7 @@ def render_markdown(result, *, title: str, plots: list[str], provenance: dict) -
                          for r in st.rows])
 
     if result.peers:
-        lines += _peer_lines(result.peers)
+        lines += _peer_lines(result.peers, period)
 
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
@@ -126,19 +130,20 @@ def render_markdown(result, *, title: str, plots: list[str], provenance: dict) -
     return "\n".join(lines)
 
 
-def _peer_lines(peers: dict) -> list[str]:
+def _peer_lines(peers: dict, period: str = "test") -> list[str]:
     """The metrics other papers publish, one row per comparison (docs/protocol.md §7, "Peer metrics")."""
     first = next(iter(peers.values()))
     lags = [w.k for w in first.w1]
     lines = ["## Peer metrics (Context-FID, correlational, return W1, signature MMD)", "",
-             "Distances to the real test windows; ideal 0 (signature p-value: not small). The `real (train period)` "
-             "and `real (test, disjoint halves)` rows are the real-vs-real scale; `shuffled bars` must score far "
+             f"Distances to the real {'validation' if period == 'validation' else 'test'} windows; ideal 0 (signature "
+             f"p-value: not small). The `{row_label(TRAIN_PERIOD, period)}` and `{row_label(DISJOINT_HALVES, period)}` "
+             "rows are the real-vs-real scale; `shuffled bars` must score far "
              f"from it (not on the correlational score, which ignores bar order). W1 in units of the real "
              f"k-return std; ACF and leverage: mean |difference| over lags 1…{first.max_lag}.", ""]
     rows = []
     for name, p in peers.items():
         w1 = {w.k: w.w1_scaled for w in p.w1}
-        rows.append([name, "n/a" if p.context_fid is None else str(p.context_fid.score), _n(p.correlational, 4),
+        rows.append([row_label(name, period), "n/a" if p.context_fid is None else str(p.context_fid.score), _n(p.correlational, 4),
                      *[_n(w1.get(k)) for k in lags], _n(p.acf_returns), _n(p.acf_abs_returns), _n(p.leverage),
                      _n(p.gain_loss_ratio), _n(p.signature.mmd2, 4), _n(p.signature.p_value), p.n_real, p.n_synthetic])
     lines += _table(["row", "Context-FID", "correlational", *[f"W1/std k={k}" for k in lags], "ACF r", "ACF |r|",
