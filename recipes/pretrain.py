@@ -4,6 +4,8 @@
     python recipes/pretrain.py tokenizer                   # ≈ 7 min on one thread (1 000 steps)
     python recipes/pretrain.py predictor --size small      # sizes: small (0.9 M), medium (3.1 M), large (7.5 M)
     python recipes/pretrain.py holdout --size small        # validation loss on held-out periods and instruments
+    python recipes/pretrain.py predictor --steps 5000 --seed 2 --continue-from kronos_synth/assets/default/model
+                                                           # more steps for a trained predictor (and its tokenizer)
     python recipes/pretrain.py install --size small        # copy tokenizer + predictor into the package
     python recipes/pretrain.py dataset                     # the embedded crypto-15m dataset (BTC, ETH) from the sources
     python recipes/pretrain.py heldout-data                # held-out instruments' 15-min files for the heldout-15m protocol
@@ -166,6 +168,9 @@ def main() -> None:
         log(f"predictor {args.size} + regime: val {out.result.best_val_loss:.5f} at step {out.result.best_step}, "
             f"{out.result.wall_time_s:.0f} s")
     elif args.stage == "predictor" and args.continue_from is not None:
+        if not (work / "tokenizer").is_dir():  # continue with the tokenizer the predictor was trained on
+            side = json.loads((Path(args.continue_from) / "kronos_synth.json").read_text())
+            shutil.copytree((Path(args.continue_from) / side["tokenizer"]).resolve(), work / "tokenizer")
         config = PredictorTrainingConfig(init=str(Path(args.continue_from)), steps=steps, eval_every=eval_every,
                                          seed=args.seed, **dict(PREDICTOR, lr=args.lr))
         out = train_predictor(td, folder, config, tokenizer=str(work / "tokenizer"), log=log, command=command)
