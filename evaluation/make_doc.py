@@ -230,6 +230,7 @@ def _settings(res: dict[str, dict]) -> list[str]:
             ("predictor steps / lr", lambda q: f"{q['kronos']['predictor_steps']} / {q['kronos']['predictor_lr']:g}"),
             ("Kronos sequences (T, top-p)", lambda q: f"{q['kronos']['n']} ({q['kronos']['temperature']:g}, "
                                                        f"{q['kronos']['top_p']:g})"),
+            ("Kronos gaps (generate --gaps)", lambda q: q["kronos"].get("gaps", "model")),
             ("baseline sequences", lambda q: q["baselines"]["n"]),
             ("TimeGAN ae / sup / joint iterations",
              lambda q: "{} / {} / {}".format(*(q["baselines"]["timegan"].get(k, "default")
