@@ -121,9 +121,14 @@ class ScenarioReport:
         return out
 
 
+def _first_bars(ds: SyntheticDataset) -> pd.DataFrame:
+    """Each sequence's first generated row (symbol, context end), in sequence order."""
+    return ds.generated().drop_duplicates("sequence_id").sort_values("sequence_id")
+
+
 def context_last_closes(ds: SyntheticDataset, cw: ConditionedWindows) -> np.ndarray:
     """The last real close before each synthetic sequence, found by (symbol, context end)."""
-    first = ds.generated().drop_duplicates("sequence_id").sort_values("sequence_id")
+    first = _first_bars(ds)
     w = cw.windows
     where = {(s, t): i for i, (s, t) in enumerate(zip(w.symbols, w.timestamps[:, cw.lookback - 1], strict=True))}
     idx = [where.get((str(s), np.datetime64(t, "ns")), -1) for s, t in zip(first["symbol"], first["context_end"],
@@ -148,7 +153,9 @@ def stress_tail(synthetic: np.ndarray, synthetic_last: np.ndarray, cw: Condition
     order = np.lexsort((matching.timestamps[:, cw.lookback - 1], matching.symbols))  # per symbol, in time
     ok_s, ok_r = np.isfinite(syn_r), np.isfinite(real_r[order])
     horizon = matching.values.shape[1] - cw.lookback
-    interval = es_ratio_interval(syn_r[ok_s], groups[ok_s], real_r[order][ok_r], block=horizon, seed=seed)
+    n_boot = 1000
+    interval = es_ratio_interval(syn_r[ok_s], groups[ok_s], real_r[order][ok_r], block=horizon, seed=seed,
+                                 n_boot=n_boot)
     take = np.unique(np.linspace(0, len(matching) - 1, min(garch_contexts, len(matching))).round().astype(int))
     sub = matching.take(take)
     paths = GarchForecaster(train)(sub, cw.lookback, garch_samples, seed)  # (K, M, H) closes
@@ -162,7 +169,7 @@ def stress_tail(synthetic: np.ndarray, synthetic_last: np.ndarray, cw: Condition
     return {"rows": rows, "es1_ratio_to_historical": rows[0]["es_1"] / rows[1]["es_1"],
             "es1_ratio_interval": list(interval), "es1_ratio_interval_method":
                 "95 % bootstrap: generated paths resampled by context, historical windows by moving blocks of "
-                f"{horizon} (one horizon), 1000 resamples",
+                f"{horizon} (one horizon), {n_boot} resamples",
             "es1_ratio_garch_to_historical": rows[2]["es_1"] / rows[1]["es_1"], "garch_contexts": int(len(sub)),
             "garch_samples": garch_samples}
 
@@ -196,7 +203,7 @@ def scenario_report(synthetic: str, klines: pd.DataFrame, *, source: str = "data
         frame = clean_klines(klines, freq).frame
         train = frame if meta["split"] == "all" else split_by_time(
             frame, test_fraction=float(meta["test_fraction"]), gap=lookback + horizon)[0]
-        first = ds.generated().drop_duplicates("sequence_id").sort_values("sequence_id")
+        first = _first_bars(ds)
         groups = pd.factorize(pd.MultiIndex.from_arrays([first["symbol"].astype(str), first["context_end"]]))[0]
         report.stress = stress_tail(syn, last, cw, train, seed=seed, synthetic_groups=groups)
     return report
