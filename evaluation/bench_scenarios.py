@@ -3,8 +3,9 @@ against the real windows that meet the same condition (docs/scenarios.md).
 
     python -m evaluation.bench_scenarios [--data-dir DIR] [--quick] [--out evaluation/results/scenarios]
 
-For each market (sp500-daily, embedded; crypto-15m, the Binance *_15m.csv files when --data-dir has them)
-and each condition, the embedded default model (zero-shot: no fine-tuning) generates `n` sequences from
+For each market (sp500-daily, embedded; crypto-15m, the Binance *_15m.csv files when --data-dir has
+them; heldout-15m, the 16 instruments the pretraining corpus held out, when --heldout-dir has them) and
+each condition, the embedded default model (zero-shot: no fine-tuning) generates `n` sequences from
 the TEST-period contexts that meet the condition; they are scored against what really followed those
 contexts (`metrics.scenario.scenario_report`: discriminative error, 3 repeats, and path quantiles) and,
 for the stress pack, VaR / ES of the horizon return against the historical and GARCH estimates. The test
@@ -23,7 +24,9 @@ from pathlib import Path
 
 from evaluation.protocol import CRYPTO_DATA_DIR, GAPS, RESULTS_DIR, settings_key
 
-MARKETS = {"sp500-daily": ("daily", "sp500-daily"), "crypto-15m": ("15min", "*_15m.csv")}
+# market: (bar size, embedded dataset name or a file glob, the option naming the glob's folder)
+MARKETS = {"sp500-daily": ("daily", "sp500-daily", None), "crypto-15m": ("15min", "*_15m.csv", "data_dir"),
+           "heldout-15m": ("15min", "*-15m.*", "heldout_dir")}
 CONDITIONS = ("volatility:0.9-1", "return:0-0.1", "regime:high-vol", "stress")
 N_DEFAULT = 1000
 
@@ -31,6 +34,7 @@ N_DEFAULT = 1000
 def _variant(args) -> list[str]:
     """The non-default settings of a run, for row and folder names."""
     return ([f"split {args.split}"] * (args.split != "test") + [f"top-p {args.top_p:g}"] * (args.top_p != 1.0)
+            + [f"T {args.temperature:g}"] * (args.temperature != 1.0)
             + [f"model {args.model_label}"] * bool(args.model) + [f"n {args.n}"] * (args.n != N_DEFAULT))
 
 
@@ -42,8 +46,9 @@ def _row(market: str, freq: str, data: str, condition: str, args, work: Path) ->
 
     scenario = condition if condition == "stress" else None
     config = GenerationConfig(freq=freq, split=args.split, seed=args.seed, samples_per_context=args.samples,
-                              top_p=args.top_p, repair=True, gaps=GAPS, batch_size=256, max_tries=args.max_tries, dtype="fp32",
-                              condition=None if scenario else condition, scenario=scenario)
+                              top_p=args.top_p, temperature=args.temperature, repair=True, gaps=GAPS, batch_size=256,
+                              max_tries=args.max_tries, dtype="fp32", condition=None if scenario else condition,
+                              scenario=scenario)
     out = work / "-".join([market, condition.replace(":", "_"), *(v.replace(" ", "-") for v in _variant(args)),
                            args.model_sha[:8]])
     t0 = time.perf_counter()
@@ -68,6 +73,8 @@ def _model_sha(model: str | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(CRYPTO_DATA_DIR))
+    ap.add_argument("--heldout-dir", default="corpus-src/heldout-15m",
+                    help="the corpus's held-out instruments at 15 min (`python recipes/pretrain.py heldout-data`)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--n", type=int, default=N_DEFAULT)
     ap.add_argument("--samples", type=int, default=4, help="samples per context")
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="test", choices=["train", "test"],
                     help="period of the contexts and of the real windows they are compared with")
     ap.add_argument("--top-p", type=float, default=1.0, help="nucleus (the protocols use 1.0; the CLI default 0.95)")
+    ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--model", default=None, help="predictor folder (default: the embedded default, zero-shot)")
     ap.add_argument("--tokenizer", default=None)
     ap.add_argument("--model-label", default="fine-tuned", help="how rows with --model are named")
@@ -93,14 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     rows_file = out / "rows.json"
     rows = json.loads(rows_file.read_text()) if rows_file.exists() else {}
     args.model_sha = _model_sha(args.model)  # rows and generated sets of another model are not reused
-    for market, (freq, data) in MARKETS.items():
+    for market, (freq, data, folder) in MARKETS.items():
         if args.only and market not in args.only:
             continue
-        if data.startswith("*"):
-            if not list(Path(args.data_dir).glob(data)):
-                print(f"{market}: skipped — no {data} in {args.data_dir}")
+        if folder:
+            folder = getattr(args, folder)
+            if not list(Path(folder).glob(data)):
+                print(f"{market}: skipped — no {data} in {folder}")
                 continue
-            data = str(Path(args.data_dir) / data)
+            data = str(Path(folder) / data)
         for condition in args.condition or CONDITIONS:
             name = f"{market} · {condition}" + (f" ({', '.join(_variant(args))})" if _variant(args) else "")
             key = settings_key({k: getattr(args, k) for k in ("n", "samples", "max_tries", "repeats", "epochs",
