@@ -7,12 +7,13 @@ bars, from the train period; every set is scored against the real test-period pa
 `window` shared bars, stride 1) with the panel metrics (`kronos_synth.metrics.panel`): correlation
 error, eigenvalue spectrum, lower-tail dependence and the cross-sectional discriminative score.
 
-Rows: Kronos with the Gaussian copula (return-ordered tokens, copula calibrated by the pilot's coupling
-gain), the same with a Student-t copula (4 degrees of freedom), the Gaussian one without the calibration (the copula correlation is the context's), Kronos per asset
-without coupling (same sampler, identity correlation: shows what the coupling adds), Kronos coupled with
-the default probability-ordered draw (shows why tokens are ordered by return), a constant-correlation GARCH, and
-the synchronised block bootstrap — plus the real-vs-real rows (train vs test period, first vs second
-half of the test period, shuffled assets).
+Rows: Kronos with the Gaussian copula (return-ordered tokens, volume coupled too, copulas calibrated by
+the pilot's coupling gains), the same with returns coupled only (the draw before volume was), with a
+Student-t copula (4 degrees of freedom), and without the calibration (the copula correlations are the
+context's), Kronos per asset without coupling (same sampler, identity correlation: shows what the coupling
+adds), Kronos coupled with the default probability-ordered draw (shows why tokens are ordered by return),
+a constant-correlation GARCH, and the synchronised block bootstrap — plus the real-vs-real rows (train vs
+test period, first vs second half of the test period, shuffled assets).
 
 Resumable: each generated set is a schema-v1 folder under work/ (Kronos sets resume part by part) and
 each scored row is kept in rows.json under the hash of its settings, so a rerun skips what is done.
@@ -42,7 +43,7 @@ def _symbols(klines) -> tuple[str, ...]:
 
 def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, order_by_return: bool,
                    echo, calibrate: bool = True, temperature_spread: float = 0.0,
-                   volatility_spread: float = 0.0) -> np.ndarray:
+                   volatility_spread: float = 0.0, volume_coupling: bool = True) -> np.ndarray:
     import torch
 
     from kronos_synth.data.synthetic import read_synthetic
@@ -55,7 +56,8 @@ def _kronos_panels(klines, symbols, proto: dict, work: Path, *, coupling: str, o
                            top_p=float(p["top_p"]), seed=int(proto["seed"]), split="train", panel=symbols,
                            coupling=coupling, samples_per_context=int(p["samples_per_context"]),
                            contexts_per_symbol=int(p["contexts"]), batch_size=256, dtype=p["dtype"],
-                           temperature_spread=temperature_spread, volatility_spread=volatility_spread, gaps=GAPS)
+                           temperature_spread=temperature_spread, volatility_spread=volatility_spread, gaps=GAPS,
+                           volume_coupling=volume_coupling)
     torch.set_num_threads(int(proto["run"]["threads"]))
     gen = PanelGenerator(load_model_pair(p.get("model") or None), klines, cfg, source="crypto-panel",
                          order_by_return=order_by_return, calibrate=calibrate)
@@ -141,9 +143,15 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     kronos = {**base, "model": p.get("model") or "embedded", "model_sha256": msha, "lookback": int(p["lookback"]),
               "top_p": p["top_p"], "samples_per_context": p["samples_per_context"], "contexts": p["contexts"],
               "dtype": p["dtype"]}
-    row("kronos (coupled)", {**kronos, "coupling": "gaussian", "calibrated": True},
-        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-calibrated-{msha[:8]}", coupling="gaussian",
+    # Coupled rows couple volume too (the default, `volume_coupling`), except the "returns only" row: the draw
+    # before volume was coupled. Rows where the setting does not act keep the keys they had.
+    vol = {"volume_coupling": True}
+    row("kronos (coupled)", {**kronos, "coupling": "gaussian", "calibrated": True, **vol},
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-volume-{msha[:8]}", coupling="gaussian",
                                order_by_return=True, echo=echo))
+    row("kronos (coupled, returns only)", {**kronos, "coupling": "gaussian", "calibrated": True},
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-calibrated-{msha[:8]}", coupling="gaussian",
+                               order_by_return=True, echo=echo, volume_coupling=False))
     for key, label in (("temperature_spread", "temperature spread"), ("volatility_spread", "volatility spread")):
         spread = p.get(key, 0.0)
         if spread == "auto":
@@ -151,16 +159,16 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
         if spread:
             tag = f"{key.split('_')[0]}{spread:g}"
             row(f"kronos (coupled, {label} {spread:g})",
-                {**kronos, "coupling": "gaussian", "calibrated": True, key: float(spread)},
+                {**kronos, "coupling": "gaussian", "calibrated": True, key: float(spread), **vol},
                 lambda tag=tag, key=key, spread=spread: _kronos_panels(
-                    klines, symbols, proto, work / f"kronos-coupled-{tag}-{msha[:8]}", coupling="gaussian",
+                    klines, symbols, proto, work / f"kronos-coupled-volume-{tag}-{msha[:8]}", coupling="gaussian",
                     order_by_return=True, echo=echo, **{key: float(spread)}))
-    row("kronos (coupled, t copula)", {**kronos, "coupling": "t", "calibrated": True},
-        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-t-{msha[:8]}", coupling="t",
+    row("kronos (coupled, t copula)", {**kronos, "coupling": "t", "calibrated": True, **vol},
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-volume-t-{msha[:8]}", coupling="t",
                                order_by_return=True, echo=echo))
-    row("kronos (coupled, copula not calibrated)", {**kronos, "coupling": "gaussian"},
-        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-{msha[:8]}", coupling="gaussian",
-                               order_by_return=True, calibrate=False, echo=echo))
+    row("kronos (coupled, copula not calibrated)", {**kronos, "coupling": "gaussian", **vol},
+        lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-coupled-volume-{msha[:8]}-raw",
+                               coupling="gaussian", order_by_return=True, calibrate=False, echo=echo))
     row("kronos (per asset, uncoupled)", {**kronos, "coupling": "none"},
         lambda: _kronos_panels(klines, symbols, proto, work / f"kronos-uncoupled-{msha[:8]}", coupling="none",
                                order_by_return=True, echo=echo))

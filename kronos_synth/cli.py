@@ -373,6 +373,9 @@ def _gen_default(name: str):
 @click.option("--coupling", type=click.Choice(["gaussian", "t", "none"]), default=_gen_default("coupling"),
               show_default=True, help="Panels: Gaussian or Student-t (4 degrees of freedom: joint crashes) copula of "
               "the context's returns, or independent assets.")
+@click.option("--volume-coupling/--no-volume-coupling", default=_gen_default("volume_coupling"), show_default=True,
+              help="Panels: couple the assets' trading volume as well as their returns (a second coupled draw per "
+              "step, with the context's log-volume-change correlation).")
 def generate(n: int, data: str | None, dataset: str | None, model: str | None, tokenizer: str | None,
              out: str, progress: bool | None, engine: str, address: str | None, num_workers: int | None,
              gpus_per_worker: float | None, compare: bool, **settings) -> None:

@@ -68,6 +68,29 @@ def test_return_ordered_draw_keeps_the_distribution_and_orders_by_score():
     assert (np.diff(score[by_score].numpy()) >= 0).all()  # a larger uniform never picks a lower score
 
 
+def test_bin_then_token_draw_keeps_the_distribution():
+    """The two-stage s1 draw of volume-coupled panels: the first uniform picks a bin (in bin order), the
+    second a token inside it (in score order); each token still comes with its probability."""
+    torch.manual_seed(1)
+    v, n = 24, 200
+    logits = torch.randn(1, v).repeat(n * n, 1)
+    u1, u2 = np.meshgrid((np.arange(n) + 0.5) / n, (np.arange(n) + 0.5) / n, indexing="ij")  # stratified grid
+    u1, u2 = u1.reshape(-1), u2.reshape(-1)
+    score, bins = torch.randn(v), torch.randint(0, 5, (v,))
+    cfg = SamplingConfig(temperature=1.0, top_k=0, top_p=0.9)
+    by_prob = sample_from_logits(logits, u1, cfg).numpy()
+    two = sample_from_logits(logits, u1, cfg, order_by=score, bins=bins, inner_uniforms=u2).numpy()
+    np.testing.assert_allclose(np.bincount(two, minlength=v), np.bincount(by_prob, minlength=v), atol=2 * n)
+    assert set(two) == set(by_prob)  # the same kept tokens, none dropped by top-p
+    grid = two.reshape(n, n)
+    b = bins.numpy()[grid]
+    assert (np.diff(b, axis=0) >= 0).all()  # a larger first uniform never picks a lower bin
+    same_bin = np.diff(b, axis=1) == 0
+    assert (np.diff(score.numpy()[grid], axis=1)[same_bin] >= 0).all()  # inside a bin: ascending score
+    with pytest.raises(ValueError, match="inner_uniforms"):
+        sample_from_logits(logits[:2], u1[:2], cfg, order_by=score, bins=bins)
+
+
 def _panels(pair, klines, out, **kw):
     cfg = GenerationConfig(freq="daily", lookback=L, horizon=H, panel=("SPX", "IXIC"), samples_per_context=2,
                            contexts_per_symbol=40, dtype="fp32", seed=2, **kw)
@@ -89,7 +112,7 @@ def test_panels_are_deterministic_at_any_batch_size_and_share_timestamps(pair, t
     per_panel = g.groupby(["panel_id", "step"])["timestamp"].nunique()
     assert (per_panel == 1).all()  # every asset of a panel has the same timestamps
     assert a.metadata["panel"] == ["SPX", "IXIC"] and a.metadata["coupling"] == "gaussian"
-    assert a.metadata["token_order"] == "return score"
+    assert a.metadata["token_order"].startswith("s1: 8 return-score bins")  # volume coupled too (the default)
 
 
 def test_coupled_uniforms_follow_the_copula(pair, two_indices):
@@ -110,6 +133,29 @@ def test_coupled_uniforms_follow_the_copula(pair, two_indices):
                             dtype="fp32", coupling="none")
     z0 = ndtri(PanelGenerator(pair, two_indices, cfg0, source="indices").coupled_uniforms(ids, 3, 0)).reshape(-1, 2)
     assert abs(np.corrcoef(z0.T)[0, 1]) < 0.03
+
+
+def test_volume_coupling_is_deterministic_follows_its_copula_and_is_recorded(pair, two_indices, tmp_path):
+    from scipy.special import ndtri
+
+    from kronos_synth.generate.sampler import INNER_STREAM
+
+    gen, a = _panels(pair, two_indices, tmp_path / "a", batch_size=3)  # the default
+    _, b = _panels(pair, two_indices, tmp_path / "b", batch_size=24)
+    for pa in sorted((tmp_path / "a").glob("part-*.parquet")):
+        assert pa.read_bytes() == (tmp_path / "b" / pa.name).read_bytes()
+    assert a.metadata["volume_coupling"] is True and "volume score" in a.metadata["token_order"]
+    assert np.shape(a.metadata["volume_coupling_gain"]) == (2, 2)
+    ids = np.arange(20000)
+    z = ndtri(gen.coupled_uniforms(ids, step=3, stream=INNER_STREAM)).reshape(-1, 2)
+    rho = gen.volume_copula[gen.context_index(ids[::2]) // 2, 0, 1]
+    assert np.corrcoef(z.T)[0, 1] == pytest.approx(rho.mean(), abs=0.03)
+    # its own copula, from the context's log-volume changes, not the returns'
+    assert abs(gen.volume_correlation[:, 0, 1].mean() - gen.correlation[:, 0, 1].mean()) > 0.1
+    assert not np.allclose(gen.volume_copula, gen.copula)
+    # without it the settings (and so the run keys) are what they were
+    _, c = _panels(pair, two_indices, tmp_path / "c", volume_coupling=False)
+    assert "volume_coupling" not in c.metadata and c.metadata["token_order"] == "return score"
 
 
 @pytest.mark.parametrize("panel, words", [

@@ -127,13 +127,20 @@ def panel_windows(klines: pd.DataFrame, symbols: tuple[str, ...], freq: str, len
                         regime)
 
 
-def gaussian_copula_correlation(context: np.ndarray) -> np.ndarray:
-    """Panels' contexts (P, A, L, 6) → the Gaussian-copula correlation (P, A, A) of their close log returns.
+def gaussian_copula_correlation(context: np.ndarray, of: str = "returns") -> np.ndarray:
+    """Panels' contexts (P, A, L, 6) → the Gaussian-copula correlation (P, A, A) of their close log returns
+    (`of="returns"`) or of their log-volume changes (`of="volume"`, diff of log(1 + volume)).
 
     Spearman's rank correlation ρ_s estimates the copula's ρ = 2 sin(π ρ_s / 6) (exact for a Gaussian
     copula, and unaffected by fat-tailed marginals, unlike Pearson's). The matrix is made positive
     definite (eigenvalues floored at 1e-4, unit diagonal restored)."""
-    r = np.diff(np.log(np.asarray(context, np.float64)[..., 3]), axis=-1)  # (P, A, L−1)
+    x = np.asarray(context, np.float64)
+    if of == "returns":
+        r = np.diff(np.log(x[..., 3]), axis=-1)  # (P, A, L−1)
+    elif of == "volume":
+        r = np.diff(np.log1p(np.maximum(x[..., 4], 0.0)), axis=-1)
+    else:
+        raise ValueError(f"of must be 'returns' or 'volume', got {of!r}")
     ranks = r.argsort(axis=-1, kind="stable").argsort(axis=-1, kind="stable").astype(np.float64)
     ranks -= ranks.mean(axis=-1, keepdims=True)
     cov = ranks @ np.swapaxes(ranks, -1, -2)

@@ -57,6 +57,8 @@ class GenerationConfig:
     max_tries: int = 64  # conditioned runs: candidate paths per sequence at most
     panel: tuple[str, ...] | None = None  # coupled multi-asset panels of these symbols (generate/panel.py)
     coupling: str = "gaussian"  # panels: "gaussian" or "t" copula of the context's returns, or "none"
+    #: panels: couple the assets' log-volume changes too (a second coupled draw per step, generate/panel.py)
+    volume_coupling: bool = True
     #: "context": where a context never gaps (every open = the previous close), the generated bars open at the
     #: previous close too; "model": opens as the model samples them (never exactly the previous close)
     gaps: str = "context"
@@ -142,6 +144,8 @@ class GenerationConfig:
             out.pop("scenario")
         if self.gaps == "model":  # as every run before the setting existed: their keys stay
             out.pop("gaps")
+        if self.panel is None or not self.volume_coupling or self.coupling == "none":  # recorded only where it acts
+            out.pop("volume_coupling")
         if self.panel is None:
             out.pop("panel"), out.pop("coupling")
         else:

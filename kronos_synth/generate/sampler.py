@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -58,7 +59,8 @@ class SamplingConfig:
 
 
 def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: SamplingConfig,
-                       order_by: torch.Tensor | None = None) -> torch.Tensor:
+                       order_by: torch.Tensor | None = None, bins: torch.Tensor | None = None,
+                       inner_uniforms: np.ndarray | None = None) -> torch.Tensor:
     """logits (B, V), uniforms (B,) in [0, 1) → token ids (B,) int64.
 
     `order_by` (V,): the inverse-CDF draw walks the kept tokens in ascending order of this score
@@ -66,6 +68,11 @@ def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: Sampling
     same distribution; what changes is which token a given uniform picks — with a score monotone in the
     token's return, a larger uniform means a higher return, which is what lets coupled uniforms couple
     returns (panels, `generate/panel.py`).
+
+    `bins` (V,) int64 in [0, K), with `inner_uniforms` (B,): a draw in two stages that carries two coupled
+    quantities. `uniforms` picks a bin (ascending bin id) with the bin's kept mass, then `inner_uniforms`
+    picks a token inside it in the order of `order_by`. P(token) = P(bin) · P(token | bin): the same
+    distribution again.
 
     On CPU with the compiled kernels (`model/native.py`) the same rule runs there, all rows in one call
     over the threads (PyTorch's path below sorts on one core and runs softmax, cumsums and the search as
@@ -92,6 +99,8 @@ def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: Sampling
         score = torch.where(keep, order_by.to(probs.device).float()[order], torch.inf)
         by_score = torch.sort(score, dim=-1, stable=True)[1]
         order, probs, keep = order.gather(-1, by_score), probs.gather(-1, by_score), keep.gather(-1, by_score)
+    if bins is not None:
+        return _two_stage_draw(order, probs, keep, bins, uniforms, inner_uniforms)
     cdf = torch.cumsum(probs.double(), dim=-1)
     u = torch.from_numpy(uniforms).to(cdf.device).unsqueeze(-1) * cdf[:, -1:]
     pos = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1)
@@ -101,8 +110,50 @@ def sample_from_logits(logits: torch.Tensor, uniforms: np.ndarray, cfg: Sampling
     return order.gather(-1, pos).squeeze(-1)
 
 
+def _two_stage_draw(order: torch.Tensor, probs: torch.Tensor, keep: torch.Tensor, bins: torch.Tensor,
+                    uniforms: np.ndarray, inner_uniforms: np.ndarray | None) -> torch.Tensor:
+    """`sample_from_logits`' bin-then-token draw. order, probs, keep (B, V): the kept tokens ascending by
+    score (dropped last, probability 0). A stable sort by bin makes each bin a contiguous run
+    (kept tokens of a bin still by score), so bin b covers cdf positions [e_{b−1}, e_b)."""
+    if inner_uniforms is None:
+        raise ValueError("bins need inner_uniforms (the draw inside the bin)")
+    k = int(bins.max()) + 1
+    b_of = torch.where(keep, bins.to(order.device)[order], k)  # dropped tokens after every bin
+    by_bin = torch.sort(b_of, dim=-1, stable=True)[1]
+    order, keep, b_of = order.gather(-1, by_bin), keep.gather(-1, by_bin), b_of.gather(-1, by_bin)
+    probs = probs.double().gather(-1, by_bin)
+    cdf0 = torch.cat([torch.zeros_like(probs[:, :1]), torch.cumsum(probs, dim=-1)], -1)  # (B, V + 1)
+    counts = torch.zeros(b_of.shape[0], k + 1, dtype=torch.int64, device=order.device)
+    counts.scatter_add_(1, b_of, torch.ones_like(b_of))
+    ends = torch.cumsum(counts[:, :k], dim=-1)  # (B, K): one past each bin's last position
+    starts = ends - counts[:, :k]
+    mass_end, mass_start = cdf0.gather(-1, ends), cdf0.gather(-1, starts)
+    total = cdf0.gather(-1, ends[:, -1:])
+    u1 = torch.from_numpy(uniforms).to(probs.device).unsqueeze(-1) * total
+    b = torch.searchsorted(mass_end.contiguous(), u1, right=True)  # the first bin ending above u1: never empty
+    last = (torch.arange(k, device=b.device) * (counts[:, :k] > 0)).amax(-1, keepdim=True)
+    b = torch.minimum(b, last)  # u1 rounded up to the total: the last bin that has a kept token
+    lo, hi = mass_start.gather(-1, b), mass_end.gather(-1, b)
+    u2 = lo + torch.from_numpy(inner_uniforms).to(probs.device).unsqueeze(-1) * (hi - lo)
+    pos = torch.searchsorted(cdf0[:, 1:].contiguous(), u2, right=True)
+    # Rounding must not carry the draw out of its bin (or onto a dropped slot).
+    pos = torch.maximum(torch.minimum(pos, ends.gather(-1, b) - 1), starts.gather(-1, b))
+    return order.gather(-1, pos).squeeze(-1)
+
+
 PATH_STEP, PATH_STREAM = 0xFFFE, 4  # the counter of each path's temperature draw (panels use streams 0-3)
 SCALE_STREAM = 5  # the counter stream of each path's volatility scale (path_volatility_scales)
+INNER_STREAM = 6  # the counter stream of the s1 draw inside its bin (TokenOrder.s1_bins; panels: + 8)
+
+
+class TokenOrder(NamedTuple):
+    """The inverse-CDF order of each draw (`sample_from_logits`): s1 (V1,) and s2 (V2,) scores, and optionally
+    s1_bins (V1,): s1 is then drawn bin first (stream 0), then inside the bin in the order of `s1` (stream
+    INNER_STREAM) — two quantities a coupled panel can carry per step (`generate/panel.py`)."""
+
+    s1: torch.Tensor | None
+    s2: torch.Tensor | None
+    s1_bins: torch.Tensor | None = None
 
 
 def path_temperatures(cfg: SamplingConfig, seed: int, path_ids: np.ndarray) -> np.ndarray | None:
@@ -168,7 +219,7 @@ def sample_tokens(
     samples_per_context: int = 1,
     shared_prefix: bool = True,
     uniforms: Callable[[int, int], np.ndarray] | None = None,
-    token_scores: tuple[torch.Tensor, torch.Tensor] | None = None,
+    token_scores: TokenOrder | None = None,
     buffers: dict | None = None,
     path_ids: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,8 +236,8 @@ def sample_tokens(
     and, like it, does not depend on the batch a sequence is sampled in.
 
     `uniforms(step, stream)` → (B,) replaces the counter draws (coupled panels); it must itself depend
-    only on the rows' ids. `token_scores` (s1 (V1,), s2 (V2,)): the inverse-CDF order of each draw
-    (`sample_from_logits`' `order_by`). `buffers`: a dict kept by the caller across calls, from which
+    only on the rows' ids. `token_scores`: the inverse-CDF order of each draw (`TokenOrder`;
+    `sample_from_logits`' `order_by` and `bins`). `buffers`: a dict kept by the caller across calls, from which
     the K/V caches take their storage (`native.reusing`; none of it is read before it is written).
     `path_ids` (B,): the ids whose draws set each row's temperature when `cfg.temperature_spread` > 0
     (`path_temperatures`; default `sequence_ids`; a panel gives its assets one id, so one factor).
@@ -208,7 +259,7 @@ def _sample_tokens(model, s1_context, s2_context, stamps, horizon, cfg, *, seed,
     if uniforms is None:
         def uniforms(step: int, stream: int) -> np.ndarray:
             return counter_uniform(seed, sequence_ids, step, stream)
-    order1, order2 = token_scores if token_scores is not None else (None, None)
+    order1, order2, bins1 = token_scores if token_scores is not None else (None, None, None)
     b, L = s1_context.shape
     if stamps.shape[:2] != (b, L + horizon):
         raise ValueError(f"stamps must be (B, L + horizon, 5) = {(b, L + horizon, 5)}, got {tuple(stamps.shape)}")
@@ -268,7 +319,8 @@ def _sample_tokens(model, s1_context, s2_context, stamps, horizon, cfg, *, seed,
         t = L + i  # position being generated
         if temps is not None:
             s1_logits = s1_logits.float() / per_row
-        s1 = sample_from_logits(s1_logits, uniforms(i, 0), cfg, order1)
+        s1 = sample_from_logits(s1_logits, uniforms(i, 0), cfg, order1, bins1,
+                                None if bins1 is None else uniforms(i, INNER_STREAM))
         s2_logits = model.decode_s2_cached(context, s1.unsqueeze(1), cache).reshape(b, -1)
         if temps is not None:
             s2_logits = s2_logits.float() / per_row
