@@ -13,7 +13,8 @@ Student-t copula (4 degrees of freedom), and without the calibration (the copula
 context's), Kronos per asset without coupling (same sampler, identity correlation: shows what the coupling
 adds), Kronos coupled with the default probability-ordered draw (shows why tokens are ordered by return),
 a constant-correlation GARCH, and the synchronised block bootstrap — plus the real-vs-real rows (train vs
-test period, first vs second half of the test period, shuffled assets).
+test period; the train period with each asset from another day at the same time of day; first vs second
+half of the test period; shuffled assets).
 
 Resumable: each generated set is a schema-v1 folder under work/ (Kronos sets resume part by part) and
 each scored row is kept in rows.json under the hash of its settings, so a rerun skips what is done.
@@ -32,7 +33,7 @@ from evaluation.protocol import GAPS, settings_key, stage_seed
 
 ASSETS_ORDER = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "ADAUSDT")
 #: bumped when a panel metric is added: every row is scored again (generated sets are reused from work/)
-METRICS_VERSION = 2  # 2: volume co-movement
+METRICS_VERSION = 4  # 2: volume co-movement; 4: the panel classifier reads running pairwise co-movement channels
 
 
 def _symbols(klines) -> tuple[str, ...]:
@@ -99,7 +100,7 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     from kronos_synth.baselines.panel import ConstantCorrelationGarch, SynchronizedBlockBootstrap
     from kronos_synth.data.panels import aligned_panel, panel_windows
     from kronos_synth.data.sources import load_klines
-    from kronos_synth.metrics.panel import compare_panels, panel_calibration_rows
+    from kronos_synth.metrics.panel import compare_panels, panel_calibration_rows, shuffle_assets
 
     p, horizon, freq = proto["panel"], int(proto["window"]), proto["freq"]
     klines = load_klines(str(Path(files[0]).parent / proto["data"]))
@@ -182,6 +183,12 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
         lambda: SynchronizedBlockBootstrap().fit(runs).sample(n_panels, horizon, seed=seed))
     take = np.unique(np.linspace(0, len(train) - 1, min(n_panels, len(train))).round().astype(int))
     row("real train period", {**base, "model": "real-train"}, lambda: train.values[take])
+    # Can the classifier see co-movement at all? The same panels with each asset taken from another day's panel
+    # that starts at the same time of day: intraday patterns stay aligned, day-to-day co-movement is gone.
+    day = np.int64(86_400_000_000_000)
+    row("real train period, assets from other days", {**base, "model": "real-train-other-days"},
+        lambda: shuffle_assets(train.values, np.random.default_rng(seed),
+                               groups=train.timestamps[:, 0].astype("int64") % day)[take])
 
     key = settings_key({"metric": metric, "test": test.values.shape, "symbols": symbols, "calibration": 1,
                         "metrics": METRICS_VERSION})

@@ -9,6 +9,7 @@ from kronos_synth.metrics.panel import (
     compare_panels,
     correlation_error,
     correlation_matrices,
+    cross_products,
     eigen_spectrum,
     lower_tail_dependence,
     mean_correlation,
@@ -95,6 +96,23 @@ def test_shuffle_assets_keeps_marginals_and_breaks_co_movement():
     assert all(len(set(row)) == A for row in src)  # the assets of a panel come from different panels
 
 
+def test_shuffle_assets_within_groups():
+    x = panels(40, 0.7, 0)
+    groups = np.arange(40) % 4  # e.g. the time of day a panel starts
+    s = shuffle_assets(x, np.random.default_rng(1), groups=groups)
+    src = np.array([[np.flatnonzero((x[:, a, :, 3] == s[i, a, :, 3]).all(axis=1))[0] for a in range(A)]
+                    for i in range(len(x))])
+    assert (groups[src] == groups[:, None]).all()  # every asset drawn from its panel's group
+    assert all(len(set(row)) == A for row in src)
+    for a in range(A):
+        assert np.array_equal(np.sort(s[:, a, -1, 3]), np.sort(x[:, a, -1, 3]))
+    # without groups: the draw every committed calibration row used (one permutation and one shift per asset)
+    rng = np.random.default_rng(3)
+    perm, shift = rng.permutation(40), rng.choice(40, size=A, replace=False)
+    old = x[perm[(np.arange(40)[:, None] + shift[None, :]) % 40], np.arange(A)[None, :]]
+    assert np.array_equal(shuffle_assets(x, np.random.default_rng(3)), old)
+
+
 def test_calibration_rows():
     rows = panel_calibration_rows(panels(60, 0.7, 0), seed=0, discriminative=False)
     assert set(rows) == {HALVES, SHUFFLED_ASSETS}
@@ -106,10 +124,24 @@ def test_calibration_rows():
 
 def test_panel_features_layout_and_volume_free():
     x = panels(6, 0.7, 0)
+    pairs = A * (A - 1) // 2
     f = panel_features(x)
-    assert f.shape == (6, T, A * 6)
+    assert f.shape == (6, T, A * 6 + 2 * pairs)  # + return and log-volume products of every pair
     assert np.allclose(f[:, :, 12:18], normalize_sequences(x[:, 2]))
-    assert panel_features(x, include_volume=False).shape == (6, T, A * 4)
+    assert panel_features(x, include_volume=False).shape == (6, T, A * 4 + pairs)
+    assert panel_features(x, cross=False).shape == (6, T, A * 6)
+
+
+def test_cross_products_end_at_the_correlation():
+    x = panels(200, 0.7, 0)
+    c = cross_products(np.log(x[..., 3]), clip=1e9)  # unclipped: the running mean ends at the correlation
+    assert c.shape == (200, T, A * (A - 1) // 2) and np.all(c[:, 0] == 0)
+    corr = correlation_matrices(x)
+    i, j = np.triu_indices(A, k=1)
+    np.testing.assert_allclose(c[:, -1], corr[:, i, j], atol=1e-9)
+    clipped = cross_products(np.log(x[..., 3]))
+    assert clipped.min() >= -4 and clipped.max() <= 4
+    assert 0 < corr[:, i, j].mean() - clipped[:, -1].mean() < 0.06  # clipping the joint extremes pulls it down a little
 
 
 def test_tiny_panel_discriminative_run():
@@ -117,7 +149,7 @@ def test_tiny_panel_discriminative_run():
     synth[..., 4:] = 0.0  # volume-free synthetic set: volume/amount dropped for both
     c = compare_panels(real, synth, repeats=1, epochs=1, seed=0)
     d = c.discriminative
-    assert d.settings["n_features"] == A * 4 and d.settings["volume_free"] is True
+    assert d.settings["n_features"] == A * 4 + A * (A - 1) // 2 and d.settings["volume_free"] is True
     assert 0.0 <= d.score.mean <= 1.0 and d.runs[0].n_test == 16
 
 

@@ -162,12 +162,38 @@ def lower_tail_dependence(bars: np.ndarray, q: float = 0.05) -> float:
     return float(_off_diagonal(cond).mean()) if low.any() else float("nan")
 
 
-def panel_features(bars: np.ndarray, *, include_volume: bool = True) -> np.ndarray:
-    """(n, A, T, 6) → (n, T, A·F): each asset's sequence normalized on its own (§2), assets side by side."""
+def panel_features(bars: np.ndarray, *, include_volume: bool = True, cross: bool = True) -> np.ndarray:
+    """(n, A, T, 6) → (n, T, A·F + C): each asset's sequence normalized on its own (§2), assets side by side,
+    then (`cross`) the C = A(A−1)/2 per-step co-movement channels of `cross_products` (twice that with volume).
+
+    Why the cross channels: from per-asset features alone the classifier has to learn to multiply two assets'
+    returns before it can see their correlation, and a few hundred panels per class do not teach it that — on
+    crypto-panel it could not tell real panels from the same panels with each asset taken from another day
+    (docs/scenarios.md). The running mean of the products ends at the correlation itself."""
     x = _check(bars)
     n, a, t, _ = x.shape
     f = normalize_sequences(x.reshape(n * a, t, 6), include_volume=include_volume)
-    return f.reshape(n, a, t, -1).transpose(0, 2, 1, 3).reshape(n, t, -1)
+    f = f.reshape(n, a, t, -1).transpose(0, 2, 1, 3).reshape(n, t, -1)
+    if not cross:
+        return f
+    parts = [f, cross_products(np.log(np.maximum(x[..., 3], 1e-300)))]
+    if include_volume:
+        parts.append(cross_products(np.log1p(np.maximum(x[..., 4], 0.0))))
+    return np.concatenate(parts, axis=-1).astype(f.dtype, copy=False)
+
+
+def cross_products(levels: np.ndarray, clip: float = 4.0) -> np.ndarray:
+    """(n, A, T) log levels → (n, T, A(A−1)/2): per step, the running mean so far of the product of two assets'
+    changes, each standardised within its own sequence and the product clipped at ±`clip`; step 0 (no change)
+    is 0. At the last step a pair's channel is their correlation (before clipping)."""
+    d = np.diff(levels, axis=-1)
+    d = d - d.mean(axis=-1, keepdims=True)
+    sd = d.std(axis=-1, keepdims=True)
+    z = np.divide(d, sd, out=np.zeros_like(d), where=sd > 0)
+    i, j = np.triu_indices(levels.shape[1], k=1)
+    prod = np.clip(z[:, i] * z[:, j], -clip, clip)  # (n, C, T − 1)
+    running = np.cumsum(prod, axis=-1) / np.arange(1, prod.shape[-1] + 1)
+    return np.concatenate([np.zeros_like(running[..., :1]), running], axis=-1).transpose(0, 2, 1)
 
 
 def panel_discriminative_score(real: np.ndarray, synthetic: np.ndarray, **kwargs) -> DiscriminativeResult:
@@ -181,7 +207,8 @@ def panel_discriminative_score(real: np.ndarray, synthetic: np.ndarray, **kwargs
     fs = panel_features(synthetic, include_volume=not volume_free)
     out = discriminative_score(fr, fs, protocol="paper", **kwargs)
     out.settings.update(volume_free=volume_free, n_assets=int(np.shape(real)[1]),
-                        input="whole panel: A assets × per-asset normalized features per step")
+                        input="whole panel: A assets × per-asset normalized features per step, plus per-step "
+                              "products of each asset pair's standardised return (and log-volume) changes")
     return out
 
 
@@ -243,14 +270,22 @@ def compare_panels(real: np.ndarray, synthetic: np.ndarray, *, real_reference: n
                            {"seed": seed, "returns": "close-to-close log returns within each asset's sequence"})
 
 
-def shuffle_assets(bars: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def shuffle_assets(bars: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None) -> np.ndarray:
     """Each asset's sequence taken from a random panel, a different one per asset (when n ≥ A):
-    co-movement across assets is destroyed, every asset's set of sequences is kept exactly."""
+    co-movement across assets is destroyed, every asset's set of sequences is kept exactly.
+
+    `groups` (n,): draw only among panels of the same group — for example the time of day a panel starts, so
+    the assets' intraday patterns stay aligned and only their co-movement from day to day is gone."""
     x = np.asarray(bars)
     n, a = x.shape[:2]
-    perm = rng.permutation(n)
-    shift = rng.choice(n, size=a, replace=n < a)
-    src = perm[(np.arange(n)[:, None] + shift[None, :]) % n]  # (n, A): source panel of each asset
+    labels = np.zeros(n, dtype=np.int64) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    src = np.empty((n, a), dtype=np.int64)  # source panel of each asset
+    for g in range(int(labels.max()) + 1 if n else 0):
+        members = np.flatnonzero(labels == g)
+        m = len(members)
+        perm = members[rng.permutation(m)]
+        shift = rng.choice(m, size=a, replace=m < a)
+        src[members] = perm[(np.arange(m)[:, None] + shift[None, :]) % m]
     return x[src, np.arange(a)[None, :]]
 
 
