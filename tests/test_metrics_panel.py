@@ -4,7 +4,9 @@ from _sim import bars_from_returns
 
 from kronos_synth.metrics.features import normalize_sequences
 from kronos_synth.metrics.panel import (
+    DAY_NS,
     HALVES,
+    OTHER_DAYS,
     SHUFFLED_ASSETS,
     compare_panels,
     correlation_error,
@@ -13,6 +15,7 @@ from kronos_synth.metrics.panel import (
     eigen_spectrum,
     lower_tail_dependence,
     mean_correlation,
+    other_days,
     panel_calibration_rows,
     panel_features,
     panel_returns,
@@ -159,6 +162,23 @@ def test_tiny_calibration_rows_split_real_panels_by_time():
     rows = panel_calibration_rows(real, seed=0, real_time=times, repeats=1, epochs=1)
     assert "time blocks" in rows[HALVES].discriminative.settings["split"]
     assert "synthetic: random halves" in rows[SHUFFLED_ASSETS].discriminative.settings["split"]
+
+
+def test_other_days_keeps_the_time_of_day_and_needs_intraday_panels():
+    x = panels(48, 0.7, 0)
+    quarter = 15 * 60 * 10**9
+    start = np.arange(48) * 8 * 3 * quarter  # every 6 hours for 12 days: 4 times of day, 12 panels each
+    s = other_days(x, start, np.random.default_rng(0))
+    src = np.array([[np.flatnonzero((x[:, a, :, 3] == s[i, a, :, 3]).all(axis=1))[0] for a in range(A)]
+                    for i in range(len(x))])
+    tod = start % DAY_NS
+    assert (tod[src] == tod[:, None]).all() and all(len(set(row)) == A for row in src)
+    assert other_days(x, np.arange(48) * DAY_NS, np.random.default_rng(0)) is None  # daily: one time of day
+    assert other_days(x, np.arange(48) * quarter, np.random.default_rng(0)) is None  # < A panels per time of day
+    times = np.stack([start, start + quarter * (T - 1)], axis=1)
+    rows = panel_calibration_rows(np.concatenate([x, x]), seed=0, real_time=np.concatenate([times, times]),
+                                  discriminative=False)
+    assert abs(rows[OTHER_DAYS].correlation.mean_pairwise_synthetic) < 0.1
 
 
 def test_volume_comovement_sees_shared_activity_only():

@@ -25,6 +25,8 @@ from kronos_synth.metrics.stats import repeat_seeds
 
 HALVES = "real (first half vs second half)"
 SHUFFLED_ASSETS = "shuffled assets"
+OTHER_DAYS = "assets from other days"
+DAY_NS = 86_400_000_000_000
 
 
 def _check(bars: np.ndarray) -> np.ndarray:
@@ -300,6 +302,10 @@ def panel_calibration_rows(real: np.ndarray, seed: int = 0, *, real_time: np.nda
       from another random panel (`shuffle_assets`). Marginals are real, co-movement is gone:
       its mean pairwise correlation is ≈ 0, and the panel discriminative score must detect it
       (error well below 0.5); if it does not, the classifier cannot see cross-asset structure.
+    - `assets from other days` (intraday panels with `real_time`, when the second half has at least A panels
+      per time of day): the same, but each asset from another day's panel starting at the same time of day
+      (`other_days`), so intraday patterns still line up and only the co-movement is missing — the check
+      that the classifier sees co-movement itself.
     `real_time` ((n, 2) first/last bar times of the panels) splits the classifier's train and test
     panels by time blocks (`discriminative_score`): overlapping stride-1 panels split at random leak.
     The shuffled set mixes times, so its side is split at random. `kwargs` go to `compare_panels`
@@ -310,8 +316,27 @@ def panel_calibration_rows(real: np.ndarray, seed: int = 0, *, real_time: np.nda
     a, b = x[:h], x[h:2 * h]
     ta, tb = (None, None) if real_time is None else (real_time[:h], real_time[h:2 * h])
     shuffled = shuffle_assets(b, np.random.default_rng(repeat_seeds(seed, 1)[0]))
-    return {HALVES: compare_panels(a, b, seed=seed, real_time=ta, synthetic_time=tb, **kwargs),
+    rows = {HALVES: compare_panels(a, b, seed=seed, real_time=ta, synthetic_time=tb, **kwargs),
             SHUFFLED_ASSETS: compare_panels(a, shuffled, seed=seed, real_time=ta, **kwargs)}
+    other = None if tb is None else other_days(b, np.asarray(tb)[:, 0], np.random.default_rng(repeat_seeds(seed, 2)[1]))
+    if other is not None:
+        rows[OTHER_DAYS] = compare_panels(a, other, seed=seed, real_time=ta, **kwargs)
+    return rows
+
+
+def other_days(bars: np.ndarray, start_ns: np.ndarray, rng: np.random.Generator,
+               min_panels: int = 20) -> np.ndarray | None:
+    """Intraday panels (n, A, T, 6) with each asset taken from another day's panel that starts at the same time
+    of day (`shuffle_assets` within time-of-day groups): intraday patterns stay aligned, day-to-day co-movement
+    is gone. Only groups with at least A panels are used (each asset from a different one). None when the
+    panels are not intraday (one time of day) or fewer than `min_panels` remain."""
+    x = np.asarray(bars)
+    tod = np.asarray(start_ns, dtype=np.int64) % DAY_NS
+    labels, inverse, counts = np.unique(tod, return_inverse=True, return_counts=True)
+    keep = counts[inverse] >= x.shape[1]
+    if len(labels) < 2 or keep.sum() < min_panels:
+        return None
+    return shuffle_assets(x[keep], rng, groups=tod[keep])
 
 
 @dataclass
