@@ -100,7 +100,7 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     from kronos_synth.baselines.panel import ConstantCorrelationGarch, SynchronizedBlockBootstrap
     from kronos_synth.data.panels import aligned_panel, panel_windows
     from kronos_synth.data.sources import load_klines
-    from kronos_synth.metrics.panel import compare_panels, panel_calibration_rows, shuffle_assets
+    from kronos_synth.metrics.panel import compare_panels, other_days, panel_calibration_rows
 
     p, horizon, freq = proto["panel"], int(proto["window"]), proto["freq"]
     klines = load_klines(str(Path(files[0]).parent / proto["data"]))
@@ -185,10 +185,8 @@ def run(proto: dict, folder: Path, files: list[str], echo=print) -> dict[str, An
     row("real train period", {**base, "model": "real-train"}, lambda: train.values[take])
     # Can the classifier see co-movement at all? The same panels with each asset taken from another day's panel
     # that starts at the same time of day: intraday patterns stay aligned, day-to-day co-movement is gone.
-    day = np.int64(86_400_000_000_000)
     row("real train period, assets from other days", {**base, "model": "real-train-other-days"},
-        lambda: shuffle_assets(train.values, np.random.default_rng(seed),
-                               groups=train.timestamps[:, 0].astype("int64") % day)[take])
+        lambda: other_days(train.values, train.timestamps[:, 0].astype("int64"), np.random.default_rng(seed))[take])
 
     key = settings_key({"metric": metric, "test": test.values.shape, "symbols": symbols, "calibration": 1,
                         "metrics": METRICS_VERSION})

@@ -59,8 +59,8 @@ def token_scores(tokenizer: torch.nn.Module, norm: Any, contexts: np.ndarray, de
                  return_bins: int = 0) -> TokenOrder:
     """The order of each token draw, from real contexts (n, L, 6). Scores are least-squares fits of a bar's
     close log return (over its window's standard deviation) or log(1 + volume) (standardised within its
-    window) on the ±1 bits of the bar's (s1, s2) tokens; they are rounded to 6 significant digits so the order they give does not hinge on the
-    last bits of a BLAS sum.
+    window) on the ±1 bits of the bar's (s1, s2) tokens, rounded to 6 significant digits so the order they
+    give does not hinge on the last bits of a BLAS sum.
 
     return_bins = 0: s1 and s2 by return score. return_bins = K: s1 in K bins of equally many ids by return
     score, and by volume score inside a bin (s2 still by return): a panel then couples volume as well."""
