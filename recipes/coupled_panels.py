@@ -2,7 +2,9 @@
 
 Generates panels of the two embedded daily indices (`kronos-synth generate --panel SPX,IXIC`): each panel
 continues both indices from one shared context date, with the draws of the two coupled by a Gaussian
-copula of the context's returns. The same run without coupling (`--coupling none`) is the control:
+copula of the context's returns (and, by default, a second draw per step by one of its log-volume changes;
+for a pair as tight as these two, `--no-volume-coupling` keeps more return correlation, docs/scenarios.md).
+The same run without coupling (`--coupling none`) is the control:
 same sampler and marginals, independent assets. Both are scored against the real test-period panels
 with the panel metrics — mean pairwise return correlation, correlation-matrix error, largest
 eigenvalue, lower-tail dependence — beside the real train-period panels (real vs real).
