@@ -2,8 +2,9 @@
 
 For each panel market, Kronos panels (embedded default, zero-shot, train-period contexts, 1 000 panels)
 with and without `volume_coupling`, against the real test- and train-period panels: the mean pairwise
-correlation of close log returns and the volume co-movement (mean pairwise correlation of log-volume
-changes), both from `kronos_synth.metrics.panel`.
+correlation of close log returns, the volume co-movement (mean pairwise correlation of log-volume
+changes) and the panel discriminative error against the real test-period panels (`--repeats`, time-block
+split), all from `kronos_synth.metrics.panel`; the real train-period panels get the same classifier.
 
     python recipes/pretrain.py heldout-data          # the held-out instruments' 15-minute files
     python -m evaluation.bench_panel_volume          # → evaluation/results/panel-volume/
@@ -45,14 +46,14 @@ def _pairwise(c: np.ndarray) -> float:
 
 
 def measure(freq: str, klines: pd.DataFrame, symbols: tuple[str, ...], horizon: int, *, volume_coupling: bool,
-            n_panels: int, seed: int) -> dict:
+            n_panels: int, seed: int, repeats: int) -> dict:
     import torch
 
     from kronos_synth.data.panels import panel_windows
     from kronos_synth.data.synthetic import read_synthetic
     from kronos_synth.generate.config import GenerationConfig
     from kronos_synth.generate.panel import PanelGenerator
-    from kronos_synth.metrics.panel import mean_correlation, volume_comovement
+    from kronos_synth.metrics.panel import mean_correlation, panel_discriminative_score, volume_comovement
     from kronos_synth.model.pretrained import load_model_pair
 
     torch.set_num_threads(1)
@@ -60,10 +61,21 @@ def measure(freq: str, klines: pd.DataFrame, symbols: tuple[str, ...], horizon: 
                            panel=symbols, samples_per_context=4, contexts_per_symbol=250, batch_size=256, dtype="fp32",
                            gaps=GAPS, volume_coupling=volume_coupling)
     out: dict = {}
-    for split in ("test", "train"):
-        w = panel_windows(klines, symbols, cfg.preset.name, horizon, split=split)
+    windows = {split: panel_windows(klines, symbols, cfg.preset.name, horizon, split=split) for split in ("test", "train")}
+    test = windows["test"]
+    real_time = test.timestamps[:, [0, -1]].astype("int64")
+
+    def disc(bars: np.ndarray, synthetic_time: np.ndarray | None = None) -> dict:
+        d = panel_discriminative_score(test.values, bars, repeats=repeats, epochs=20, seed=seed, threads=1, real_time=real_time,
+                                       synthetic_time=synthetic_time)
+        return {"mean": d.error.mean, "half_width": d.error.half_width}
+
+    for split, w in windows.items():
         out[f"real {split}"] = {"panels": len(w), "correlation": _pairwise(mean_correlation(w.values)),
                                 "volume_comovement": volume_comovement(w.values)}
+    take = np.unique(np.linspace(0, len(windows["train"]) - 1, min(n_panels, len(windows["train"]))).round().astype(int))
+    train = windows["train"]
+    out["real train"]["discriminative"] = disc(train.values[take], train.timestamps[take][:, [0, -1]].astype("int64"))
     t0 = time.perf_counter()
     gen = PanelGenerator(load_model_pair(None), klines, cfg, source="bench")
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,6 +83,7 @@ def measure(freq: str, klines: pd.DataFrame, symbols: tuple[str, ...], horizon: 
         bars = read_synthetic(tmp).to_panels()[0]
     out["kronos"] = {"panels": len(bars), "correlation": _pairwise(mean_correlation(bars)),
                      "volume_comovement": volume_comovement(bars), "seconds": round(time.perf_counter() - t0, 1),
+                     "discriminative": disc(bars),
                      **{k: gen.metadata[k] for k in ("mean_copula_correlation", "mean_volume_copula_correlation")
                         if k in gen.metadata}}
     return out
@@ -81,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--heldout-dir", default="corpus-src/heldout-15m")
     ap.add_argument("--n-panels", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=10, help="panel discriminative repeats")
     ap.add_argument("--out", default=str(RESULTS_DIR / "panel-volume"))
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -94,16 +108,18 @@ def main(argv: list[str] | None = None) -> None:
         for coupled in (True, False):
             name = f"{market} · volume coupling {'on' if coupled else 'off'}"
             key = settings_key({"n_panels": args.n_panels, "seed": args.seed, "symbols": symbols, "horizon": horizon,
-                                "volume_coupling": coupled, "gaps": GAPS})
+                                "volume_coupling": coupled, "gaps": GAPS, "repeats": args.repeats})
             if rows.get(name, {}).get("key") != key:
                 rows[name] = {"key": key, **measure(freq, klines, symbols, horizon, volume_coupling=coupled,
-                                                    n_panels=args.n_panels, seed=args.seed)}
+                                                    n_panels=args.n_panels, seed=args.seed, repeats=args.repeats)}
                 path.write_text(json.dumps(rows, indent=1) + "\n")
             r = rows[name]
             print(f"{name}: correlation {r['kronos']['correlation']:.3f} (real test {r['real test']['correlation']:.3f}, "
                   f"train {r['real train']['correlation']:.3f}), volume co-movement "
                   f"{r['kronos']['volume_comovement']:.3f} (real test {r['real test']['volume_comovement']:.3f}, "
-                  f"train {r['real train']['volume_comovement']:.3f})")
+                  f"train {r['real train']['volume_comovement']:.3f}), discriminative "
+                  f"{r['kronos']['discriminative']['mean']:.3f} ± {r['kronos']['discriminative']['half_width']:.3f} "
+                  f"(real train {r['real train']['discriminative']['mean']:.3f})")
 
 
 if __name__ == "__main__":
