@@ -178,3 +178,29 @@ def test_headerless_tab_and_feather_files_read_like_csv(tmp_path) -> None:
     back = read_klines(str(tmp_path / "x.feather"))
     assert back[["timestamps", "open", "high", "low", "close", "volume"]].equals(
         df[["timestamps", "open", "high", "low", "close", "volume"]])
+
+
+def test_metatrader_exports_date_and_time_columns_and_tick_volume(tmp_path) -> None:
+    """MetaTrader 4 history (no header, date and time of day in two columns), MetaTrader 5 (<DATE>, <TIME>,
+    tick volume beside an all-zero <VOL>) and the MetaTrader 5 Python export (time, …, tick_volume,
+    real_volume) read to the same bars; a real volume that is not all zero is kept."""
+    bars = [("2019.04.17", "00:00", 0.71669, 0.71720, 0.71650, 0.71700, 1234),
+            ("2019.04.17", "01:00", 0.71700, 0.71750, 0.71690, 0.71740, 1100),
+            ("2019.04.17", "02:00", 0.71740, 0.71760, 0.71700, 0.71710, 900)]
+    (tmp_path / "AUDUSD60.csv").write_text("\n".join(",".join(map(str, b)) for b in bars) + "\n")
+    mt4 = read_klines(str(tmp_path / "AUDUSD60.csv"))
+    check_contract(mt4)
+    assert list(mt4["timestamps"]) == [pd.Timestamp("2019-04-17 00:00"), pd.Timestamp("2019-04-17 01:00"),
+                                       pd.Timestamp("2019-04-17 02:00")]
+    assert list(mt4["volume"]) == [1234.0, 1100.0, 900.0] and list(mt4["close"]) == [0.717, 0.7174, 0.7171]
+    mt5 = "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n" + "\n".join(
+        "\t".join(map(str, (*b[:2], *b[2:], 0, 12))) for b in bars) + "\n"
+    (tmp_path / "AUDUSD_mt5.csv").write_text(mt5)
+    cols = ["timestamps", "open", "high", "low", "close", "volume"]
+    assert read_klines(str(tmp_path / "AUDUSD_mt5.csv"))[cols].equals(mt4[cols])
+    py = pd.DataFrame({"time": pd.to_datetime([f"2019-04-17 0{h}:00" for h in range(3)]),
+                       **{c: [b[i + 2] for b in bars] for i, c in enumerate(["open", "high", "low", "close"])},
+                       "tick_volume": [b[6] for b in bars], "spread": 12, "real_volume": 0})
+    assert to_klines(py)[cols].equals(mt4[cols])
+    stocks = py.rename(columns={"real_volume": "volume"}).assign(volume=[5.0, 6.0, 7.0])
+    assert list(to_klines(stocks)["volume"]) == [5.0, 6.0, 7.0]  # a real volume wins over the ticks

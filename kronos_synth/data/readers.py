@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import gzip
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -21,6 +22,7 @@ from kronos_synth.data.schema import (
     KLINE_COLUMNS,
     PRICE_COLUMNS,
     SYMBOL,
+    TICK_VOLUME_ALIASES,
     TIMESTAMP_ALIASES,
     TIMESTAMPS,
 )
@@ -41,30 +43,39 @@ _FEATHER_SUFFIXES = (".feather",)
 KLINE_SUFFIXES = _CSV_SUFFIXES + _PARQUET_SUFFIXES + _FEATHER_SUFFIXES
 
 
-#: column order of headerless K-line exports (MetaTrader, many vendors): time, O, H, L, C[, volume[, amount]]
+#: column order of headerless K-line exports (many vendors): time, O, H, L, C[, volume[, amount]]
 HEADERLESS_COLUMNS = ("timestamps", "open", "high", "low", "close", "volume", "amount")
+#: MetaTrader 4 history exports keep the date and the time of day in two columns: date, time, O, H, L, C, volume
+HEADERLESS_SPLIT_COLUMNS = ("date", "time", "open", "high", "low", "close", "volume", "amount")
+SPLIT_TIME = "time of day"  # `_map_columns` key of a separate time-of-day column
+_TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
-def _csv_layout(path: str) -> tuple[str, bool]:
-    """(separator, has_header). Tab for .tsv files and for files whose first line has tabs but no commas
-    (MetaTrader exports), semicolon when the first line has semicolons but no commas (European exports); no header when the first line is a bar: a date followed by 4 to 6 numbers."""
+def _csv_layout(path: str) -> tuple[str, tuple[str, ...] | None]:
+    """(separator, column names of a headerless file, or None when the first line is a header). Tab for .tsv
+    files and for files whose first line has tabs but no commas (MetaTrader exports), semicolon when the first
+    line has semicolons but no commas (European exports). No header when the first line is a bar: a date
+    followed by 4 to 6 numbers, or a date, a time of day and 4 to 6 numbers (MetaTrader 4)."""
     opener = gzip.open if path.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
             first = f.readline().strip()
     except OSError:
-        return ",", True
+        return ",", None
     sep = "\t" if path.lower().endswith(".tsv") or ("\t" in first and "," not in first) else \
         ";" if ";" in first and "," not in first else ","
     cells = [c.strip() for c in first.split(sep)]
-    if not 5 <= len(cells) <= len(HEADERLESS_COLUMNS):
-        return sep, True
+    split = len(cells) > 1 and bool(_TIME_OF_DAY.match(cells[1]))
+    columns = HEADERLESS_SPLIT_COLUMNS if split else HEADERLESS_COLUMNS
+    numbers = cells[2:] if split else cells[1:]
+    if not 4 <= len(numbers) <= len(columns) - (2 if split else 1):
+        return sep, None
     try:
-        [float(c) for c in cells[1:]]
-        pd.Timestamp(cells[0])
+        [float(c) for c in numbers]
+        pd.Timestamp(f"{cells[0]} {cells[1]}" if split else cells[0])
     except ValueError:
-        return sep, True
-    return sep, False
+        return sep, None
+    return sep, columns
 
 
 def file_stem(path: str) -> str:
@@ -95,11 +106,12 @@ def _read_raw(path: str) -> pd.DataFrame:
         if lower.endswith(_FEATHER_SUFFIXES):
             return pd.read_feather(path)
         if lower.endswith(_CSV_SUFFIXES):
-            sep, header = _csv_layout(path)
-            if header:
+            sep, columns = _csv_layout(path)
+            if columns is None:
                 return pd.read_csv(path, sep=sep)
-            raw = pd.read_csv(path, sep=sep, header=None)
-            return raw.set_axis(list(HEADERLESS_COLUMNS[: raw.shape[1]]), axis=1)
+            split = columns is HEADERLESS_SPLIT_COLUMNS  # keep "00:00" and "2019.04.17" as text
+            raw = pd.read_csv(path, sep=sep, header=None, dtype={0: str, 1: str} if split else None)
+            return raw.set_axis(list(columns[: raw.shape[1]]), axis=1)
     except pd.errors.EmptyDataError:
         raise KlineDataError("file is empty", file=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError, zipfile.BadZipFile) as e:
@@ -118,8 +130,8 @@ def _read_raw(path: str) -> pd.DataFrame:
 def _map_columns(raw: pd.DataFrame, file: str | None) -> dict[str, str]:
     """canonical name → raw column name, from case-insensitive aliases."""
     by_lower: dict[str, str] = {}
-    for col in raw.columns:
-        by_lower.setdefault(str(col).strip().lower(), col)
+    for col in raw.columns:  # MetaTrader 5 exports name their columns <DATE>, <TIME>, <OPEN>, …, <TICKVOL>
+        by_lower.setdefault(str(col).strip().strip("<>").strip().lower(), col)
     mapping: dict[str, str] = {}
     for alias in TIMESTAMP_ALIASES:
         if alias in by_lower:
@@ -136,6 +148,17 @@ def _map_columns(raw: pd.DataFrame, file: str | None) -> dict[str, str]:
             if alias in by_lower:
                 mapping[canon] = by_lower[alias]
                 break
+    # FX exports carry tick volume beside a real volume that is all zero (MetaTrader 5's <VOL>): take the ticks.
+    tick = next((by_lower[a] for a in TICK_VOLUME_ALIASES if a in by_lower), None)
+    if tick is not None:
+        chosen = mapping.get("volume")
+        if chosen is None or (pd.to_numeric(raw[chosen], errors="coerce").fillna(0) == 0).all():
+            mapping["volume"] = tick
+    # A date column with the time of day in a column of its own (MetaTrader): both make the timestamp.
+    if TIMESTAMPS in mapping and "time" in by_lower and by_lower["time"] != mapping[TIMESTAMPS]:
+        times = raw[by_lower["time"]].astype("string").str.strip()
+        if times.notna().all() and times.str.fullmatch(_TIME_OF_DAY.pattern).all():
+            mapping[SPLIT_TIME] = by_lower["time"]
     return mapping
 
 
@@ -252,7 +275,10 @@ def _klines_and_report(
         out[SYMBOL] = sym.astype(str).str.strip().to_numpy()
     else:
         out[SYMBOL] = np.full(len(raw), symbol if symbol is not None else (file_stem(file) if file else ""))
-    out[TIMESTAMPS] = _parse_timestamps(raw[cols[TIMESTAMPS]].reset_index(drop=True), file, str(cols[TIMESTAMPS]))
+    stamps = raw[cols[TIMESTAMPS]]
+    if SPLIT_TIME in cols:
+        stamps = stamps.astype("string").str.strip() + " " + raw[cols[SPLIT_TIME]].astype("string").str.strip()
+    out[TIMESTAMPS] = _parse_timestamps(stamps.reset_index(drop=True), file, str(cols[TIMESTAMPS]))
     for c in PRICE_COLUMNS:
         out[c] = _to_float(raw[cols[c]], file, str(cols[c]))
     # The reference rule: no volume → volume 0 (and amount 0 unless given);

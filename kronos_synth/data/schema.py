@@ -26,3 +26,5 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "amount": ("amount", "turnover", "quote_volume", "quote_asset_volume"),
     "symbol": ("symbol", "ticker", "asset", "code"),
 }
+#: Tick-volume columns (FX): the volume when the file has no volume column or an all-zero one.
+TICK_VOLUME_ALIASES: tuple[str, ...] = ("tick_volume", "tickvol", "tick volume", "ticks")
